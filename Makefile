@@ -1,0 +1,54 @@
+# vzlocal build. Every go command goes through scripts/go, which sets the cgo environment (the same
+# bytes every time, so Go's build cache keeps the 3-6 minute llama.cpp build).
+#   make setup     install what a fresh Debian machine lacks (idempotent)
+#   make build     bin/vzlocal            (PORTABLE=1 for a generic x86-64 build)
+#   make test      every test that runs without a GPU
+#   make bench     benchmarks; results in bench/README.md
+GO       := ./scripts/go
+APT_PKGS := nlohmann-json3-dev libstb-dev libopenblas-dev pkg-config
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+VZ_INC   := $(HOME)/.cache/vzlocal/include
+TOOLS    := $(HOME)/.cache/vzlocal/tools
+OLLAMA_VERSION := 0.17.4
+
+.PHONY: setup apt gomod build test test-short bench vet fmt clean
+
+setup: apt gomod $(TOOLS)/bin/ollama
+
+apt:
+	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	else echo "apt packages present"; fi
+
+gomod:
+	go mod download
+	go mod download github.com/gen2brain/malgo
+	mkdir -p $(VZ_INC)/miniaudio
+	ln -sf "$$(go env GOMODCACHE)/github.com/gen2brain/malgo@v0.11.24/miniaudio.h" $(VZ_INC)/miniaudio/miniaudio.h
+
+# The real Ollama server, built from the same module version, for the export tests.
+$(TOOLS)/bin/ollama: go.mod
+	mkdir -p $(TOOLS)/bin
+	$(GO) build -ldflags "-X github.com/ollama/ollama/version.Version=$(OLLAMA_VERSION)" \
+		-o $(TOOLS)/bin/ollama github.com/ollama/ollama
+
+build:
+	$(GO) build -o bin/vzlocal ./cmd/vzlocal
+
+test:
+	$(GO) vet ./...
+	$(GO) test -timeout 25m ./...
+
+test-short:
+	$(GO) test -short ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/
+
+fmt:
+	gofmt -l -w .
+
+clean:
+	rm -rf bin

@@ -1,0 +1,146 @@
+// Package data makes and reads the image pairs the games are played on: an original image and a
+// modified copy with a small, exactly known difference.
+//
+// On disk every kind of pair (CLEVR scenes, charts, edited photos, user pairs) has one format: a
+// folder of ID.original.png, ID.modified.png and ID.json (a Pair), plus index.jsonl with one Pair per
+// line in ID order. The game engine only ever sees Pairs.
+package data
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Kinds of pairs.
+const (
+	KindCLEVR = "clevr"
+	KindChart = "chart"
+	KindEdit  = "edit" // a single photo turned into a pair by an automatic local edit
+	KindUser  = "user" // a pair the user gave (NAME.EXT + NAME.edit.EXT or a manifest line)
+)
+
+// Pair is one game input. Paths are relative to the folder that holds the pair's JSON.
+type Pair struct {
+	ID       string `json:"id"`
+	Kind     string `json:"kind"`
+	Original string `json:"original"` // e.g. "000017.original.png"
+	Modified string `json:"modified"`
+	Width    int    `json:"width"`
+	Height   int    `json:"height"`
+	Seed     int64  `json:"seed"`
+	// Items lists what a viewer can name in the images, one entry per object, bar, slice or
+	// region. Unchanged items have Original == Modified; a removed item has Modified == "", an
+	// added one Original == "". The scripted policy plays from these descriptions.
+	Items []Item `json:"items"`
+	// Changes says exactly what differs, with the pixel box of each change.
+	Changes []Change `json:"changes"`
+	// Instruction is the edit instruction of a user pair, when the manifest gave one.
+	Instruction string `json:"instruction,omitempty"`
+	// Detail holds the kind-specific record: the CLEVR scenes, the chart data, the edit list.
+	Detail json.RawMessage `json:"detail,omitempty"`
+
+	dir string // folder the pair was read from; not serialised
+}
+
+// Item is one nameable thing in the pair, described in plain words ("large red metal cube").
+type Item struct {
+	Original string `json:"original"`
+	Modified string `json:"modified"`
+}
+
+// Changed reports whether the item differs between the two images.
+func (it Item) Changed() bool { return it.Original != it.Modified }
+
+// Change is one difference between the images.
+type Change struct {
+	Kind   string `json:"kind"`   // e.g. "replace", "recolor", "add", "remove", "move", "value", "patch-swap"
+	Before string `json:"before"` // description in the original ("" for an addition)
+	After  string `json:"after"`  // description in the modified image ("" for a removal)
+	Box    Box    `json:"box"`    // pixels that may differ, in the original's coordinates
+}
+
+// Box is a pixel rectangle [X0,X1) x [Y0,Y1).
+type Box struct {
+	X0 int `json:"x0"`
+	Y0 int `json:"y0"`
+	X1 int `json:"x1"`
+	Y1 int `json:"y1"`
+}
+
+// OriginalPath and ModifiedPath are the image files of a pair read from disk.
+func (p *Pair) OriginalPath() string { return filepath.Join(p.dir, p.Original) }
+func (p *Pair) ModifiedPath() string { return filepath.Join(p.dir, p.Modified) }
+
+// Dir is the folder the pair was read from ("" for a pair built in memory).
+func (p *Pair) Dir() string { return p.dir }
+
+// SetDir records where the pair's files live (used by writers and by in-memory pairs).
+func (p *Pair) SetDir(dir string) { p.dir = dir }
+
+// IndexFile is the name of a pair folder's index.
+const IndexFile = "index.jsonl"
+
+// ReadDir reads a pair folder: index.jsonl when present, else every *.json pair file. Pairs whose
+// images are missing are an error naming the file: a game cannot be played on them.
+func ReadDir(dir string) ([]*Pair, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pair folder %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("pair folder %s: not a folder", dir)
+	}
+	var pairs []*Pair
+	if b, err := os.ReadFile(filepath.Join(dir, IndexFile)); err == nil {
+		for i, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" {
+				continue
+			}
+			p := new(Pair)
+			if err := json.Unmarshal([]byte(line), p); err != nil {
+				return nil, fmt.Errorf("%s line %d: %w", filepath.Join(dir, IndexFile), i+1, err)
+			}
+			pairs = append(pairs, p)
+		}
+	} else {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+		sort.Strings(files)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+			p := new(Pair)
+			if err := json.Unmarshal(b, p); err != nil {
+				return nil, fmt.Errorf("%s: not a pair file: %w", f, err)
+			}
+			pairs = append(pairs, p)
+		}
+	}
+	for _, p := range pairs {
+		p.dir = dir
+		if p.ID == "" || p.Original == "" || p.Modified == "" {
+			return nil, fmt.Errorf("pair folder %s: pair %q lacks id, original or modified", dir, p.ID)
+		}
+		for _, f := range []string{p.OriginalPath(), p.ModifiedPath()} {
+			if _, err := os.Stat(f); err != nil {
+				return nil, fmt.Errorf("pair %s: image %s: %w", p.ID, f, err)
+			}
+		}
+	}
+	return pairs, nil
+}
+
+// HeldOut reports whether a pair belongs to the held-out (evaluation) split. The split is a seeded
+// hash of the pair ID, so it is stable across runs and independent of the order pairs are read in.
+func HeldOut(id string, seed int64, fraction float64) bool {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%s", seed, id)
+	return float64(h.Sum64()%1_000_000)/1_000_000 < fraction
+}

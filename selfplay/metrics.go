@@ -45,8 +45,8 @@ type StepMetrics struct {
 	PeakMemBytes      int64   `json:"peak_mem_bytes"`
 
 	// Scheduled evaluation against the frozen base (issue: eval); present when run this step.
-	EvalWinRate   *float64 `json:"eval_win_rate,omitempty"`
-	EvalWinLow    *float64 `json:"eval_win_low,omitempty"` // Wilson 95% interval
-	EvalWinHigh   *float64 `json:"eval_win_high,omitempty"`
-	EvalGames     int      `json:"eval_games,omitempty"`
+	EvalWinRate *float64 `json:"eval_win_rate,omitempty"`
+	EvalWinLow  *float64 `json:"eval_win_low,omitempty"` // Wilson 95% interval
+	EvalWinHigh *float64 `json:"eval_win_high,omitempty"`
+	EvalGames   int      `json:"eval_games,omitempty"`
 }

@@ -1,0 +1,58 @@
+package train
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestCheckpointSaveLatestPrune(t *testing.T) {
+	run := t.TempDir()
+	_, _, ok, err := LatestCheckpoint(run)
+	require.NoError(t, err)
+	require.False(t, ok)
+
+	for step := 1; step <= 4; step++ {
+		_, err := SaveCheckpoint(run, step, 2, func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, "state.json"), []byte{byte('0' + step)}, 0o644)
+		})
+		require.NoError(t, err)
+	}
+	dir, step, ok, err := LatestCheckpoint(run)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, 4, step)
+	b, _ := os.ReadFile(filepath.Join(dir, "state.json"))
+	require.Equal(t, "4", string(b))
+	entries, _ := os.ReadDir(filepath.Join(run, checkpointsDir))
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	require.ElementsMatch(t, []string{"latest", "step-000003", "step-000004"}, names)
+}
+
+func TestCheckpointFailedFillKeepsPrevious(t *testing.T) {
+	run := t.TempDir()
+	_, err := SaveCheckpoint(run, 1, 0, func(dir string) error { return nil })
+	require.NoError(t, err)
+	_, err = SaveCheckpoint(run, 2, 0, func(dir string) error { return errors.New("disk full") })
+	require.ErrorContains(t, err, "disk full")
+	_, step, ok, err := LatestCheckpoint(run)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, 1, step)
+	entries, _ := os.ReadDir(filepath.Join(run, checkpointsDir))
+	require.Len(t, entries, 2, "half-written checkpoint left behind")
+}
+
+func TestLatestCheckpointCorrupt(t *testing.T) {
+	run := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(run, checkpointsDir), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(run, checkpointsDir, latestFile), []byte("garbage"), 0o644))
+	_, _, _, err := LatestCheckpoint(run)
+	require.ErrorContains(t, err, "not a checkpoint")
+}

@@ -20,6 +20,10 @@ type Request struct {
 	// in evaluation: candidate adapter vs reference); 0 is the observer.
 	Player int
 	Role   string // "civilian", "spy", "observer", "voter", "questioner", "solver"
+	// Temperature and MaxTokens are the sampling settings of the stage that asks; zero means the
+	// backend's default.
+	Temperature float64
+	MaxTokens   int
 	// Truth gives the scripted policy what a real model would have to see for itself; model
 	// backends ignore it.
 	Truth any
@@ -33,6 +37,9 @@ type Completion struct {
 	Tokens       []int32   // sampled ids
 	LogProbs     []float32 // behaviour log-prob of each sampled id under the distribution sampled from
 	Finish       string    // "stop" or "length"
+	// EvalCount is the number of sampled tokens when the backend reports a count but no ids
+	// (Ollama); backends that fill Tokens may leave it zero.
+	EvalCount int
 	// ImageSpans says where image embedding rows sit in PromptTokens, for the gradient engine.
 	ImageSpans []ImageSpan
 }

@@ -1,0 +1,19 @@
+package testmodel
+
+// Chat templates. llama.cpp does not run Jinja for llama_chat_apply_template: it detects the template
+// by substring (tiny-models.md §2.2). These short templates contain the markers it looks for and are
+// also valid Jinja for tools that do render them.
+const (
+	// chatmlTemplate is detected as "chatml" (contains <|im_start|>).
+	chatmlTemplate = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}" +
+		"{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+
+	// smolvlmTemplate is detected as "smolvlm" (<|im_start|> and <end_of_utterance>).
+	smolvlmTemplate = "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}: {{ message['content'] }}<end_of_utterance>\n{% endfor %}" +
+		"{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+
+	// gemmaTemplate is detected as "gemma" (<start_of_turn>). BOS comes from add_bos_token.
+	gemmaTemplate = "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'assistant' %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}" +
+		"{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}" +
+		"{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)

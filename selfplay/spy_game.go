@@ -60,12 +60,12 @@ type SpySample struct {
 	Image  string `json:"image"`
 	Text   string `json:"text"`
 
-	PromptTokens []int32    `json:"prompt_tokens,omitempty"`
-	Tokens       []int32    `json:"tokens,omitempty"`
-	LogProbs     []float32  `json:"logprobs,omitempty"`
+	PromptTokens []int32     `json:"prompt_tokens,omitempty"`
+	Tokens       []int32     `json:"tokens,omitempty"`
+	LogProbs     []float32   `json:"logprobs,omitempty"`
 	ImageSpans   []ImageSpan `json:"image_spans,omitempty"`
-	Finish       string     `json:"finish,omitempty"`
-	EvalCount    int        `json:"eval_count,omitempty"`
+	Finish       string      `json:"finish,omitempty"`
+	EvalCount    int         `json:"eval_count,omitempty"`
 
 	Reasoning string   `json:"reasoning"`
 	Clue      string   `json:"clue,omitempty"` // clue stage: what later players were shown

@@ -1,0 +1,158 @@
+package lora
+
+import "fmt"
+
+// Engine is the trainer's view of a gradient engine (the CPU reference here; CUDA later).
+//
+// Sign convention: Backward computes the gradient of
+//
+//	loss = sum over scored tokens t of w_t * log p(token_t | tokens < t)
+//
+// so d(loss)/d(logp_t) = w_t. The trainer (optim) produces w_t (advantage times importance weight
+// times loss normalization, with the sign it needs: to maximize the objective J pass w_t = -dJ/dlogp_t
+// and descend, or pass +dJ/dlogp_t and ascend). Unscored tokens carry no weight.
+type Engine interface {
+	// Config returns the base model's hyper-parameters.
+	Config() Config
+	// SetAdapter installs the adapter to evaluate and differentiate (nil: the base model alone).
+	SetAdapter(a *Adapter) error
+	// LogProbs returns per-token log-probs, [seq][token], 0 where a token is not scored.
+	LogProbs(b *Batch) ([][]float32, error)
+	// Backward returns the log-probs, the loss and d(loss)/d(every LoRA A and B).
+	Backward(b *Batch, weights [][]float32) (*Result, error)
+	// MemoryEstimate is the engine's working memory for the batch in bytes (weights excluded).
+	MemoryEstimate(b *Batch) (int64, error)
+}
+
+// Result of a Backward pass.
+type Result struct {
+	LogProbs [][]float32
+	Loss     float64
+	Grads    *Adapter // same shapes as the adapter; A and B hold the gradients
+	Tokens   int      // packed rows the pass computed (the shared prompt counted once)
+}
+
+// Options of the CPU engine.
+type Options struct {
+	Threads int // OpenBLAS and Go worker threads; <= 0 means 1
+	// Recompute keeps only each layer's input during the forward and recomputes the layer's
+	// activations in the backward: memory O(layers * tokens * n_embd) instead of
+	// O(layers * tokens * (n_embd + n_ff)), for about one more forward of compute.
+	Recompute bool
+	// HeadChunk is the number of rows per vocabulary-projection chunk (default 64): logits are never
+	// held for more rows than this.
+	HeadChunk int
+}
+
+// CPU is the CPU reference engine: float32, matrix products through OpenBLAS.
+type CPU struct {
+	m     *Model
+	ad    *Adapter
+	opt   Options
+	fault fault // test hook: corrupt one gradient term
+}
+
+var _ Engine = (*CPU)(nil)
+
+// NewCPU wraps a loaded base model.
+func NewCPU(m *Model, o Options) *CPU {
+	if o.Threads <= 0 {
+		o.Threads = 1
+	}
+	if o.HeadChunk <= 0 {
+		o.HeadChunk = 64
+	}
+	return &CPU{m: m, opt: o}
+}
+
+// LoadCPU loads a GGUF base model and returns a CPU engine for it.
+func LoadCPU(path string, o Options) (*CPU, error) {
+	m, err := LoadModel(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewCPU(m, o), nil
+}
+
+func (e *CPU) Config() Config { return e.m.Cfg }
+
+// Model returns the dequantized base model.
+func (e *CPU) Model() *Model { return e.m }
+
+func (e *CPU) SetAdapter(a *Adapter) error {
+	if a != nil {
+		if err := a.CheckModel(e.m.Cfg); err != nil {
+			return fmt.Errorf("set adapter: %w", err)
+		}
+	}
+	e.ad = a
+	return nil
+}
+
+func (e *CPU) LogProbs(b *Batch) ([][]float32, error) {
+	pk, err := pack(b, e.m.Cfg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("log-probs: %w", err)
+	}
+	r := e.run(pk, nil, nil, false)
+	return r.LogProbs, nil
+}
+
+func (e *CPU) Backward(b *Batch, weights [][]float32) (*Result, error) {
+	if weights == nil {
+		return nil, fmt.Errorf("backward: no per-token weights")
+	}
+	pk, err := pack(b, e.m.Cfg, weights)
+	if err != nil {
+		return nil, fmt.Errorf("backward: %w", err)
+	}
+	var g *Adapter
+	if e.ad != nil {
+		g = e.ad.ZeroLike()
+	}
+	return e.run(pk, weights, g, true), nil
+}
+
+func (e *CPU) MemoryEstimate(b *Batch) (int64, error) {
+	pk, err := pack(b, e.m.Cfg, nil)
+	if err != nil {
+		return 0, fmt.Errorf("memory estimate: %w", err)
+	}
+	return e.memory(pk, true), nil
+}
+
+// memory counts the float32 buffers run allocates for a packed batch.
+func (e *CPU) memory(pk *packed, backward bool) int64 {
+	c := e.m.Cfg
+	n := int64(pk.n)
+	cache := layerCacheFloats(c, e.rank(), pk.n)
+	var f int64
+	maxSeg := int64(0)
+	for _, s := range pk.segs {
+		m := int64(s.r1 - s.r0)
+		maxSeg = max(maxSeg, m*(int64(s.prefix)+m))
+	}
+	f += 2 * maxSeg                                                  // attention scores and their gradient
+	f += int64(e.opt.HeadChunk) * (int64(c.NVocab) + int64(c.NEmbd)) // logits chunk
+	f += 2 * n * int64(c.NEmbd)                                      // residual stream and its gradient
+	if !backward {
+		return 4 * (f + cache)
+	}
+	if e.opt.Recompute {
+		f += int64(c.NLayer)*n*int64(c.NEmbd) + cache
+	} else {
+		f += int64(c.NLayer) * (n*int64(c.NEmbd) + cache)
+	}
+	f += layerGradFloats(c, e.rank(), pk.n)
+	if e.ad != nil {
+		f += int64(e.ad.NumParams())
+	}
+	return 4 * f
+}
+
+func (e *CPU) rank() int {
+	if e.ad == nil {
+		return 0
+	}
+	return e.ad.Rank
+}

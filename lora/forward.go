@@ -1,0 +1,318 @@
+package lora
+
+import (
+	"math"
+	"slices"
+)
+
+// layerCache holds one decoder block's activations, everything its backward needs.
+type layerCache struct {
+	xn1, rstd1, q, k, v, lse, ao, x2, xn2, rstd2, g, u, h []float32
+	lu                                                    [7][]float32 // x A^T of each target (Targets order)
+}
+
+func layerCacheFloats(c Config, rank, n int) int64 {
+	E, Q, KV, F := int64(c.NEmbd), int64(c.NHead*c.HeadDim), int64(c.NHeadKV*c.HeadDim), int64(c.NFF)
+	per := 3*E + 2 + 2*Q + 2*KV + int64(c.NHead) + 3*F + 7*int64(rank)
+	return per * int64(n)
+}
+
+func newLayerCache(c Config, rank, n int) *layerCache {
+	E, Q, KV, F := c.NEmbd, c.NHead*c.HeadDim, c.NHeadKV*c.HeadDim, c.NFF
+	lc := &layerCache{
+		xn1: make([]float32, n*E), rstd1: make([]float32, n), q: make([]float32, n*Q),
+		k: make([]float32, n*KV), v: make([]float32, n*KV), lse: make([]float32, c.NHead*n),
+		ao: make([]float32, n*Q), x2: make([]float32, n*E), xn2: make([]float32, n*E),
+		rstd2: make([]float32, n), g: make([]float32, n*F), u: make([]float32, n*F), h: make([]float32, n*F),
+	}
+	for i := range lc.lu {
+		lc.lu[i] = make([]float32, n*rank)
+	}
+	return lc
+}
+
+// layerGrads is the backward's scratch for one block, reused across blocks.
+type layerGrads struct {
+	dx2, dxn, dq, dk, dv, dao, dg, du, dh, tmp []float32
+}
+
+func layerGradFloats(c Config, rank, n int) int64 {
+	E, Q, KV, F := int64(c.NEmbd), int64(c.NHead*c.HeadDim), int64(c.NHeadKV*c.HeadDim), int64(c.NFF)
+	return int64(n) * (2*E + 2*Q + 2*KV + 3*F + int64(rank))
+}
+
+func newLayerGrads(c Config, rank, n int) *layerGrads {
+	E, Q, KV, F := c.NEmbd, c.NHead*c.HeadDim, c.NHeadKV*c.HeadDim, c.NFF
+	return &layerGrads{
+		dx2: make([]float32, n*E), dxn: make([]float32, n*E), dq: make([]float32, n*Q),
+		dk: make([]float32, n*KV), dv: make([]float32, n*KV), dao: make([]float32, n*Q),
+		dg: make([]float32, n*F), du: make([]float32, n*F), dh: make([]float32, n*F),
+		tmp: make([]float32, n*max(rank, 1)),
+	}
+}
+
+// pass is the state of one forward (and backward) over a packed batch.
+type pass struct {
+	e       *CPU
+	c       Config
+	pk      *packed
+	rope    *ropeTable
+	dims    attnDims
+	scratch []float32 // attention scores (and their gradient in the backward)
+	grads   *Adapter
+}
+
+// lin returns the (adapted) projection of target t in layer il.
+func (ps *pass) lin(il int, t string) *linear {
+	c := ps.c
+	in, out, _ := c.linearShape(t)
+	l := &linear{w: ps.e.m.weight(il, t), in: in, out: out}
+	ly := &ps.e.m.Layers[il]
+	switch t {
+	case "attn_q":
+		l.bias = ly.Bq
+	case "attn_k":
+		l.bias = ly.Bk
+	case "attn_v":
+		l.bias = ly.Bv
+	}
+	if ps.e.ad != nil {
+		if p := ps.e.ad.Lookup(il, t); p != nil {
+			l.p, l.scale = p, ps.e.ad.Scale()
+			l.grad = ps.grads.Lookup(il, t)
+		}
+	}
+	return l
+}
+
+// layerForward runs decoder block il: y = x2 + ffn(norm(x2)), x2 = x + attn(norm(x)).
+func (ps *pass) layerForward(il int, x, y []float32, lc *layerCache) {
+	c, n := ps.c, ps.pk.n
+	ly := &ps.e.m.Layers[il]
+	rmsnormForward(lc.xn1, lc.rstd1, x, ly.AttnNorm, n, c.NEmbd, c.RMSEps)
+	ps.lin(il, "attn_q").forward(lc.q, lc.xn1, lc.lu[0], n)
+	ps.lin(il, "attn_k").forward(lc.k, lc.xn1, lc.lu[1], n)
+	ps.lin(il, "attn_v").forward(lc.v, lc.xn1, lc.lu[2], n)
+	ropeApply(lc.q, ps.rope, n, c.NHead, c.HeadDim, c.Rope, false)
+	ropeApply(lc.k, ps.rope, n, c.NHeadKV, c.HeadDim, c.Rope, false)
+	attentionForward(lc.ao, lc.lse, lc.q, lc.k, lc.v, ps.pk.segs, ps.dims, ps.scratch)
+	ps.lin(il, "attn_output").forward(lc.x2, lc.ao, lc.lu[3], n)
+	for i, v := range x {
+		lc.x2[i] += v
+	}
+	rmsnormForward(lc.xn2, lc.rstd2, lc.x2, ly.FFNNorm, n, c.NEmbd, c.RMSEps)
+	ps.lin(il, "ffn_gate").forward(lc.g, lc.xn2, lc.lu[4], n)
+	ps.lin(il, "ffn_up").forward(lc.u, lc.xn2, lc.lu[5], n)
+	swigluForward(lc.h, lc.g, lc.u)
+	ps.lin(il, "ffn_down").forward(y, lc.h, lc.lu[6], n)
+	for i, v := range lc.x2 {
+		y[i] += v
+	}
+}
+
+// layerBackward takes dy = d(loss)/d(block output) and writes dx = d(loss)/d(block input) (when dx
+// is not nil), accumulating the block's LoRA gradients.
+func (ps *pass) layerBackward(il int, x []float32, lc *layerCache, dy, dx []float32, gs *layerGrads) {
+	c, n, f := ps.c, ps.pk.n, ps.e.fault
+	ly := &ps.e.m.Layers[il]
+	copy(gs.dx2, dy)
+	clear(gs.dh)
+	ps.lin(il, "ffn_down").backward(gs.dh, dy, lc.h, lc.lu[6], gs.tmp, n, f)
+	swigluBackward(gs.dg, gs.du, gs.dh, lc.g, lc.u)
+	clear(gs.dxn)
+	ps.lin(il, "ffn_gate").backward(gs.dxn, gs.dg, lc.xn2, lc.lu[4], gs.tmp, n, f)
+	ps.lin(il, "ffn_up").backward(gs.dxn, gs.du, lc.xn2, lc.lu[5], gs.tmp, n, f)
+	rmsnormBackward(gs.dx2, gs.dxn, lc.x2, ly.FFNNorm, lc.rstd2, n, c.NEmbd)
+	clear(gs.dao)
+	ps.lin(il, "attn_output").backward(gs.dao, gs.dx2, lc.ao, lc.lu[3], gs.tmp, n, f)
+	clear(gs.dq)
+	clear(gs.dk)
+	clear(gs.dv)
+	attentionBackward(gs.dq, gs.dk, gs.dv, gs.dao, lc.ao, lc.lse, lc.q, lc.k, lc.v, ps.pk.segs, ps.dims, ps.scratch)
+	ropeApply(gs.dq, ps.rope, n, c.NHead, c.HeadDim, c.Rope, true)
+	ropeApply(gs.dk, ps.rope, n, c.NHeadKV, c.HeadDim, c.Rope, true)
+	var dxn []float32
+	if dx != nil {
+		dxn = gs.dxn
+		clear(dxn)
+	}
+	ps.lin(il, "attn_q").backward(dxn, gs.dq, lc.xn1, lc.lu[0], gs.tmp, n, f)
+	ps.lin(il, "attn_k").backward(dxn, gs.dk, lc.xn1, lc.lu[1], gs.tmp, n, f)
+	ps.lin(il, "attn_v").backward(dxn, gs.dv, lc.xn1, lc.lu[2], gs.tmp, n, f)
+	if dx != nil {
+		copy(dx, gs.dx2)
+		rmsnormBackward(dx, dxn, x, ly.AttnNorm, lc.rstd1, n, c.NEmbd)
+	}
+}
+
+// run executes the forward, the chunked log-softmax and (when grads != nil) the backward.
+func (e *CPU) run(pk *packed, weights [][]float32, grads *Adapter, backward bool) *Result {
+	SetThreads(e.opt.Threads)
+	c := e.m.Cfg
+	n, E := pk.n, c.NEmbd
+	backward = backward && grads != nil
+	maxSeg := 0
+	for _, s := range pk.segs {
+		m := s.r1 - s.r0
+		maxSeg = max(maxSeg, m*(s.prefix+m))
+	}
+	ps := &pass{
+		e: e, c: c, pk: pk, rope: newRopeTable(c, pk.pos),
+		dims:    attnDims{n: n, nh: c.NHead, nkv: c.NHeadKV, hd: c.HeadDim, workers: e.opt.Threads},
+		scratch: make([]float32, 2*maxSeg), grads: grads,
+	}
+	rank := e.rank()
+
+	x := make([]float32, n*E)
+	for r := 0; r < n; r++ {
+		if pk.embed[r] != nil {
+			copy(x[r*E:(r+1)*E], pk.embed[r])
+		} else {
+			t := int(pk.tokens[r])
+			copy(x[r*E:(r+1)*E], e.m.TokEmbd[t*E:(t+1)*E])
+		}
+	}
+	inputs := make([][]float32, 0, c.NLayer) // layer inputs, kept for the backward
+	var caches []*layerCache
+	shared := newLayerCache(c, rank, n)
+	spare := make([]float32, n*E)
+	for il := 0; il < c.NLayer; il++ {
+		lc := shared
+		if backward && !e.opt.Recompute {
+			lc = newLayerCache(c, rank, n)
+			caches = append(caches, lc)
+		}
+		var y []float32
+		if backward {
+			inputs = append(inputs, x)
+			y = make([]float32, n*E)
+		} else {
+			y = spare
+		}
+		ps.layerForward(il, x, y, lc)
+		if !backward {
+			spare = x
+		}
+		x = y
+	}
+	xf, rstdf := make([]float32, n*E), make([]float32, n)
+	rmsnormForward(xf, rstdf, x, e.m.OutNorm, n, E, c.RMSEps)
+	var dxf []float32
+	if backward {
+		dxf = make([]float32, n*E)
+	}
+	res := &Result{Grads: grads, Tokens: n}
+	res.LogProbs, res.Loss = e.head(pk, xf, weights, dxf)
+	if !backward {
+		return res
+	}
+
+	dy := make([]float32, n*E)
+	rmsnormBackward(dy, dxf, x, e.m.OutNorm, rstdf, n, E)
+	dx := make([]float32, n*E)
+	gs := newLayerGrads(c, rank, n)
+	for il := c.NLayer - 1; il >= 0; il-- {
+		lc := shared
+		if e.opt.Recompute {
+			ps.layerForward(il, inputs[il], spare, lc) // rebuild the block's activations
+		} else {
+			lc = caches[il]
+		}
+		out := dx
+		if il == 0 {
+			out = nil // the input embeddings are constants: no need for their gradient
+		}
+		ps.layerBackward(il, inputs[il], lc, dy, out, gs)
+		dy, dx = dx, dy
+	}
+	return res
+}
+
+// head computes log p(target) for every scored row in chunks of HeadChunk rows (never a full
+// [rows x vocab] matrix) and, when dxf is not nil, d(loss)/d(xf) with loss = sum w_t logp_t:
+// d logp / d logits = onehot(token) - softmax(logits).
+func (e *CPU) head(pk *packed, xf []float32, weights [][]float32, dxf []float32) ([][]float32, float64) {
+	c := e.m.Cfg
+	E, V := c.NEmbd, c.NVocab
+	lp := make([][]float32, len(pk.seqLen))
+	for s, n := range pk.seqLen {
+		lp[s] = make([]float32, n)
+	}
+	// Unique scored rows, each with its targets (pk.targets is sorted by row).
+	type rowTargets struct {
+		row    int
+		t0, t1 int
+	}
+	var rows []rowTargets
+	for i := 0; i < len(pk.targets); {
+		j := i
+		for j < len(pk.targets) && pk.targets[j].row == pk.targets[i].row {
+			j++
+		}
+		rows = append(rows, rowTargets{pk.targets[i].row, i, j})
+		i = j
+	}
+	R := e.opt.HeadChunk
+	xb := make([]float32, R*E)
+	logits := make([]float32, R*V)
+	dxb := make([]float32, R*E)
+	rowLoss := make([]float64, R)
+	var loss float64
+	for c0 := 0; c0 < len(rows); c0 += R {
+		chunk := rows[c0:min(c0+R, len(rows))]
+		m := len(chunk)
+		for i, rt := range chunk {
+			copy(xb[i*E:(i+1)*E], xf[rt.row*E:(rt.row+1)*E])
+		}
+		sgemm(false, true, m, V, E, 1, xb, E, e.m.Output, E, 0, logits, V)
+		parallelFor(m, e.opt.Threads, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				lg := logits[i*V : (i+1)*V]
+				mx := slices.Max(lg)
+				var sum float64
+				for _, v := range lg {
+					sum += math.Exp(float64(v - mx))
+				}
+				lse := float64(mx) + math.Log(sum)
+				rowLoss[i] = 0
+				var wsum float64
+				rt := chunk[i]
+				for _, t := range pk.targets[rt.t0:rt.t1] {
+					l := float32(float64(lg[t.tok]) - lse)
+					lp[t.seq][t.idx] = l
+					if weights != nil {
+						w := float64(weights[t.seq][t.idx])
+						rowLoss[i] += w * float64(l)
+						wsum += w
+					}
+				}
+				if dxf == nil {
+					continue
+				}
+				if e.fault == faultDropSoftmax {
+					clear(lg)
+				} else {
+					for j, v := range lg {
+						lg[j] = float32(-wsum * math.Exp(float64(v)-lse))
+					}
+				}
+				for _, t := range pk.targets[rt.t0:rt.t1] {
+					lg[t.tok] += weights[t.seq][t.idx]
+				}
+			}
+		})
+		for i := 0; i < m; i++ {
+			loss += rowLoss[i]
+		}
+		if dxf != nil {
+			sgemm(false, false, m, E, V, 1, logits, V, e.m.Output, E, 0, dxb, E)
+			for i, rt := range chunk {
+				d := dxf[rt.row*E : (rt.row+1)*E]
+				for j, v := range dxb[i*E : (i+1)*E] {
+					d[j] += v
+				}
+			}
+		}
+	}
+	return lp, loss
+}

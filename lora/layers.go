@@ -1,0 +1,195 @@
+package lora
+
+import (
+	"math"
+	"sync"
+)
+
+// Each layer of the decoder is a forward/backward pair over explicit row-major buffers of n rows
+// (llm.c style). Backward functions accumulate (+=) into their input-gradient buffers, so a residual
+// stream can collect several contributions without extra copies.
+
+// parallelFor runs fn over [0, n) split into at most `workers` contiguous ranges.
+func parallelFor(n, workers int, fn func(lo, hi int)) {
+	if workers <= 1 || n < 2*workers {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	step := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += step {
+		hi := min(lo+step, n)
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(lo, hi) }()
+	}
+	wg.Wait()
+}
+
+// rmsnormForward: y = x / sqrt(mean(x^2) + eps) * w per row of width d; rstd[i] keeps 1/rms for backward.
+// The sum of squares is accumulated in float64, as ggml does.
+func rmsnormForward(y, rstd, x, w []float32, n, d int, eps float32) {
+	for i := 0; i < n; i++ {
+		xr := x[i*d : (i+1)*d]
+		var ss float64
+		for _, v := range xr {
+			ss += float64(v) * float64(v)
+		}
+		r := float32(1 / math.Sqrt(float64(float32(ss/float64(d))+eps)))
+		rstd[i] = r
+		yr := y[i*d : (i+1)*d]
+		for j, v := range xr {
+			yr[j] = v * r * w[j]
+		}
+	}
+}
+
+// rmsnormBackward: dx += r * (g - xh * mean(g * xh)) with g = dy * w and xh = x * r.
+func rmsnormBackward(dx, dy, x, w, rstd []float32, n, d int) {
+	for i := 0; i < n; i++ {
+		xr, dyr, dxr := x[i*d:(i+1)*d], dy[i*d:(i+1)*d], dx[i*d:(i+1)*d]
+		r := rstd[i]
+		var dot float64
+		for j := range xr {
+			dot += float64(dyr[j]*w[j]) * float64(xr[j]*r)
+		}
+		m := float32(dot / float64(d))
+		for j := range xr {
+			xh := xr[j] * r
+			dxr[j] += r * (dyr[j]*w[j] - xh*m)
+		}
+	}
+}
+
+// ropeTable holds cos/sin of every (row, frequency) for the rows' positions.
+type ropeTable struct {
+	half     int
+	cos, sin []float32 // [n][half]
+}
+
+// newRopeTable computes theta = pos * freq_scale * base^(-2i/n_rot) / freq_factor[i], as ggml's rope
+// (the power is built by repeated multiplication in float32 like ggml, so angles match to rounding).
+func newRopeTable(c Config, pos []int32) *ropeTable {
+	half := c.NRot / 2
+	t := &ropeTable{half: half, cos: make([]float32, len(pos)*half), sin: make([]float32, len(pos)*half)}
+	thetaScale := float32(math.Pow(float64(c.RopeBase), -2.0/float64(c.NRot)))
+	for r, p := range pos {
+		theta := float32(p) * c.RopeScale
+		for i := 0; i < half; i++ {
+			th := theta
+			if c.RopeFreqs != nil {
+				th /= c.RopeFreqs[i]
+			}
+			t.cos[r*half+i] = float32(math.Cos(float64(th)))
+			t.sin[r*half+i] = float32(math.Sin(float64(th)))
+			theta *= thetaScale
+		}
+	}
+	return t
+}
+
+// ropeApply rotates every head of x ([n][heads*hd]) in place; inverse=true applies the transpose
+// rotation, which is the backward of the forward rotation.
+func ropeApply(x []float32, t *ropeTable, n, heads, hd int, typ RopeType, inverse bool) {
+	half := t.half
+	for r := 0; r < n; r++ {
+		cs, sn := t.cos[r*half:(r+1)*half], t.sin[r*half:(r+1)*half]
+		for h := 0; h < heads; h++ {
+			v := x[(r*heads+h)*hd : (r*heads+h+1)*hd]
+			for i := 0; i < half; i++ {
+				var a, b int
+				if typ == RopeNorm {
+					a, b = 2*i, 2*i+1
+				} else {
+					a, b = i, i+half
+				}
+				c, s := cs[i], sn[i]
+				if inverse {
+					s = -s
+				}
+				x0, x1 := v[a], v[b]
+				v[a] = x0*c - x1*s
+				v[b] = x0*s + x1*c
+			}
+		}
+	}
+}
+
+// swigluForward: h = silu(g) * u.
+func swigluForward(h, g, u []float32) {
+	for i, gv := range g {
+		h[i] = gv / (1 + float32(math.Exp(float64(-gv)))) * u[i]
+	}
+}
+
+// swigluBackward: dg = dh * u * silu'(g), du = dh * silu(g) (overwrites dg and du).
+func swigluBackward(dg, du, dh, g, u []float32) {
+	for i, gv := range g {
+		sig := 1 / (1 + float32(math.Exp(float64(-gv))))
+		silu := gv * sig
+		dg[i] = dh[i] * u[i] * sig * (1 + gv*(1-sig))
+		du[i] = dh[i] * silu
+	}
+}
+
+// linear is one (possibly adapted) projection: W [out][in], optional bias, optional LoRA pair.
+type linear struct {
+	w     []float32
+	bias  []float32
+	p     *Pair // nil: no adapter on this weight
+	grad  *Pair // where dA, dB accumulate (nil when only the forward is needed)
+	scale float32
+	in    int
+	out   int
+}
+
+// forward: y = x W^T + b + scale * (x A^T) B^T; lu (n x rank) keeps x A^T for the backward.
+func (l *linear) forward(y, x, lu []float32, n int) {
+	sgemm(false, true, n, l.out, l.in, 1, x, l.in, l.w, l.in, 0, y, l.out)
+	if l.bias != nil {
+		for i := 0; i < n; i++ {
+			row := y[i*l.out : (i+1)*l.out]
+			for j, b := range l.bias {
+				row[j] += b
+			}
+		}
+	}
+	if l.p != nil {
+		r := len(l.p.A) / l.in
+		sgemm(false, true, n, r, l.in, 1, x, l.in, l.p.A, l.in, 0, lu, r)
+		sgemm(false, true, n, l.out, r, l.scale, lu, r, l.p.B, r, 1, y, l.out)
+	}
+}
+
+// backward: dx += dy W + scale * (dy B) A (skipped when dx is nil), dB += scale * dy^T lu,
+// dA += scale * (dy B)^T x. tmp must hold n*rank floats.
+func (l *linear) backward(dx, dy, x, lu, tmp []float32, n int, f fault) {
+	if dx != nil {
+		sgemm(false, false, n, l.in, l.out, 1, dy, l.out, l.w, l.in, 1, dx, l.in)
+	}
+	if l.p == nil {
+		return
+	}
+	r := len(l.p.A) / l.in
+	sgemm(false, false, n, r, l.out, 1, dy, l.out, l.p.B, r, 0, tmp, r)
+	if l.grad != nil {
+		sB := l.scale
+		if f == faultFlipDB {
+			sB = -sB
+		}
+		sgemm(true, false, l.out, r, n, sB, dy, l.out, lu, r, 1, l.grad.B, r)
+		sgemm(true, false, r, l.in, n, l.scale, tmp, r, x, l.in, 1, l.grad.A, l.in)
+	}
+	if dx != nil && f != faultDropLoRADX {
+		sgemm(false, false, n, l.in, r, l.scale, tmp, r, l.p.A, l.in, 1, dx, l.in)
+	}
+}
+
+// fault lets tests corrupt one gradient term and check that the finite-difference test notices.
+type fault int
+
+const (
+	faultNone        fault = iota
+	faultFlipDB            // wrong sign on every dB
+	faultDropLoRADX        // the LoRA path's contribution to dx is left out
+	faultDropSoftmax       // the -softmax term of d logp / d logits is left out
+)

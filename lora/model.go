@@ -1,0 +1,310 @@
+package lora
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+
+	"github.com/ollama/ollama/fs/ggml"
+)
+
+// Layer holds one decoder block's base weights as float32, row-major [out][in] (ggml ne=[in,out]).
+type Layer struct {
+	AttnNorm, FFNNorm []float32
+	Wq, Wk, Wv, Wo    []float32
+	Bq, Bk, Bv        []float32 // nil when the model has no q/k/v biases
+	Wgate, Wup, Wdown []float32
+}
+
+// Model is a dequantized base model: every weight float32, ready for BLAS.
+type Model struct {
+	Cfg     Config
+	TokEmbd []float32 // [vocab][embd]
+	OutNorm []float32
+	Output  []float32 // [vocab][embd]; the same slice as TokEmbd when tied
+	Layers  []Layer
+}
+
+// Targets are the LoRA-adaptable linear layers of a decoder block, by their GGUF names.
+var Targets = []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
+
+// DefaultTargets is every linear layer of the language model.
+func DefaultTargets() []string { return append([]string(nil), Targets...) }
+
+// linearShape returns (in, out) of a target's weight.
+func (c Config) linearShape(target string) (in, out int, ok bool) {
+	q, kv := c.NHead*c.HeadDim, c.NHeadKV*c.HeadDim
+	switch target {
+	case "attn_q":
+		return c.NEmbd, q, true
+	case "attn_k", "attn_v":
+		return c.NEmbd, kv, true
+	case "attn_output":
+		return q, c.NEmbd, true
+	case "ffn_gate", "ffn_up":
+		return c.NEmbd, c.NFF, true
+	case "ffn_down":
+		return c.NFF, c.NEmbd, true
+	}
+	return 0, 0, false
+}
+
+// weight returns the base weight of a target in layer il.
+func (m *Model) weight(il int, target string) []float32 {
+	l := &m.Layers[il]
+	switch target {
+	case "attn_q":
+		return l.Wq
+	case "attn_k":
+		return l.Wk
+	case "attn_v":
+		return l.Wv
+	case "attn_output":
+		return l.Wo
+	case "ffn_gate":
+		return l.Wgate
+	case "ffn_up":
+		return l.Wup
+	case "ffn_down":
+		return l.Wdown
+	}
+	return nil
+}
+
+// NumParams counts the base model's parameters (tied output counted once).
+func (m *Model) NumParams() int64 {
+	n := int64(len(m.TokEmbd) + len(m.OutNorm))
+	if !m.Cfg.TiedOutput {
+		n += int64(len(m.Output))
+	}
+	for _, l := range m.Layers {
+		for _, w := range [][]float32{l.AttnNorm, l.FFNNorm, l.Wq, l.Wk, l.Wv, l.Wo, l.Bq, l.Bk, l.Bv, l.Wgate, l.Wup, l.Wdown} {
+			n += int64(len(w))
+		}
+	}
+	return n
+}
+
+// LoadModel reads a llama or qwen2 GGUF and dequantizes every tensor the decoder uses with ggml's
+// own to_float. The file is mmap'd; only the float32 copies stay in memory.
+func LoadModel(path string) (*Model, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	defer f.Close()
+	g, err := ggml.Decode(f, 0)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	kv := g.KV()
+	if t, _ := kv["general.type"].(string); t == "adapter" {
+		return nil, fmt.Errorf("load model %s: file is an adapter, not a base model", path)
+	}
+	cfg, err := configFromKV(kv)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	data, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: mmap: %w", path, err)
+	}
+	defer syscall.Munmap(data)
+
+	byName := map[string]*ggml.Tensor{}
+	for _, t := range g.Tensors().Items() {
+		byName[t.Name] = t
+	}
+	base := g.Tensors().Offset
+	ld := &tensorLoader{path: path, data: data, base: base, byName: byName}
+
+	m := &Model{Cfg: cfg}
+	E, V := cfg.NEmbd, 0
+	if t := byName["token_embd.weight"]; t != nil && len(t.Shape) == 2 {
+		V = int(t.Shape[1])
+	}
+	if V == 0 {
+		return nil, fmt.Errorf("load model %s: missing or malformed tensor token_embd.weight", path)
+	}
+	m.Cfg.NVocab = V
+	cfg = m.Cfg
+	ld.want(&m.TokEmbd, "token_embd.weight", E, V)
+	ld.want(&m.OutNorm, "output_norm.weight", E)
+	if byName["output.weight"] != nil {
+		ld.want(&m.Output, "output.weight", E, V)
+	} else {
+		m.Cfg.TiedOutput = true
+	}
+	if t := byName["rope_freqs.weight"]; t != nil {
+		ld.want(&m.Cfg.RopeFreqs, "rope_freqs.weight", cfg.NRot/2)
+	}
+	_, hasBias := byName["blk.0.attn_q.bias"]
+	m.Cfg.HasQKVBias = hasBias
+	m.Layers = make([]Layer, cfg.NLayer)
+	for il := range m.Layers {
+		l := &m.Layers[il]
+		p := fmt.Sprintf("blk.%d.", il)
+		ld.want(&l.AttnNorm, p+"attn_norm.weight", E)
+		ld.want(&l.FFNNorm, p+"ffn_norm.weight", E)
+		for _, tg := range Targets {
+			in, out, _ := cfg.linearShape(tg)
+			var dst *[]float32
+			switch tg {
+			case "attn_q":
+				dst = &l.Wq
+			case "attn_k":
+				dst = &l.Wk
+			case "attn_v":
+				dst = &l.Wv
+			case "attn_output":
+				dst = &l.Wo
+			case "ffn_gate":
+				dst = &l.Wgate
+			case "ffn_up":
+				dst = &l.Wup
+			case "ffn_down":
+				dst = &l.Wdown
+			}
+			ld.want(dst, p+tg+".weight", in, out)
+		}
+		if hasBias {
+			ld.want(&l.Bq, p+"attn_q.bias", cfg.NHead*cfg.HeadDim)
+			ld.want(&l.Bk, p+"attn_k.bias", cfg.NHeadKV*cfg.HeadDim)
+			ld.want(&l.Bv, p+"attn_v.bias", cfg.NHeadKV*cfg.HeadDim)
+		}
+	}
+	if err := ld.run(); err != nil {
+		return nil, err
+	}
+	if m.Cfg.TiedOutput {
+		m.Output = m.TokEmbd
+	}
+	return m, nil
+}
+
+// tensorLoader collects (tensor, destination) requests, checks shapes, then dequantizes in parallel.
+type tensorLoader struct {
+	path   string
+	data   []byte
+	base   uint64
+	byName map[string]*ggml.Tensor
+	jobs   []loadJob
+	err    error
+}
+
+type loadJob struct {
+	t   *ggml.Tensor
+	dst *[]float32
+}
+
+func (ld *tensorLoader) want(dst *[]float32, name string, shape ...int) {
+	if ld.err != nil {
+		return
+	}
+	t := ld.byName[name]
+	if t == nil {
+		ld.err = fmt.Errorf("load model %s: missing tensor %s", ld.path, name)
+		return
+	}
+	ok := len(t.Shape) >= len(shape)
+	for i := 0; ok && i < len(t.Shape); i++ {
+		want := 1
+		if i < len(shape) {
+			want = shape[i]
+		}
+		ok = int(t.Shape[i]) == want
+	}
+	if !ok {
+		ld.err = fmt.Errorf("load model %s: tensor %s has shape %v, want %v", ld.path, name, t.Shape, shape)
+		return
+	}
+	if !supportedTypes[t.Kind] {
+		ld.err = fmt.Errorf("load model %s: tensor %s has unsupported type %s", ld.path, name, typeName(t.Kind))
+		return
+	}
+	ld.jobs = append(ld.jobs, loadJob{t, dst})
+}
+
+func (ld *tensorLoader) run() error {
+	if ld.err != nil {
+		return ld.err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(ld.jobs))
+	sem := make(chan struct{}, runtime.NumCPU())
+	for i, j := range ld.jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			n := int(j.t.Elements())
+			off := ld.base + j.t.Offset
+			size := j.t.Size()
+			if off+size > uint64(len(ld.data)) {
+				errs[i] = fmt.Errorf("load model %s: tensor %s data [%d, %d) beyond end of file (%d bytes)", ld.path, j.t.Name, off, off+size, len(ld.data))
+				return
+			}
+			out := make([]float32, n)
+			if err := dequantize(j.t.Kind, ld.data[off:off+size], out); err != nil {
+				errs[i] = fmt.Errorf("load model %s: tensor %s: %w", ld.path, j.t.Name, err)
+				return
+			}
+			*j.dst = out
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RandomModel builds a model with random weights (N(0, 0.02) matrices, norms near 1) for tests and
+// benchmarks; no file is involved.
+func RandomModel(cfg Config, seed uint64) *Model {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	mat := func(n int, std float64) []float32 {
+		w := make([]float32, n)
+		for i := range w {
+			w[i] = float32(r.NormFloat64() * std)
+		}
+		return w
+	}
+	norm := func(n int) []float32 {
+		w := make([]float32, n)
+		for i := range w {
+			w[i] = float32(1 + 0.1*r.NormFloat64())
+		}
+		return w
+	}
+	E, F, V := cfg.NEmbd, cfg.NFF, cfg.NVocab
+	q, kv := cfg.NHead*cfg.HeadDim, cfg.NHeadKV*cfg.HeadDim
+	std := 1 / math.Sqrt(float64(E))
+	m := &Model{Cfg: cfg, TokEmbd: mat(V*E, 1), OutNorm: norm(E)}
+	if cfg.TiedOutput {
+		m.Output = m.TokEmbd
+	} else {
+		m.Output = mat(V*E, std)
+	}
+	m.Layers = make([]Layer, cfg.NLayer)
+	for il := range m.Layers {
+		l := &m.Layers[il]
+		l.AttnNorm, l.FFNNorm = norm(E), norm(E)
+		l.Wq, l.Wk, l.Wv, l.Wo = mat(q*E, std), mat(kv*E, std), mat(kv*E, std), mat(E*q, 1/math.Sqrt(float64(q)))
+		l.Wgate, l.Wup, l.Wdown = mat(F*E, std), mat(F*E, std), mat(E*F, 1/math.Sqrt(float64(F)))
+		if cfg.HasQKVBias {
+			l.Bq, l.Bk, l.Bv = mat(q, 0.1), mat(kv, 0.1), mat(kv, 0.1)
+		}
+	}
+	return m
+}

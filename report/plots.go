@@ -1,0 +1,328 @@
+package report
+
+import (
+	"fmt"
+	"image/color"
+	"path/filepath"
+	"sort"
+
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/vzlocal/vzlocal/selfplay"
+)
+
+// Figure is one chart of the report: the PNG file name in the output folder, or, when the runs
+// hold no data for it, the reason it was not drawn.
+type Figure struct {
+	File    string
+	Title   string
+	Caption string
+	Missing string
+}
+
+// figureSpec builds one chart for a set of runs; ok false means the runs have no data for it.
+type figureSpec struct {
+	file, title, caption string
+	build                func(c *chart, runs []*Run) (ok bool, err error)
+}
+
+var figureSpecs = []figureSpec{
+	{"reward.png", "Reward mean by phase", "Mean reward of the trained samples per optimizer step; markers tell the phase.", buildReward},
+	{"decision.png", "Decision accuracy and abstain rate", "Observer accuracy and abstain rate per step with their EMAs (what Iterative-SPO switches on); vertical lines mark phase switches.", buildDecision},
+	{"kl.png", "KL to the reference", "k3 estimate of KL(pi_theta || pi_ref) per step.", buildKL},
+	{"logratio.png", "|log pi_theta - log pi_b| per token", "Mismatch between the trainer and the quantized rollout engine: mean and 99th percentile.", buildLogRatio},
+	{"completion.png", "Completion length", "Tokens per completion: mean and longest.", buildCompletion},
+	{"winrate.png", "Win rate against the reference", "Evaluation win rate with its Wilson 95% interval; the dotted line is an even match.", buildWinRate},
+	{"throughput.png", "Throughput", "Tokens per second of rollouts (llama.cpp) and of the gradient engine.", buildThroughput},
+}
+
+// writeFigures renders every chart into outDir.
+func writeFigures(runs []*Run, outDir string) ([]Figure, error) {
+	var figs []Figure
+	for _, spec := range figureSpecs {
+		fig := Figure{File: spec.file, Title: spec.title, Caption: spec.caption}
+		c := newChart(spec.title, "")
+		ok, err := spec.build(c, runs)
+		if err != nil {
+			return nil, fmt.Errorf("chart %s: %w", spec.file, err)
+		}
+		if !ok {
+			fig.File = ""
+			fig.Missing = "no data in these runs"
+			if spec.file == "winrate.png" {
+				fig.Missing = "no evaluation recorded (eval.jsonl, or scheduled evaluation during training)"
+			}
+			figs = append(figs, fig)
+			continue
+		}
+		data, err := c.png()
+		if err != nil {
+			return nil, fmt.Errorf("chart %s: %w", spec.file, err)
+		}
+		if err := writeFileAtomic(filepath.Join(outDir, spec.file), data); err != nil {
+			return nil, err
+		}
+		figs = append(figs, fig)
+	}
+	return figs, nil
+}
+
+// series is the per-step values of one metric of one run.
+func series(r *Run, f func(m *selfplay.StepMetrics) float64) plotter.XYs {
+	xys := make(plotter.XYs, 0, len(r.Steps))
+	for i := range r.Steps {
+		xys = append(xys, plotter.XY{X: float64(r.Steps[i].Step), Y: f(&r.Steps[i])})
+	}
+	return finite(xys)
+}
+
+// runColor colours runs in a comparison; a single run colours its metrics instead.
+func runColor(runs []*Run, i int) color.Color { return paletteColor(i) }
+
+// metricLines draws, per run, one line per metric: in a single run each metric gets its own colour
+// and its name in the legend; in a comparison each run gets a colour and each metric a dash style,
+// and the legend says both.
+func metricLines(c *chart, runs []*Run, names []string, fs []func(m *selfplay.StepMetrics) float64) error {
+	styles := [][]vg.Length{nil, dashed, dotted}
+	for ri, r := range runs {
+		for mi, f := range fs {
+			col, dash, label := paletteColor(mi), []vg.Length(nil), names[mi]
+			if len(runs) > 1 {
+				col, dash = runColor(runs, ri), styles[mi%len(styles)]
+				label = r.Name
+				if len(fs) > 1 {
+					label = r.Name + ": " + names[mi]
+				}
+			}
+			if err := c.line(series(r, f), col, dash, vg.Points(1.4), label); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func buildReward(c *chart, runs []*Run) (bool, error) {
+	c.p.Y.Label.Text = "reward mean"
+	phases := phaseOrder(runs)
+	shapes := []draw.GlyphDrawer{draw.CircleGlyph{}, draw.TriangleGlyph{}, draw.SquareGlyph{}, draw.CrossGlyph{}}
+	for ri, r := range runs {
+		lineCol := color.Color(grey)
+		if len(runs) > 1 {
+			lineCol = runColor(runs, ri)
+		}
+		label := ""
+		if len(runs) > 1 {
+			label = r.Name
+		}
+		if err := c.line(series(r, func(m *selfplay.StepMetrics) float64 { return m.RewardMean }), lineCol, nil, vg.Points(1), label); err != nil {
+			return false, err
+		}
+		for pi, ph := range phases {
+			var xys plotter.XYs
+			for _, m := range r.Steps {
+				if m.Phase == ph {
+					xys = append(xys, plotter.XY{X: float64(m.Step), Y: m.RewardMean})
+				}
+			}
+			col, shape := phaseColor(ph, pi), draw.GlyphDrawer(draw.CircleGlyph{})
+			if len(runs) > 1 {
+				col, shape = runColor(runs, ri), shapes[pi%len(shapes)]
+			}
+			if err := c.points(finite(xys), col, shape, ""); err != nil {
+				return false, err
+			}
+		}
+	}
+	// Legend of phases: colours for one run, shapes for several.
+	for pi, ph := range phases {
+		col, shape := phaseColor(ph, pi), draw.GlyphDrawer(draw.CircleGlyph{})
+		if len(runs) > 1 {
+			col, shape = color.Black, shapes[pi%len(shapes)]
+		}
+		s := &plotter.Scatter{GlyphStyle: draw.GlyphStyle{Color: col, Radius: vg.Points(3), Shape: shape}}
+		c.legend.Add("phase "+phaseName(ph), s)
+	}
+	return true, nil
+}
+
+func buildDecision(c *chart, runs []*Run) (bool, error) {
+	c.p.Y.Label.Text = "rate"
+	c.yRange(0, 1)
+	if len(runs) == 1 {
+		r := runs[0]
+		acc, abst := paletteColor(0), paletteColor(1)
+		lines := []struct {
+			label  string
+			col    color.Color
+			dashes []vg.Length
+			f      func(m *selfplay.StepMetrics) float64
+		}{
+			{"accuracy", acc, nil, accOf},
+			{"accuracy EMA", acc, dashed, func(m *selfplay.StepMetrics) float64 { return m.AccEMA }},
+			{"abstain", abst, nil, func(m *selfplay.StepMetrics) float64 { return m.AbstainRate }},
+			{"abstain EMA", abst, dashed, func(m *selfplay.StepMetrics) float64 { return m.AbstainEMA }},
+		}
+		for _, l := range lines {
+			width := vg.Points(1.4)
+			if l.dashes != nil {
+				width = vg.Points(1)
+			}
+			if err := c.line(series(r, l.f), l.col, l.dashes, width, l.label); err != nil {
+				return false, err
+			}
+		}
+	} else {
+		if err := metricLines(c, runs, []string{"accuracy", "abstain"}, []func(m *selfplay.StepMetrics) float64{
+			func(m *selfplay.StepMetrics) float64 { return m.DecisionAccuracy },
+			func(m *selfplay.StepMetrics) float64 { return m.AbstainRate },
+		}); err != nil {
+			return false, err
+		}
+	}
+	switches := false
+	for ri, r := range runs {
+		var xs []float64
+		for _, m := range r.Steps {
+			if m.PhaseSwitched {
+				xs = append(xs, float64(m.Step))
+			}
+		}
+		if len(xs) == 0 {
+			continue
+		}
+		switches = true
+		col := color.Color(color.Gray{Y: 90})
+		if len(runs) > 1 {
+			col = translucent(runColor(runs, ri), 200)
+		}
+		c.p.Add(vLines{xs: xs, style: draw.LineStyle{Color: col, Width: vg.Points(0.9), Dashes: dotted}})
+	}
+	if switches {
+		c.legendEntry("phase switch", color.Gray{Y: 90}, dotted)
+	}
+	return true, nil
+}
+
+func buildKL(c *chart, runs []*Run) (bool, error) {
+	c.p.Y.Label.Text = "KL (nats/token)"
+	err := metricLines(c, runs, []string{"KL"}, []func(m *selfplay.StepMetrics) float64{
+		func(m *selfplay.StepMetrics) float64 { return m.KL },
+	})
+	return err == nil, err
+}
+
+func buildLogRatio(c *chart, runs []*Run) (bool, error) {
+	c.p.Y.Label.Text = "|log-ratio| (nats)"
+	err := metricLines(c, runs, []string{"mean", "p99"}, []func(m *selfplay.StepMetrics) float64{
+		func(m *selfplay.StepMetrics) float64 { return m.LogRatioMean },
+		func(m *selfplay.StepMetrics) float64 { return m.LogRatioP99 },
+	})
+	return err == nil, err
+}
+
+func buildCompletion(c *chart, runs []*Run) (bool, error) {
+	c.p.Y.Label.Text = "tokens"
+	err := metricLines(c, runs, []string{"mean", "max"}, []func(m *selfplay.StepMetrics) float64{
+		func(m *selfplay.StepMetrics) float64 { return m.CompletionLenMean },
+		func(m *selfplay.StepMetrics) float64 { return float64(m.CompletionLenMax) },
+	})
+	return err == nil, err
+}
+
+func buildThroughput(c *chart, runs []*Run) (bool, error) {
+	c.p.Y.Label.Text = "tokens/s"
+	err := metricLines(c, runs, []string{"rollout", "train"}, []func(m *selfplay.StepMetrics) float64{
+		func(m *selfplay.StepMetrics) float64 { return m.RolloutTokPerSec },
+		func(m *selfplay.StepMetrics) float64 { return m.TrainTokPerSec },
+	})
+	return err == nil, err
+}
+
+func buildWinRate(c *chart, runs []*Run) (bool, error) {
+	c.p.Y.Label.Text = "win rate"
+	c.yRange(0, 1)
+	drawn := false
+	for ri, r := range runs {
+		if len(r.Evals) == 0 {
+			continue
+		}
+		drawn = true
+		col := paletteColor(ri)
+		xs := make([]float64, len(r.Evals))
+		lows := make([]float64, len(r.Evals))
+		highs := make([]float64, len(r.Evals))
+		pts := make(plotter.XYs, len(r.Evals))
+		errs := make(plotter.YErrors, len(r.Evals))
+		for i, e := range r.Evals {
+			xs[i], lows[i], highs[i] = float64(e.Step), e.Low, e.High
+			pts[i] = plotter.XY{X: float64(e.Step), Y: e.WinRate}
+			errs[i].Low, errs[i].High = e.WinRate-e.Low, e.High-e.WinRate
+		}
+		if err := c.band(xs, lows, highs, translucent(col, 50)); err != nil {
+			return false, err
+		}
+		bars, err := plotter.NewYErrorBars(struct {
+			plotter.XYs
+			plotter.YErrors
+		}{pts, errs})
+		if err != nil {
+			return false, err
+		}
+		bars.LineStyle = draw.LineStyle{Color: col, Width: vg.Points(1)}
+		c.p.Add(bars)
+		label := "win rate (95% interval)"
+		if len(runs) > 1 {
+			label = r.Name
+		}
+		if err := c.line(pts, col, nil, vg.Points(1.4), ""); err != nil {
+			return false, err
+		}
+		if err := c.points(pts, col, draw.CircleGlyph{}, ""); err != nil {
+			return false, err
+		}
+		thumbLine := &plotter.Line{LineStyle: draw.LineStyle{Color: col, Width: vg.Points(1.4)}}
+		thumbBand := &plotter.Polygon{Color: translucent(col, 50)}
+		c.legend.Add(label, thumbBand, thumbLine)
+	}
+	if drawn {
+		c.p.Add(hLine{y: 0.5, style: draw.LineStyle{Color: grey, Width: vg.Points(1), Dashes: dotted}})
+		c.legendEntry("even (50%)", grey, dotted)
+	}
+	return drawn, nil
+}
+
+// Known phases get fixed colours, so "clue" looks the same in every report.
+var phaseColors = map[string]color.Color{
+	"decision":   palette[0],
+	"clue":       palette[1],
+	"questioner": palette[2],
+	"solver":     palette[3],
+}
+
+func phaseColor(phase string, i int) color.Color {
+	if c, ok := phaseColors[phase]; ok {
+		return c
+	}
+	return paletteColor(4 + i)
+}
+
+// phaseOrder lists the phases of the runs in order of first appearance.
+func phaseOrder(runs []*Run) []string {
+	first := make(map[string]int)
+	for _, r := range runs {
+		for _, m := range r.Steps {
+			if _, ok := first[m.Phase]; !ok {
+				first[m.Phase] = len(first)
+			}
+		}
+	}
+	out := make([]string, 0, len(first))
+	for ph := range first {
+		out = append(out, ph)
+	}
+	sort.Slice(out, func(i, j int) bool { return first[out[i]] < first[out[j]] })
+	return out
+}

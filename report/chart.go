@@ -105,6 +105,10 @@ func (c *chart) legendEntry(label string, col color.Color, dashes []vg.Length) {
 // yRange fixes the y axis (rates live in [0, 1] whatever the data).
 func (c *chart) yRange(min, max float64) { c.p.Y.Min, c.p.Y.Max = min, max }
 
+// fromZero starts the y axis at 0 for quantities that cannot be negative, so a small value is not
+// drawn at the bottom of the chart as if it were nothing. Call before adding data: Add only widens.
+func (c *chart) fromZero() { c.p.Y.Min = 0 }
+
 // png renders the chart: data area on the left, legend column on the right, top-aligned with
 // the data area (below the title).
 func (c *chart) png() ([]byte, error) {
@@ -112,11 +116,12 @@ func (c *chart) png() ([]byte, error) {
 	dc := draw.New(img)
 	dc.SetColor(color.White)
 	dc.Fill(dc.Rectangle.Path())
-	plotArea := dc
+	// Margins keep the title and the axis label off the image edge.
+	plotArea := draw.Crop(dc, vg.Points(4), -vg.Points(6), vg.Points(2), -vg.Points(6))
 	if w := c.legend.Rectangle(dc).Size().X; w > 0 {
 		gap := vg.Points(12)
-		plotArea = draw.Crop(dc, 0, -(w + 2*gap), 0, 0)
-		c.legend.Draw(draw.Crop(dc, chartWidth-w-gap, -gap, 0, -vg.Points(28)))
+		plotArea = draw.Crop(plotArea, 0, -(w + 2*gap), 0, 0)
+		c.legend.Draw(draw.Crop(dc, chartWidth-w-gap, -gap, 0, -vg.Points(34)))
 	}
 	c.p.Draw(plotArea)
 	var buf bytes.Buffer

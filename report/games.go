@@ -23,6 +23,9 @@ type GameView struct {
 	Images []ImageRef
 	Clues  []Utterance
 	Votes  []Utterance
+	// BareVotes is true when the votes are plain answers (no voter, no reasoning): the page then
+	// lists them on one line.
+	BareVotes bool
 }
 
 // Field is one scalar field of a game record.
@@ -127,6 +130,22 @@ func viewGame(line int, obj map[string]any) GameView {
 	}
 	if v, ok := firstKey(obj, voteKeys); ok {
 		g.Votes = utterances(v, 0)
+	}
+	// Name the spy among the speakers when the record says who it is and the clues do not.
+	if v, ok := firstKey(obj, []string{"spy", "spy_player"}); ok {
+		if spy, isScalar := scalarString(v); isScalar {
+			for i := range g.Clues {
+				if g.Clues[i].Player == spy && g.Clues[i].Role == "" {
+					g.Clues[i].Role = "spy"
+				}
+			}
+		}
+	}
+	g.BareVotes = len(g.Votes) > 0
+	for _, u := range g.Votes {
+		if u.Player != "" || u.Reasoning != "" || u.Role != "" {
+			g.BareVotes = false
+		}
 	}
 	seen := make(map[string]bool)
 	walkImages("", obj, func(label, path string) {

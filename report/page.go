@@ -37,6 +37,8 @@ type runView struct {
 	Color      template.CSS
 	Summary    []Field
 	Timeline   []spanView
+	Phases     []phaseTotal
+	Switches   int
 	Evals      []EvalRecord
 	EvalSource string
 	Roles      []string
@@ -47,6 +49,12 @@ type runView struct {
 type spanView struct {
 	PhaseSpan
 	Width template.CSS // share of the run's steps, as a CSS percentage
+	Color template.CSS
+}
+
+type phaseTotal struct {
+	Phase string
+	Steps int
 	Color template.CSS
 }
 
@@ -91,12 +99,24 @@ func viewRun(r *Run, idx int, phases []string) runView {
 	for i, p := range phases {
 		phaseIdx[p] = i
 	}
-	for _, s := range Timeline(r.Steps) {
+	phaseAt := make(map[string]int) // phase -> index in v.Phases
+	for i, s := range Timeline(r.Steps) {
+		col := cssColor(phaseColor(s.Phase, phaseIdx[s.Phase]))
 		v.Timeline = append(v.Timeline, spanView{
 			PhaseSpan: s,
 			Width:     template.CSS(fmt.Sprintf("%.3f%%", 100*float64(s.Steps)/float64(len(r.Steps)))),
-			Color:     cssColor(phaseColor(s.Phase, phaseIdx[s.Phase])),
+			Color:     col,
 		})
+		j, seen := phaseAt[s.Phase]
+		if !seen {
+			j = len(v.Phases)
+			phaseAt[s.Phase] = j
+			v.Phases = append(v.Phases, phaseTotal{Phase: phaseName(s.Phase), Color: col})
+		}
+		v.Phases[j].Steps += s.Steps
+		if i > 0 {
+			v.Switches++
+		}
 	}
 	roles := make(map[string]bool)
 	for _, e := range r.Evals {

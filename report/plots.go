@@ -31,8 +31,8 @@ type figureSpec struct {
 var figureSpecs = []figureSpec{
 	{"reward.png", "Reward mean by phase", "Mean reward of the trained samples per optimizer step; markers tell the phase.", buildReward},
 	{"decision.png", "Decision accuracy and abstain rate", "Observer accuracy and abstain rate per step with their EMAs (what Iterative-SPO switches on); vertical lines mark phase switches.", buildDecision},
-	{"kl.png", "KL to the reference", "k3 estimate of KL(pi_theta || pi_ref) per step.", buildKL},
-	{"logratio.png", "|log pi_theta - log pi_b| per token", "Mismatch between the trainer and the quantized rollout engine: mean and 99th percentile.", buildLogRatio},
+	{"kl.png", "KL to the reference", "k3 estimate of KL(πθ ‖ πref) per token, per step.", buildKL},
+	{"logratio.png", "Rollout vs trainer: |log πθ − log πb| per token", "Mismatch between the trainer and the quantized rollout engine: mean and 99th percentile.", buildLogRatio},
 	{"completion.png", "Completion length", "Tokens per completion: mean and longest.", buildCompletion},
 	{"winrate.png", "Win rate against the reference", "Evaluation win rate with its Wilson 95% interval; the dotted line is an even match.", buildWinRate},
 	{"throughput.png", "Throughput", "Tokens per second of rollouts (llama.cpp) and of the gradient engine.", buildThroughput},
@@ -143,7 +143,7 @@ func buildReward(c *chart, runs []*Run) (bool, error) {
 			col, shape = color.Black, shapes[pi%len(shapes)]
 		}
 		s := &plotter.Scatter{GlyphStyle: draw.GlyphStyle{Color: col, Radius: vg.Points(3), Shape: shape}}
-		c.legend.Add("phase "+phaseName(ph), s)
+		c.legend.Add(phaseName(ph)+" phase", s)
 	}
 	return true, nil
 }
@@ -201,13 +201,18 @@ func buildDecision(c *chart, runs []*Run) (bool, error) {
 		c.p.Add(vLines{xs: xs, style: draw.LineStyle{Color: col, Width: vg.Points(0.9), Dashes: dotted}})
 	}
 	if switches {
-		c.legendEntry("phase switch", color.Gray{Y: 90}, dotted)
+		label := "phase switch"
+		if len(runs) > 1 {
+			label = "phase switch (run colour)"
+		}
+		c.legendEntry(label, color.Gray{Y: 90}, dotted)
 	}
 	return true, nil
 }
 
 func buildKL(c *chart, runs []*Run) (bool, error) {
 	c.p.Y.Label.Text = "KL (nats/token)"
+	c.fromZero()
 	err := metricLines(c, runs, []string{"KL"}, []func(m *selfplay.StepMetrics) float64{
 		func(m *selfplay.StepMetrics) float64 { return m.KL },
 	})
@@ -216,6 +221,7 @@ func buildKL(c *chart, runs []*Run) (bool, error) {
 
 func buildLogRatio(c *chart, runs []*Run) (bool, error) {
 	c.p.Y.Label.Text = "|log-ratio| (nats)"
+	c.fromZero()
 	err := metricLines(c, runs, []string{"mean", "p99"}, []func(m *selfplay.StepMetrics) float64{
 		func(m *selfplay.StepMetrics) float64 { return m.LogRatioMean },
 		func(m *selfplay.StepMetrics) float64 { return m.LogRatioP99 },
@@ -225,6 +231,7 @@ func buildLogRatio(c *chart, runs []*Run) (bool, error) {
 
 func buildCompletion(c *chart, runs []*Run) (bool, error) {
 	c.p.Y.Label.Text = "tokens"
+	c.fromZero()
 	err := metricLines(c, runs, []string{"mean", "max"}, []func(m *selfplay.StepMetrics) float64{
 		func(m *selfplay.StepMetrics) float64 { return m.CompletionLenMean },
 		func(m *selfplay.StepMetrics) float64 { return float64(m.CompletionLenMax) },
@@ -234,6 +241,7 @@ func buildCompletion(c *chart, runs []*Run) (bool, error) {
 
 func buildThroughput(c *chart, runs []*Run) (bool, error) {
 	c.p.Y.Label.Text = "tokens/s"
+	c.fromZero()
 	err := metricLines(c, runs, []string{"rollout", "train"}, []func(m *selfplay.StepMetrics) float64{
 		func(m *selfplay.StepMetrics) float64 { return m.RolloutTokPerSec },
 		func(m *selfplay.StepMetrics) float64 { return m.TrainTokPerSec },

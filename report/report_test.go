@@ -95,11 +95,14 @@ func TestReportSingleRunRendersEveryPlot(t *testing.T) {
 	spans := Timeline(run1.Steps)
 	require.Greater(t, len(spans), 2, "the synthetic run must switch phases")
 	for _, s := range spans {
-		assert.Contains(t, html, s.Phase+" "+strconv.Itoa(s.From)+"–"+strconv.Itoa(s.To))
+		assert.Contains(t, html, "<td>"+strconv.Itoa(s.From)+"–"+strconv.Itoa(s.To)+"</td>")
 	}
+	assert.Contains(t, html, strconv.Itoa(len(spans)-1)+" switches")
 	assert.Contains(t, html, "&#34;rank&#34;: 16", "config shown")
 	assert.Contains(t, html, "3 of 12 games")
 	assert.Contains(t, html, "There is a red object near the centre.")
+	assert.Contains(t, html, "(spy)", "the spy's clues are marked")
+	assert.Regexp(t, `<b>Votes</b>: \d, \d, N/A, `, html)
 	evalRows := regexp.MustCompile(`<tr><td>\d+</td><td>40</td><td>\d+</td>`).FindAllString(html, -1)
 	assert.Len(t, evalRows, 12, "one eval row per 10 steps, 40 games each")
 

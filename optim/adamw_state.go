@@ -132,7 +132,7 @@ func decodeAdamW(data []byte) (*AdamW, error) {
 		}
 		// Check the size before allocating, so a corrupt length cannot ask for terabytes.
 		if n > uint64(len(r.buf))/8 {
-			return nil, fmt.Errorf("parameter %q: %d elements but only %d bytes left", name, n, len(r.buf))
+			return nil, fmt.Errorf("parameter %q: %d elements but only %d bytes left (truncated or corrupt)", name, n, len(r.buf))
 		}
 		if name == "" {
 			return nil, fmt.Errorf("parameter %d has an empty name", i)

@@ -70,7 +70,7 @@ func decodeStrict(raw []byte, v any) error {
 	if err := json.Unmarshal(raw, v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return fmt.Errorf("field %q: %s where a %s was expected", typeErr.Field, typeErr.Value, typeErr.Type)
+			return fmt.Errorf("field %q: got a JSON %s, want %s", typeErr.Field, typeErr.Value, typeErr.Type)
 		}
 		return fmt.Errorf("invalid JSON: %v: %s", err, snippet(raw))
 	}

@@ -19,6 +19,7 @@ type segment struct {
 type attnDims struct {
 	n, nh, nkv, hd int
 	workers        int
+	f16            bool // test hook: round probabilities to f16 like llama.cpp's F16 KV-cache matmuls
 }
 
 // scores fills s (m x nk, nk = prefix + m) with scale * q_h k_hk^T for one segment and head, masks
@@ -34,6 +35,11 @@ func (d attnDims) scores(s, q, k []float32, sg segment, h int, scale float32, ls
 		sgemm(false, true, m, p, d.hd, scale, qh, qs, k[hk*d.hd:], ks, 0, s, nk)
 	}
 	sgemm(false, true, m, m, d.hd, scale, qh, qs, k[sg.r0*ks+hk*d.hd:], ks, 0, s[p:], nk)
+	defer func() {
+		if d.f16 && !useLSE {
+			roundF16(s[:m*nk])
+		}
+	}()
 	parallelFor(m, d.workers, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			row := s[i*nk : (i+1)*nk]

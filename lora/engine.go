@@ -50,6 +50,9 @@ type CPU struct {
 	ad    *Adapter
 	opt   Options
 	fault fault // test hook: corrupt one gradient term
+	// emulateF16KV (test hook, forward only) rounds q, k, v and attention probabilities to f16 as
+	// llama.cpp's default F16 KV cache does, to tighten the parity test.
+	emulateF16KV bool
 }
 
 var _ Engine = (*CPU)(nil)

@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"fmt"
 	"math"
 	"slices"
 )
@@ -95,6 +96,11 @@ func (ps *pass) layerForward(il int, x, y []float32, lc *layerCache) {
 	ps.lin(il, "attn_v").forward(lc.v, lc.xn1, lc.lu[2], n)
 	ropeApply(lc.q, ps.rope, n, c.NHead, c.HeadDim, c.Rope, false)
 	ropeApply(lc.k, ps.rope, n, c.NHeadKV, c.HeadDim, c.Rope, false)
+	if ps.dims.f16 {
+		roundF16(lc.q)
+		roundF16(lc.k)
+		roundF16(lc.v)
+	}
 	attentionForward(lc.ao, lc.lse, lc.q, lc.k, lc.v, ps.pk.segs, ps.dims, ps.scratch)
 	ps.lin(il, "attn_output").forward(lc.x2, lc.ao, lc.lu[3], n)
 	for i, v := range x {
@@ -145,12 +151,23 @@ func (ps *pass) layerBackward(il int, x []float32, lc *layerCache, dy, dx []floa
 	}
 }
 
-// run executes the forward, the chunked log-softmax and (when grads != nil) the backward.
-func (e *CPU) run(pk *packed, weights [][]float32, grads *Adapter, backward bool) *Result {
+// forwardState is what the forward leaves for the head and the backward.
+type forwardState struct {
+	ps       *pass
+	inputs   [][]float32 // each block's input (backward only)
+	caches   []*layerCache
+	shared   *layerCache
+	spare    []float32
+	x        []float32 // last block's output
+	xf, rstd []float32 // final-norm output and its 1/rms
+}
+
+// forward runs the embedding, every block and the final norm. With keep, block inputs (and, without
+// Recompute, block activations) are kept for the backward.
+func (e *CPU) forward(pk *packed, grads *Adapter, keep bool) *forwardState {
 	SetThreads(e.opt.Threads)
 	c := e.m.Cfg
 	n, E := pk.n, c.NEmbd
-	backward = backward && grads != nil
 	maxSeg := 0
 	for _, s := range pk.segs {
 		m := s.r1 - s.r0
@@ -158,11 +175,11 @@ func (e *CPU) run(pk *packed, weights [][]float32, grads *Adapter, backward bool
 	}
 	ps := &pass{
 		e: e, c: c, pk: pk, rope: newRopeTable(c, pk.pos),
-		dims:    attnDims{n: n, nh: c.NHead, nkv: c.NHeadKV, hd: c.HeadDim, workers: e.opt.Threads},
+		dims:    attnDims{n: n, nh: c.NHead, nkv: c.NHeadKV, hd: c.HeadDim, workers: e.opt.Threads, f16: e.emulateF16KV},
 		scratch: make([]float32, 2*maxSeg), grads: grads,
 	}
 	rank := e.rank()
-
+	fs := &forwardState{ps: ps, shared: newLayerCache(c, rank, n), spare: make([]float32, n*E)}
 	x := make([]float32, n*E)
 	for r := 0; r < n; r++ {
 		if pk.embed[r] != nil {
@@ -172,60 +189,84 @@ func (e *CPU) run(pk *packed, weights [][]float32, grads *Adapter, backward bool
 			copy(x[r*E:(r+1)*E], e.m.TokEmbd[t*E:(t+1)*E])
 		}
 	}
-	inputs := make([][]float32, 0, c.NLayer) // layer inputs, kept for the backward
-	var caches []*layerCache
-	shared := newLayerCache(c, rank, n)
-	spare := make([]float32, n*E)
 	for il := 0; il < c.NLayer; il++ {
-		lc := shared
-		if backward && !e.opt.Recompute {
+		lc := fs.shared
+		if keep && !e.opt.Recompute {
 			lc = newLayerCache(c, rank, n)
-			caches = append(caches, lc)
+			fs.caches = append(fs.caches, lc)
 		}
 		var y []float32
-		if backward {
-			inputs = append(inputs, x)
+		if keep {
+			fs.inputs = append(fs.inputs, x)
 			y = make([]float32, n*E)
 		} else {
-			y = spare
+			y = fs.spare
 		}
 		ps.layerForward(il, x, y, lc)
-		if !backward {
-			spare = x
+		if !keep {
+			fs.spare = x
 		}
 		x = y
 	}
-	xf, rstdf := make([]float32, n*E), make([]float32, n)
-	rmsnormForward(xf, rstdf, x, e.m.OutNorm, n, E, c.RMSEps)
+	fs.x = x
+	fs.xf, fs.rstd = make([]float32, n*E), make([]float32, n)
+	rmsnormForward(fs.xf, fs.rstd, x, e.m.OutNorm, n, E, c.RMSEps)
+	return fs
+}
+
+// run executes the forward, the chunked log-softmax and (when grads != nil) the backward.
+func (e *CPU) run(pk *packed, weights [][]float32, grads *Adapter, backward bool) *Result {
+	c := e.m.Cfg
+	n, E := pk.n, c.NEmbd
+	backward = backward && grads != nil
+	fs := e.forward(pk, grads, backward)
 	var dxf []float32
 	if backward {
 		dxf = make([]float32, n*E)
 	}
 	res := &Result{Grads: grads, Tokens: n}
-	res.LogProbs, res.Loss = e.head(pk, xf, weights, dxf)
+	res.LogProbs, res.Loss = e.head(pk, fs.xf, weights, dxf)
 	if !backward {
 		return res
 	}
-
+	ps := fs.ps
 	dy := make([]float32, n*E)
-	rmsnormBackward(dy, dxf, x, e.m.OutNorm, rstdf, n, E)
+	rmsnormBackward(dy, dxf, fs.x, e.m.OutNorm, fs.rstd, n, E)
 	dx := make([]float32, n*E)
-	gs := newLayerGrads(c, rank, n)
+	gs := newLayerGrads(c, e.rank(), n)
 	for il := c.NLayer - 1; il >= 0; il-- {
-		lc := shared
+		lc := fs.shared
 		if e.opt.Recompute {
-			ps.layerForward(il, inputs[il], spare, lc) // rebuild the block's activations
+			ps.layerForward(il, fs.inputs[il], fs.spare, lc) // rebuild the block's activations
 		} else {
-			lc = caches[il]
+			lc = fs.caches[il]
 		}
 		out := dx
 		if il == 0 {
 			out = nil // the input embeddings are constants: no need for their gradient
 		}
-		ps.layerBackward(il, inputs[il], lc, dy, out, gs)
+		ps.layerBackward(il, fs.inputs[il], lc, dy, out, gs)
 		dy, dx = dx, dy
 	}
 	return res
+}
+
+// Logits returns the full logits of every position of one sequence ([tokens][vocab]): a diagnostic
+// for parity tests on short inputs; training never materializes this matrix.
+func (e *CPU) Logits(seq Sequence) ([][]float32, error) {
+	seq.Mask = make([]bool, len(seq.Tokens))
+	pk, err := pack(&Batch{Seqs: []Sequence{seq}}, e.m.Cfg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("logits: %w", err)
+	}
+	fs := e.forward(pk, nil, false)
+	c := e.m.Cfg
+	out := make([][]float32, pk.n)
+	for r := range out {
+		out[r] = make([]float32, c.NVocab)
+		sgemm(false, true, 1, c.NVocab, c.NEmbd, 1, fs.xf[r*c.NEmbd:], c.NEmbd, e.m.Output, c.NEmbd, 0, out[r], c.NVocab)
+	}
+	return out, nil
 }
 
 // head computes log p(target) for every scored row in chunks of HeadChunk rows (never a full

@@ -14,7 +14,9 @@ static int vz_to_float(int type, const void *src, float *dst, int64_t n) {
 import "C"
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"unsafe"
 
 	// Links ggml (and llama.cpp): our cgo calls ggml's own dequantizers so that the engine sees
@@ -76,6 +78,12 @@ func dequantize(t uint32, src []byte, dst []float32) error {
 	}
 	if need := rowBytes(t, n); len(src) < need {
 		return fmt.Errorf("%s data: %d bytes, need %d", typeName(t), len(src), need)
+	}
+	if t == TypeF32 { // ggml has no to_float for F32: it is a plain little-endian copy
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+		}
+		return nil
 	}
 	if C.vz_to_float(C.int(t), unsafe.Pointer(&src[0]), (*C.float)(unsafe.Pointer(&dst[0])), C.int64_t(n)) != 0 {
 		return fmt.Errorf("ggml has no to_float for %s", typeName(t))

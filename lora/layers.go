@@ -3,7 +3,16 @@ package lora
 import (
 	"math"
 	"sync"
+
+	"github.com/x448/float16"
 )
+
+// roundF16 rounds every value to the nearest float16 (round to nearest even, as ggml).
+func roundF16(x []float32) {
+	for i, v := range x {
+		x[i] = float16.Fromfloat32(v).Float32()
+	}
+}
 
 // Each layer of the decoder is a forward/backward pair over explicit row-major buffers of n rows
 // (llm.c style). Backward functions accumulate (+=) into their input-gradient buffers, so a residual

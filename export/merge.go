@@ -1,0 +1,152 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog/log"
+
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
+)
+
+// QuantKeep writes every folded weight in the type the base stored it in.
+const QuantKeep = "keep"
+
+// MergeStats summarises a merged export.
+type MergeStats struct {
+	Folded, Copied int            // tensors changed by the adapter / copied byte for byte
+	Types          map[string]int // output type name -> number of folded tensors
+	Elapsed        time.Duration
+}
+
+// WriteMerged writes outPath: the base GGUF with W + (alpha/r)·B·A folded into every adapted
+// weight, each folded weight stored as quant ("keep" = the base's own type of that tensor, or a
+// ggml type name such as "f16", "q8_0", "q4_K"). Every other tensor and every key-value pair is
+// copied unchanged. The adapter is checked against the base first; the file appears only when
+// complete.
+func WriteMerged(ctx context.Context, basePath, outPath string, ad *Adapter, quant string) (MergeStats, error) {
+	start := time.Now()
+	stats := MergeStats{Types: map[string]int{}}
+	base, err := readGGUF(basePath)
+	if err != nil {
+		return stats, fmt.Errorf("base model: %w", err)
+	}
+	if err := ad.checkBase(base); err != nil {
+		return stats, err
+	}
+	pairs := map[string]Pair{}
+	for _, p := range ad.Pairs {
+		pairs[p.Base] = p
+	}
+
+	// Decide every output type first, so that an impossible request fails before writing.
+	out := make([]tensorInfo, len(base.Tensors))
+	copy(out, base.Tensors)
+	var forced uint32
+	if quant != QuantKeep && quant != "" {
+		t, ok := typeByName(quant)
+		if !ok {
+			return stats, fmt.Errorf("unknown --quant %q (want keep, f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K or q6_K)", quant)
+		}
+		forced = t
+	}
+	for i, t := range out {
+		if _, ok := pairs[t.Name]; !ok {
+			continue
+		}
+		if quant != QuantKeep && quant != "" {
+			out[i].Type = forced
+		}
+		if !quantTypes[t.Type] {
+			return stats, fmt.Errorf("base weight %s is %s, which cannot be dequantized here; use --quant f16 or q8_0", t.Name, typeName(t.Type))
+		}
+		if !quantTypes[out[i].Type] {
+			return stats, fmt.Errorf("weight %s: cannot re-quantize to %s; use --quant f16, q8_0 or q4_K", t.Name, typeName(out[i].Type))
+		}
+		if int64(t.Shape[0])%blockSize(out[i].Type) != 0 {
+			return stats, fmt.Errorf("weight %s has rows of %d values, not a multiple of the %s block size %d; use --quant f16",
+				t.Name, t.Shape[0], typeName(out[i].Type), blockSize(out[i].Type))
+		}
+	}
+
+	f, err := os.Open(basePath)
+	if err != nil {
+		return stats, fmt.Errorf("base model: %w", err)
+	}
+	defer f.Close()
+
+	err = atomicfile.Write(outPath, func(w io.Writer) error {
+		gw := &ggufWriter{w: w, alignment: int64(base.Alignment)}
+		gw.header(base.KVs, out)
+		if gw.err != nil {
+			return gw.err
+		}
+		for i, t := range base.Tensors {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			p, adapted := pairs[t.Name]
+			if !adapted {
+				src := io.NewSectionReader(f, base.DataOffset+int64(t.Offset), t.Bytes())
+				n, err := io.Copy(w, src)
+				gw.n += n
+				if err != nil {
+					return fmt.Errorf("copy tensor %s: %w", t.Name, err)
+				}
+				gw.pad()
+				stats.Copied++
+				continue
+			}
+			data, err := foldTensor(base, f, t, p, ad.Scale(p), out[i].Type)
+			if err != nil {
+				return err
+			}
+			gw.tensor(data)
+			stats.Folded++
+			stats.Types[typeName(out[i].Type)]++
+			log.Debug().Str("tensor", t.Name).Str("from", typeName(t.Type)).Str("to", typeName(out[i].Type)).Msg("folded")
+		}
+		return gw.err
+	})
+	stats.Elapsed = time.Since(start)
+	return stats, err
+}
+
+// foldTensor returns the bytes of W + s·B·A stored as type outType.
+func foldTensor(base *ggufFile, f io.ReaderAt, t tensorInfo, p Pair, s float32, outType uint32) ([]byte, error) {
+	raw, err := base.readTensor(f, t)
+	if err != nil {
+		return nil, err
+	}
+	in, rows := int64(t.Shape[0]), int64(t.Shape[1])
+	w := make([]float32, in*rows)
+	if err := dequantize(t.Type, raw, w); err != nil {
+		return nil, fmt.Errorf("%s: tensor %s: %w", base.Path, t.Name, err)
+	}
+	parallelRows(int(rows), func(r0, r1 int) { p.addDelta(w, s, r0, r1) })
+	q, err := quantize(outType, w, rows, in)
+	if err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", t.Name, err)
+	}
+	return q, nil
+}
+
+// parallelRows splits [0, n) over the available cores.
+func parallelRows(n int, fn func(r0, r1 int)) {
+	workers := runtime.GOMAXPROCS(0)
+	per := (n + workers - 1) / workers
+	var wg sync.WaitGroup
+	for r0 := 0; r0 < n; r0 += per {
+		wg.Add(1)
+		go func(r0, r1 int) {
+			defer wg.Done()
+			fn(r0, r1)
+		}(r0, min(r0+per, n))
+	}
+	wg.Wait()
+}

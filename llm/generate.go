@@ -1,0 +1,129 @@
+package llm
+
+/*
+#include "llama.h"
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/rs/zerolog/log"
+)
+
+// Finish reasons of a completion.
+const (
+	FinishStop   = "stop"   // the model sampled an end-of-generation token (kept as the last token)
+	FinishLength = "length" // MaxTokens were sampled
+)
+
+// Completion is one sampled answer to a prompt.
+type Completion struct {
+	Tokens   []int32   // sampled ids, the end-of-generation token included when Finish is "stop"
+	LogProbs []float32 // behaviour log-prob of each token under the distribution it was drawn from
+	Text     string    // Tokens rendered as text, without control tokens
+	Finish   string    // FinishStop or FinishLength
+}
+
+// Generate samples s.N completions of one prompt. Up to Options.Parallel of them are decoded
+// together as sequences that share the prompt's KV cells. Completion j draws its random numbers
+// from PCG(seed, j) alone, so it comes out the same whatever N, Parallel or batch it ran in.
+func (m *Model) Generate(ctx context.Context, p *Prompt, s Sampling) ([]Completion, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.model == nil {
+		return nil, errClosed
+	}
+	s = s.withDefaults(m.opts.Seed)
+	last, err := m.evalPrompt(p, nil)
+	if err != nil {
+		return nil, err
+	}
+	free := m.info.ContextSize - len(p.Tokens)
+	wave := min(m.opts.Parallel, s.N, m.opts.BatchSize, free/s.MaxTokens)
+	if wave < 1 {
+		return nil, fmt.Errorf("llm: a prompt of %d rows and %d new tokens do not fit the context of %d cells",
+			len(p.Tokens), s.MaxTokens, m.info.ContextSize)
+	}
+	out := make([]Completion, s.N)
+	for start := 0; start < s.N; start += wave {
+		n := min(wave, s.N-start)
+		if err := m.generateWave(ctx, p, last, s, out[start:start+n], start); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// generateWave decodes len(out) completions in parallel, completion i in sequence 1+i.
+func (m *Model) generateWave(ctx context.Context, p *Prompt, last []float32, s Sampling, out []Completion, first int) error {
+	mem := m.memory()
+	n := len(out)
+	defer func() {
+		for i := range n {
+			C.llama_memory_seq_rm(mem, C.llama_seq_id(1+i), -1, -1)
+		}
+	}()
+	rngs := make([]*rand.Rand, n)
+	dist := &distribution{}
+	active := make([]int, 0, n)
+	for i := range n {
+		C.llama_memory_seq_cp(mem, promptSeq, C.llama_seq_id(1+i), -1, -1)
+		rngs[i] = rand.New(rand.NewPCG(s.Seed, uint64(first+i)))
+		tok, lp := sampleToken(dist, last, s, rngs[i])
+		out[i].Tokens = append(out[i].Tokens, tok)
+		out[i].LogProbs = append(out[i].LogProbs, lp)
+		if !m.finished(&out[i], s) {
+			active = append(active, i)
+		}
+	}
+	b := newTokenBatch(&m.batch, m.opts.BatchSize)
+	for len(active) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b.clear()
+		for _, i := range active {
+			c := &out[i]
+			b.add(c.Tokens[len(c.Tokens)-1], p.NPos+len(c.Tokens)-1, 1+i, true)
+		}
+		if err := m.decode(b); err != nil {
+			return err
+		}
+		still := active[:0]
+		for k, i := range active {
+			tok, lp := sampleToken(dist, m.logitsAt(k), s, rngs[i])
+			out[i].Tokens = append(out[i].Tokens, tok)
+			out[i].LogProbs = append(out[i].LogProbs, lp)
+			if !m.finished(&out[i], s) {
+				still = append(still, i)
+			}
+		}
+		active = still
+	}
+	for i := range out {
+		c := &out[i]
+		text := c.Tokens
+		if c.Finish == FinishStop {
+			text = text[:len(text)-1]
+		}
+		c.Text = m.detokenize(text)
+	}
+	log.Debug().Int("completions", n).Int("first", first).Msg("llm: wave done")
+	return nil
+}
+
+// finished sets c.Finish and reports whether c is complete.
+func (m *Model) finished(c *Completion, s Sampling) bool {
+	switch {
+	case m.IsEOG(c.Tokens[len(c.Tokens)-1]):
+		c.Finish = FinishStop
+	case len(c.Tokens) >= s.MaxTokens:
+		c.Finish = FinishLength
+	default:
+		return false
+	}
+	return true
+}

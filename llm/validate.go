@@ -1,0 +1,104 @@
+package llm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ollama/ollama/fs/ggml"
+)
+
+// llama.cpp aborts the whole process (GGML_ASSERT, segfault) on several kinds of bad input
+// instead of returning an error, and says little when it does return one. Every file is therefore
+// read here first, in pure Go (fs/ggml.Decode reads only the header), and rejected with an error
+// that names the file and the problem.
+
+// FileError reports a model, projector or adapter file that cannot be used.
+type FileError struct {
+	Kind    string // "model", "mmproj" or "adapter"
+	Path    string
+	Problem string
+}
+
+func (e *FileError) Error() string { return e.Kind + " " + e.Path + ": " + e.Problem }
+
+func fileErr(kind, path, format string, args ...any) error {
+	return &FileError{Kind: kind, Path: path, Problem: fmt.Sprintf(format, args...)}
+}
+
+// maxHeaderArray keeps small arrays (image_mean, rope sections) and skips vocabularies.
+const maxHeaderArray = 64
+
+// readHeader checks that path is a readable GGUF file and decodes its header.
+func readHeader(kind, path string) (*ggml.GGML, error) {
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fileErr(kind, path, "file does not exist")
+	}
+	if err != nil {
+		return nil, fileErr(kind, path, "%v", err)
+	}
+	if st.IsDir() {
+		return nil, fileErr(kind, path, "is a directory, not a GGUF file")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fileErr(kind, path, "%v", err)
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	if _, err := io.ReadFull(f, magic); err != nil {
+		return nil, fileErr(kind, path, "not a GGUF file (%d bytes long)", st.Size())
+	}
+	if !bytes.Equal(magic, []byte("GGUF")) {
+		return nil, fileErr(kind, path, "not a GGUF file (magic %q, want \"GGUF\")", magic)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fileErr(kind, path, "%v", err)
+	}
+	g, err := ggml.Decode(f, maxHeaderArray)
+	if err != nil {
+		return nil, fileErr(kind, path, "corrupt GGUF header: %v", err)
+	}
+	return g, nil
+}
+
+// textInfo is what the projector and adapter checks need to know about the text model.
+type textInfo struct {
+	arch     string
+	nEmbd    int // embedding_length
+	nEmbdInp int // width of input embedding rows (n_embd, times 1+deepstack layers for qwen3vl)
+}
+
+// checkModel validates a text model file.
+func checkModel(path string) (textInfo, error) {
+	const kind = "model"
+	g, err := readHeader(kind, path)
+	if err != nil {
+		return textInfo{}, err
+	}
+	kv := g.KV()
+	arch, ok := kv["general.architecture"].(string)
+	switch {
+	case !ok || arch == "":
+		return textInfo{}, fileErr(kind, path, "not a model: no general.architecture")
+	case kv["general.type"] == "adapter":
+		return textInfo{}, fileErr(kind, path, "is a LoRA adapter (general.type \"adapter\"), not a model")
+	case arch == "clip":
+		return textInfo{}, fileErr(kind, path, "is a vision projector (general.architecture \"clip\"), not a text model")
+	}
+	n, ok := kv[arch+".embedding_length"].(uint32)
+	if !ok || n == 0 {
+		return textInfo{}, fileErr(kind, path, "no %s.embedding_length (uint32)", arch)
+	}
+	info := textInfo{arch: arch, nEmbd: int(n), nEmbdInp: int(n)}
+	if d, ok := kv[arch+".n_deepstack_layers"].(uint32); ok {
+		info.nEmbdInp = int(n) * (1 + int(d))
+	}
+	if len(g.Tensors().Items()) == 0 {
+		return textInfo{}, fileErr(kind, path, "not a model: no tensors")
+	}
+	return info, nil
+}

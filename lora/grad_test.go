@@ -1,0 +1,208 @@
+package lora
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// groupBatch is a GRPO-like group: G completions of one prompt (the prompt includes an image span),
+// the completion tokens scored, with mixed-sign per-token weights.
+func groupBatch(c Config, g int, seed uint64) (*Batch, [][]float32) {
+	r := rand.New(rand.NewPCG(seed, 3))
+	prompt := make([]int32, 9)
+	for i := range prompt {
+		prompt[i] = int32(r.IntN(c.NVocab))
+	}
+	img := make([]float32, 3*c.NEmbd)
+	for i := range img {
+		img[i] = float32(r.NormFloat64())
+	}
+	b := &Batch{}
+	var w [][]float32
+	for s := 0; s < g; s++ {
+		n := len(prompt) + 4 + 2*s
+		seq := Sequence{Tokens: append([]int32(nil), prompt...), Embeds: []EmbedSpan{{Pos: 2, Rows: img}}, Mask: make([]bool, n)}
+		ws := make([]float32, n)
+		adv := float32(r.NormFloat64())
+		for i := len(prompt); i < n; i++ {
+			seq.Tokens = append(seq.Tokens, int32(r.IntN(c.NVocab)))
+			seq.Mask[i] = true
+			ws[i] = adv * float32(0.5+r.Float64()) // advantage times a per-token factor
+		}
+		b.Seqs = append(b.Seqs, seq)
+		w = append(w, ws)
+	}
+	return b, w
+}
+
+// lossOf evaluates sum w_t logp_t with the forward only.
+func lossOf(t *testing.T, e *CPU, b *Batch, w [][]float32) float64 {
+	lp, err := e.LogProbs(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l float64
+	for s := range lp {
+		for i, v := range lp[s] {
+			l += float64(w[s][i]) * float64(v)
+		}
+	}
+	return l
+}
+
+// fdFailures checks every LoRA matrix with a central difference along a random unit direction:
+// |fd - analytic| <= relTol*|analytic| + absTol. It returns the matrices that fail, and the worst
+// relative error among those that pass.
+func fdFailures(t *testing.T, e *CPU, ad *Adapter, b *Batch, w [][]float32, seed uint64) (fails []string, worst float64) {
+	t.Helper()
+	const h, relTol, absTol = 1e-2, 2e-2, 1e-4
+	res, err := e.Backward(b, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := lossOf(t, e, b, w); math.Abs(l-res.Loss) > 1e-6*math.Abs(l)+1e-6 {
+		t.Fatalf("Backward loss %g != forward loss %g", res.Loss, l)
+	}
+	r := rand.New(rand.NewPCG(seed, 17))
+	params, grads := ad.Params(), res.Grads.Params()
+	for k, p := range params {
+		dir := make([]float64, len(p))
+		var norm float64
+		for i := range dir {
+			dir[i] = r.NormFloat64()
+			norm += dir[i] * dir[i]
+		}
+		norm = math.Sqrt(norm)
+		var an float64
+		for i := range dir {
+			dir[i] /= norm
+			an += dir[i] * float64(grads[k][i])
+		}
+		orig := append([]float32(nil), p...)
+		for i := range p {
+			p[i] = orig[i] + float32(h*dir[i])
+		}
+		lp := lossOf(t, e, b, w)
+		for i := range p {
+			p[i] = orig[i] - float32(h*dir[i])
+		}
+		lm := lossOf(t, e, b, w)
+		copy(p, orig)
+		fd := (lp - lm) / (2 * h)
+		pair := ad.Pairs[k/2]
+		name := pair.Name + [2]string{".A", ".B"}[k%2]
+		if math.Abs(fd-an) > relTol*math.Abs(an)+absTol {
+			fails = append(fails, fmt.Sprintf("%s: fd %.6g analytic %.6g", name, fd, an))
+		} else if math.Abs(an) > 100*absTol { // the relative error of tiny derivatives is float32 noise
+			worst = math.Max(worst, math.Abs(fd-an)/math.Abs(an))
+		}
+	}
+	return fails, worst
+}
+
+// TestGradientsFiniteDifference: every LoRA A and B of llama (NORM rope) and qwen2 (NEOX rope, biases)
+// tiny models, a shared-prompt group with an image span and mixed-sign weights, with and without
+// activation recomputation. Tolerance: |fd - analytic| <= 2e-2*|analytic| + 1e-4 at h = 1e-2 (float32
+// forward).
+func TestGradientsFiniteDifference(t *testing.T) {
+	for _, arch := range []string{"llama", "qwen2"} {
+		for _, recompute := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/recompute=%v", arch, recompute), func(t *testing.T) {
+				c := tinyConfig(arch)
+				e := NewCPU(RandomModel(c, 1), Options{Threads: 1, Recompute: recompute, HeadChunk: 5})
+				ad := randomAdapter(t, c, 3, 6, 2)
+				if err := e.SetAdapter(ad); err != nil {
+					t.Fatal(err)
+				}
+				b, w := groupBatch(c, 3, 4)
+				fails, worst := fdFailures(t, e, ad, b, w, 5)
+				t.Logf("%d matrices, worst relative error where |analytic| > 1e-2: %.3g", len(ad.Params()), worst)
+				for _, f := range fails {
+					t.Error(f)
+				}
+			})
+		}
+	}
+}
+
+// TestGradientCheckCatchesFaults corrupts one gradient term at a time and requires the
+// finite-difference check to report failures: the check above cannot pass vacuously.
+func TestGradientCheckCatchesFaults(t *testing.T) {
+	c := tinyConfig("llama")
+	for _, f := range []struct {
+		name string
+		f    fault
+	}{{"flip-dB", faultFlipDB}, {"drop-lora-dx", faultDropLoRADX}, {"drop-softmax", faultDropSoftmax}} {
+		t.Run(f.name, func(t *testing.T) {
+			e := NewCPU(RandomModel(c, 1), Options{Threads: 1})
+			ad := randomAdapter(t, c, 3, 6, 2)
+			e.SetAdapter(ad)
+			e.fault = f.f
+			b, w := groupBatch(c, 2, 4)
+			fails, _ := fdFailures(t, e, ad, b, w, 5)
+			if len(fails) == 0 {
+				t.Fatalf("gradient fault %s went unnoticed", f.name)
+			}
+			t.Logf("%s: %d of %d matrices flagged, e.g. %s", f.name, len(fails), len(ad.Params()), fails[0])
+		})
+	}
+}
+
+// TestSharedPromptMatchesSeparate: the group computed with its prompt once must give the same
+// log-probs, loss and gradients as each sequence run alone (prompt recomputed), summed.
+func TestSharedPromptMatchesSeparate(t *testing.T) {
+	c := tinyConfig("qwen2")
+	e := NewCPU(RandomModel(c, 1), Options{Threads: 1})
+	ad := randomAdapter(t, c, 3, 6, 2)
+	e.SetAdapter(ad)
+	b, w := groupBatch(c, 4, 8)
+	group, err := e.Backward(b, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := ad.ZeroLike()
+	var loss float64
+	rows := 0
+	for s := range b.Seqs {
+		one, err := e.Backward(&Batch{Seqs: b.Seqs[s : s+1]}, w[s:s+1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows += one.Tokens
+		loss += one.Loss
+		for i, v := range one.LogProbs[0] {
+			if d := math.Abs(float64(v - group.LogProbs[s][i])); d > 1e-5 {
+				t.Fatalf("seq %d token %d: log-prob %g alone vs %g in group", s, i, v, group.LogProbs[s][i])
+			}
+		}
+		for k, g := range one.Grads.Params() {
+			for i, v := range g {
+				sum.Params()[k][i] += v
+			}
+		}
+	}
+	if math.Abs(loss-group.Loss) > 1e-5*math.Abs(loss) {
+		t.Fatalf("loss %g alone vs %g in group", loss, group.Loss)
+	}
+	var maxRel float64
+	for k, g := range group.Grads.Params() {
+		var dn, nn float64
+		for i, v := range g {
+			d := float64(v - sum.Params()[k][i])
+			dn += d * d
+			nn += float64(v) * float64(v)
+		}
+		if nn > 0 {
+			maxRel = math.Max(maxRel, math.Sqrt(dn/nn))
+		}
+	}
+	t.Logf("group rows %d vs %d separately; max relative gradient difference %.3g", group.Tokens, rows, maxRel)
+	if maxRel > 1e-4 {
+		t.Fatalf("shared-prompt gradients differ from separate runs: %g", maxRel)
+	}
+	if group.Tokens >= rows {
+		t.Fatalf("group computed %d rows, separate %d: the prompt was not shared", group.Tokens, rows)
+	}
+}

@@ -68,7 +68,7 @@ type ChartDetail struct {
 	XLabel     string        `json:"x_label,omitempty"`
 	YLabel     string        `json:"y_label,omitempty"`
 	Categories []string      `json:"categories"`
-	Series     []ChartSeries `json:"series"` // for a pie: one entry per slice, for its colour
+	Series     []ChartSeries `json:"series"`   // for a pie: one entry per slice, for its colour
 	Original   [][]float64   `json:"original"` // [series][category]
 	Modified   [][]float64   `json:"modified"`
 	Changed    []ChartCell   `json:"changed"`

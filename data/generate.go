@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -92,8 +93,11 @@ func runJobs(outDir string, jobs []job, workers int, progress ProgressFunc) (Rep
 				var se *SourceError
 				switch {
 				case errors.As(err, &se):
-					rep.Skipped = append(rep.Skipped, SkippedFile{Path: se.Path, Err: se.Err})
-					log.Warn().Str("file", se.Path).Err(se.Err).Msg("skipping source file")
+					// a file used by several pairs is reported once
+					if !slices.ContainsFunc(rep.Skipped, func(s SkippedFile) bool { return s.Path == se.Path }) {
+						rep.Skipped = append(rep.Skipped, SkippedFile{Path: se.Path, Err: se.Err})
+						log.Warn().Str("file", se.Path).Err(se.Err).Msg("skipping source file")
+					}
 				case err != nil:
 					if firstErr == nil {
 						firstErr = err

@@ -108,7 +108,10 @@ func MediaMarker() string { return C.GoString(C.mtmd_default_marker()) }
 
 // Mtmd is an mtmd context created with 1 thread and no GPU (the Go package always uses 4 threads,
 // which collapse on a busy 2-core machine; tiny-models.md §7.4).
-type Mtmd struct{ c *C.mtmd_context }
+type Mtmd struct {
+	c    *C.mtmd_context
+	embd int // text model width: the width of each image embedding row
+}
 
 // NewMtmd loads the mmproj for the model.
 func NewMtmd(m *llama.Model, mmproj string) (*Mtmd, error) {
@@ -122,7 +125,7 @@ func NewMtmd(m *llama.Model, mmproj string) (*Mtmd, error) {
 	if c == nil {
 		return nil, fmt.Errorf("llamaprobe: mtmd could not load %s", mmproj)
 	}
-	return &Mtmd{c: c}, nil
+	return &Mtmd{c: c, embd: int(C.llama_model_n_embd(rawModel(m)))}, nil
 }
 
 // Free releases the context.
@@ -137,11 +140,12 @@ type Chunk struct {
 	Image         bool
 	Tokens        []int // text chunks
 	NTokens, NPos int
-	NX, NY        int // image chunks: the embedding grid
+	NX, NY        int       // image chunks: the embedding grid
+	Embd          []float32 // image chunks: NTokens rows of the text model width
 }
 
 // Tokenize runs mtmd_tokenize on prompt (which holds one MediaMarker per image) with the given PNG
-// or JPEG images, with special tokens added and parsed.
+// or JPEG images, with special tokens added and parsed, and encodes every image chunk.
 func (t *Mtmd) Tokenize(prompt string, images ...[]byte) ([]Chunk, error) {
 	var bitmaps []*C.mtmd_bitmap
 	defer func() {
@@ -188,6 +192,14 @@ func (t *Mtmd) Tokenize(prompt string, images ...[]byte) ([]Chunk, error) {
 			c.Image = true
 			img := C.mtmd_input_chunk_get_tokens_image(ch)
 			c.NX, c.NY = int(C.mtmd_image_tokens_get_nx(img)), int(C.mtmd_image_tokens_get_ny(img))
+			if rc := C.mtmd_encode_chunk(t.c, ch); rc != 0 {
+				return nil, fmt.Errorf("llamaprobe: mtmd_encode_chunk returned %d", rc)
+			}
+			e := C.mtmd_get_output_embd(t.c)
+			if e == nil {
+				return nil, errors.New("llamaprobe: no image embeddings after encoding")
+			}
+			c.Embd = append([]float32(nil), unsafe.Slice((*float32)(unsafe.Pointer(e)), c.NTokens*t.embd)...)
 		default:
 			return nil, fmt.Errorf("llamaprobe: unexpected chunk type %d", C.mtmd_input_chunk_get_type(ch))
 		}

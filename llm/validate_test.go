@@ -1,0 +1,115 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vzlocal/vzlocal/llm/testmodel"
+)
+
+// ggufWithoutArch is a valid GGUF whose only key is general.name (WriteGGUF insists on an
+// architecture, so it is written by hand).
+func ggufWithoutArch() []byte {
+	var b bytes.Buffer
+	b.WriteString("GGUF")
+	for _, v := range []any{uint32(3), uint64(0), uint64(1), uint64(len("general.name"))} {
+		binary.Write(&b, binary.LittleEndian, v)
+	}
+	b.WriteString("general.name")
+	binary.Write(&b, binary.LittleEndian, uint32(8)) // string
+	binary.Write(&b, binary.LittleEndian, uint64(4))
+	b.WriteString("tiny")
+	return b.Bytes()
+}
+
+// Every bad file must be rejected by our own checks (a FileError naming the file, with our
+// wording), never reach llama.cpp: some of these abort or crash the process there.
+func TestLoadRejectsBadFiles(t *testing.T) {
+	good := tinyModelFiles(t, "llava")
+	dir := t.TempDir()
+	path := func(name string) string { return filepath.Join(dir, name) }
+	writeBytes := func(name string, b []byte) string {
+		require.NoError(t, os.WriteFile(path(name), b, 0o644))
+		return path(name)
+	}
+	textBytes, err := os.ReadFile(good.Text)
+	require.NoError(t, err)
+	text := readGGUF(t, good.Text)
+	proj := readGGUF(t, good.MMProj)
+	derived := func(name string, g *ggufFile) string {
+		g.write(t, path(name))
+		return path(name)
+	}
+	withKV := func(k string, v any) *ggufFile {
+		g := proj.clone()
+		if v == nil {
+			delete(g.kv, k)
+		} else {
+			g.kv[k] = v
+		}
+		return g
+	}
+	narrow := proj.clone()
+	h := proj.tensor("mm.2.weight").shape[0]
+	narrow.tensors = append(narrow.without("mm.2.weight").without("mm.2.bias").tensors,
+		&tensorBytes{name: "mm.2.weight", shape: []uint64{h, 48}, data: make([]byte, 4*int(h)*48)},
+		&tensorBytes{name: "mm.2.bias", shape: []uint64{48}, data: make([]byte, 4*48)})
+	wide, err := testmodel.Write(filepath.Join(dir, "wide"), testmodel.Config{Family: "llava", Seed: 1, Embd: 128, NoMMProj: true})
+	require.NoError(t, err)
+
+	cases := []struct {
+		name        string
+		model, proj string
+		kind        string // which file the error must name
+		problem     string
+	}{
+		{"missing model", path("nope.gguf"), "", "model", "does not exist"},
+		{"directory", dir, "", "model", "is a directory"},
+		{"empty file", writeBytes("empty.gguf", nil), "", "model", "not a GGUF file (0 bytes long)"},
+		{"not gguf", writeBytes("text.txt", []byte("hello, world\n")), "", "model", `not a GGUF file (magic "hell"`},
+		{"truncated header", writeBytes("trunc.gguf", textBytes[:200]), "", "model", "corrupt GGUF header"},
+		{"truncated data", writeBytes("short.gguf", textBytes[:len(textBytes)-1000]), "", "model", "corrupt GGUF header"},
+		{"no architecture", writeBytes("noarch.gguf", ggufWithoutArch()), "", "model", "no general.architecture"},
+		{"mmproj as model", good.MMProj, "", "model", "is a vision projector"},
+		{"adapter as model", derived("adapter.gguf", loraFile(t, text, 1, 4, 8)), "", "model", "is a LoRA adapter"},
+		{"missing mmproj", good.Text, path("nope-mmproj.gguf"), "mmproj", "does not exist"},
+		{"text model as mmproj", good.Text, good.Text, "mmproj", `general.architecture is "llama", want "clip"`},
+		{"no vision encoder", good.Text, derived("novis.gguf", withKV("clip.has_vision_encoder", nil)), "mmproj", "no vision encoder"},
+		{"no image_mean", good.Text, derived("nomean.gguf", withKV("clip.vision.image_mean", nil)), "mmproj", "clip.vision.image_mean is missing"},
+		{"no image_std", good.Text, derived("nostd.gguf", withKV("clip.vision.image_std", nil)), "mmproj", "clip.vision.image_std is missing"},
+		{"image_size int32", good.Text, derived("i32.gguf", withKV("clip.vision.image_size", int32(32))), "mmproj", "clip.vision.image_size has type int32, want uint32"},
+		{"epsilon uint32", good.Text, derived("eps.gguf", withKV("clip.vision.attention.layer_norm_epsilon", uint32(1))), "mmproj", "layer_norm_epsilon has type uint32, want float32"},
+		{"no projection_dim", good.Text, derived("nopd.gguf", withKV("clip.vision.projection_dim", nil)), "mmproj", "clip.vision.projection_dim is missing"},
+		{"unknown projector", good.Text, derived("foo.gguf", withKV("clip.projector_type", "foo")), "mmproj", `unsupported projector type "foo"`},
+		{"missing projector tensor", good.Text, derived("nomm2b.gguf", proj.without("mm.2.bias")), "mmproj", "missing tensor mm.2.bias"},
+		{"missing position embedding", good.Text, derived("nopos.gguf", proj.without("v.position_embd.weight")), "mmproj", "missing tensor v.position_embd.weight"},
+		{"projector narrower than model", good.Text, derived("narrow.gguf", narrow), "mmproj", "projector output width 48 (mm.2.weight) does not fit the text model's embedding width 64"},
+		{"model wider than projector", wide.Text, good.MMProj, "mmproj", "projector output width 64 (mm.2.weight) does not fit the text model's embedding width 128"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := Load(c.model, c.proj, testOptions())
+			if m != nil {
+				m.Close()
+			}
+			var fe *FileError
+			require.True(t, errors.As(err, &fe), "want a FileError, got %v", err)
+			require.Equal(t, c.kind, fe.Kind)
+			want := c.model
+			if c.kind == "mmproj" {
+				want = c.proj
+			}
+			require.Equal(t, want, fe.Path)
+			require.Contains(t, fe.Problem, c.problem)
+			require.False(t, strings.Contains(fe.Problem, "llama.cpp"), "reached llama.cpp: %v", err)
+			require.Contains(t, err.Error(), want)
+		})
+	}
+}

@@ -44,6 +44,7 @@ type Utterance struct {
 	Role      string
 	Text      string // the answer (clue sentence or vote)
 	Reasoning string // the private reasoning, when recorded
+	Note      string // reward and advantage, when recorded
 }
 
 // Keys tried, in order, for each part of a game record.
@@ -86,6 +87,10 @@ func sampleGames(path string, want int) (GameSample, error) {
 		if err := json.Unmarshal(raw, &obj); err != nil {
 			return fmt.Errorf("invalid JSON: %w", err)
 		}
+		if g, ok := spyGameView(line, raw, obj); ok {
+			s.Games = append(s.Games, g)
+			return nil
+		}
 		s.Games = append(s.Games, viewGame(line, obj))
 		return nil
 	})
@@ -121,7 +126,8 @@ func viewGame(line int, obj map[string]any) GameView {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if v, ok := scalarString(obj[k]); ok {
+		// Image paths are shown with their images, not repeated as fields.
+		if v, ok := scalarString(obj[k]); ok && !isImagePath(v) {
 			g.Fields = append(g.Fields, Field{Key: k, Value: v})
 		}
 	}
@@ -256,10 +262,14 @@ func walkImages(prefix string, v any, fn func(label, path string)) {
 			walkImages(fmt.Sprintf("%s[%d]", prefix, i), el, fn)
 		}
 	case string:
-		if imageExts[strings.ToLower(filepath.Ext(v))] && !strings.ContainsAny(v, "\n\x00") {
+		if isImagePath(v) {
 			fn(prefix, v)
 		}
 	}
+}
+
+func isImagePath(s string) bool {
+	return imageExts[strings.ToLower(filepath.Ext(s))] && !strings.ContainsAny(s, "\n\x00")
 }
 
 func joinPath(prefix, k string) string {

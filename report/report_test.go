@@ -73,7 +73,7 @@ func abs(x int) int {
 func TestReportSingleRunRendersEveryPlot(t *testing.T) {
 	root := outputRoot(t)
 	run := filepath.Join(root, "run1")
-	writeSyntheticRun(t, run, syntheticRun{steps: 120, seed: 1, lr: 2e-5, evalEvery: 10, games: 12})
+	writeSyntheticRun(t, run, syntheticRun{steps: 120, seed: 1, lr: 2e-5, evalEvery: 10, games: 12, spyRecords: true})
 	out := filepath.Join(root, "report")
 
 	res, err := Write([]string{run}, Options{OutDir: out, SampleGames: 3})
@@ -100,9 +100,15 @@ func TestReportSingleRunRendersEveryPlot(t *testing.T) {
 	assert.Contains(t, html, strconv.Itoa(len(spans)-1)+" switches")
 	assert.Contains(t, html, "&#34;rank&#34;: 16", "config shown")
 	assert.Contains(t, html, "3 of 12 games")
-	assert.Contains(t, html, "There is a red object near the centre.")
+	// selfplay's game records are read with their own type: rounds, roles, parsed votes, rewards.
+	assert.Contains(t, html, "round 2, player 4")
+	assert.Contains(t, html, "Player 3: a metal sphere on the left.")
 	assert.Contains(t, html, "(spy)", "the spy's clues are marked")
-	assert.Regexp(t, `<b>Votes</b>: \d, \d, N/A, `, html)
+	assert.Contains(t, html, "✓ (the spy)")
+	assert.Contains(t, html, "N/A (abstain)")
+	assert.Contains(t, html, "reward 2.490, advantage 1.200")
+	assert.Contains(t, html, "civilians see: ")
+	assert.Contains(t, html, "tally: <b>P1:1 P2:0 P3:0 P4:0</b>")
 	evalRows := regexp.MustCompile(`<tr><td>\d+</td><td>40</td><td>\d+</td>`).FindAllString(html, -1)
 	assert.Len(t, evalRows, 12, "one eval row per 10 steps, 40 games each")
 
@@ -145,6 +151,10 @@ func TestReportComparesTwoRuns(t *testing.T) {
 	assert.NotContains(t, html, "<code>lora.rank</code>", "equal settings are not listed as differences")
 	assert.Contains(t, html, "From metrics.jsonl", "second run's evaluations come from the Eval* fields")
 	assert.Contains(t, html, "No games.jsonl in")
+	// The second run's games use a generic record shape.
+	assert.Contains(t, html, "There is a red object near the centre.")
+	assert.Contains(t, html, "(spy)", "the spy's clues are marked from the record's spy field")
+	assert.Regexp(t, `<b>Votes</b>: \d, \d, N/A, `, html)
 }
 
 func TestReportWithoutEvaluations(t *testing.T) {

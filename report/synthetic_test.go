@@ -27,6 +27,9 @@ type syntheticRun struct {
 	// evalInMetrics logs evaluations as Eval* fields of metrics.jsonl instead of eval.jsonl.
 	evalInMetrics bool
 	games         int
+	// spyRecords writes games.jsonl with selfplay's own writer (selfplay.SpyGame lines) instead
+	// of a generic record shape.
+	spyRecords bool
 }
 
 // writeSyntheticRun writes a run folder that looks like a spy-game training run: decision and clue
@@ -108,7 +111,45 @@ func writeSyntheticRun(t *testing.T, dir string, s syntheticRun) {
 	b, err := json.Marshal(cfg)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, ConfigFile), b, 0o644))
-	writeSyntheticGames(t, dir, s.games, rng)
+	if s.spyRecords {
+		writeSyntheticSpyGames(t, dir, s.games, rng)
+	} else {
+		writeSyntheticGames(t, dir, s.games, rng)
+	}
+}
+
+// writeSyntheticSpyGames writes games as selfplay records: 4 players, 2 rounds, 4 observer samples.
+func writeSyntheticSpyGames(t *testing.T, dir string, n int, rng *rand.Rand) {
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "pairs"), 0o755))
+	var games []*selfplay.SpyGame
+	for id := 0; id < n; id++ {
+		orig := filepath.Join(dir, "pairs", fmt.Sprintf("%03d_a.png", id))
+		mod := filepath.Join(dir, "pairs", fmt.Sprintf("%03d_b.png", id))
+		writeTestPNG(t, orig, color.RGBA{200, 40, 40, 255})
+		writeTestPNG(t, mod, color.RGBA{40, 40, 200, 255})
+		g := &selfplay.SpyGame{ID: id, PairID: fmt.Sprintf("clevr-%03d", id), Original: orig, Modified: mod, SpyImage: mod,
+			Players: 4, Rounds: 2, Decision: "observer", Spy: 1 + rng.IntN(4)}
+		for round := 1; round <= 2; round++ {
+			for p := 1; p <= 4; p++ {
+				role := "civilian"
+				if p == g.Spy {
+					role = "spy"
+				}
+				g.Samples = append(g.Samples, &selfplay.SpySample{Game: id, Stage: selfplay.StageClue, Round: round, Player: p, Role: role,
+					Reasoning: "Two cubes and a sphere; I describe the sphere.", Clue: fmt.Sprintf("Player %d: a metal sphere on the left.", p),
+					ClueOK: true, FormatOK: true, Reward: 0.04, Advantage: 0.03})
+			}
+		}
+		votes := []selfplay.SpyVote{{Kind: selfplay.VotePlayer, Player: g.Spy}, {Kind: selfplay.VoteAbstain},
+			{Kind: selfplay.VotePlayer, Player: 1 + (g.Spy % 4)}, {Kind: selfplay.VoteInvalid}}
+		for k := range votes {
+			g.Samples = append(g.Samples, &selfplay.SpySample{Game: id, Stage: selfplay.StageDecision, Role: "observer", Index: k,
+				Reasoning: "Player clues disagree about the colour.", Vote: &votes[k], FormatOK: true, Reward: 2.49, Advantage: 1.2})
+		}
+		g.Scored, g.Tally, g.Accused, g.SpyCaught = true, []int{1, 0, 0, 0}, 1, g.Spy == 1
+		games = append(games, g)
+	}
+	require.NoError(t, selfplay.WriteSpyGames(filepath.Join(dir, GamesFile), games))
 }
 
 func writeSyntheticGames(t *testing.T, dir string, n int, rng *rand.Rand) {

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog/log"
-
-	"github.com/vzlocal/vzlocal/internal/atomicfile"
 )
 
 // QuantKeep writes every folded weight in the type the base stored it in.
@@ -80,7 +78,7 @@ func WriteMerged(ctx context.Context, basePath, outPath string, ad *Adapter, qua
 	}
 	defer f.Close()
 
-	err = atomicfile.Write(outPath, func(w io.Writer) error {
+	err = writeAtomic(outPath, func(w io.Writer) error {
 		gw := &ggufWriter{w: w, alignment: int64(base.Alignment)}
 		gw.header(base.KVs, out)
 		if gw.err != nil {

@@ -1,0 +1,212 @@
+package lora
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func requireSameAdapter(t *testing.T, want, got *Adapter, exact bool) {
+	t.Helper()
+	if got.Arch != want.Arch || got.Rank != want.Rank || got.Alpha != want.Alpha || len(got.Pairs) != len(want.Pairs) {
+		t.Fatalf("adapter header: got %s rank %d alpha %g pairs %d, want %s %d %g %d", got.Arch, got.Rank, got.Alpha, len(got.Pairs), want.Arch, want.Rank, want.Alpha, len(want.Pairs))
+	}
+	for i, p := range want.Pairs {
+		q := got.Pairs[i]
+		if q.Name != p.Name || q.In != p.In || q.Out != p.Out {
+			t.Fatalf("pair %d: got %s %dx%d, want %s %dx%d", i, q.Name, q.In, q.Out, p.Name, p.In, p.Out)
+		}
+		for k, pair := range [][2][]float32{{p.A, q.A}, {p.B, q.B}} {
+			for j := range pair[0] {
+				a, b := pair[0][j], pair[1][j]
+				if exact && math.Float32bits(a) != math.Float32bits(b) || !exact && math.Abs(float64(a-b)) > 1e-3*math.Abs(float64(a))+1e-7 {
+					t.Fatalf("%s %c[%d]: got %g, want %g", p.Name, "AB"[k], j, b, a)
+				}
+			}
+		}
+	}
+}
+
+// TestAdapterGGUFRoundTrip: write and read back gives identical tensors (F32), or F16-rounded ones.
+func TestAdapterGGUFRoundTrip(t *testing.T) {
+	for _, arch := range []string{"llama", "qwen2"} {
+		c := tinyConfig(arch)
+		ad := randomAdapter(t, c, 4, 16, 1)
+		for _, kind := range []uint32{TypeF32, TypeF16} {
+			p := tempPath(t, "a.gguf")
+			if err := ad.WriteGGUF(p, kind); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ReadAdapterGGUF(p, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			requireSameAdapter(t, ad, got, kind == TypeF32)
+		}
+	}
+}
+
+// TestAdapterPEFTRoundTrip: write and read back gives identical tensors; for llama the file holds
+// B of q/k un-permuted (HF row order), for qwen2 as is.
+func TestAdapterPEFTRoundTrip(t *testing.T) {
+	for _, arch := range []string{"llama", "qwen2"} {
+		t.Run(arch, func(t *testing.T) {
+			c := tinyConfig(arch)
+			ad := randomAdapter(t, c, 4, 16, 1)
+			dir := filepath.Join(t.TempDir(), "peft")
+			if err := ad.WritePEFT(dir, c, "test/base"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ReadPEFT(dir, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			requireSameAdapter(t, ad, got, true)
+			ts, meta, err := readSafetensors(filepath.Join(dir, "adapter_model.safetensors"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if meta["format"] != "pt" {
+				t.Fatalf("metadata %v", meta)
+			}
+			q := ad.Lookup(1, "attn_q")
+			raw := ts["base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight"].Data
+			want := q.B
+			if arch == "llama" {
+				want = permuteRows(q.B, c.NHead, c.HeadDim, ad.Rank, true)
+				if slicesEqual(want, q.B) {
+					t.Fatal("permutation is the identity: the test would prove nothing")
+				}
+			}
+			if !slicesEqual(raw, want) {
+				t.Fatalf("%s q_proj lora_B in the file is not in HF row order", arch)
+			}
+			if !slicesEqual(ts["base_model.model.model.layers.0.mlp.down_proj.lora_A.weight"].Data, ad.Lookup(0, "ffn_down").A) {
+				t.Fatal("down_proj lora_A differs")
+			}
+			js, _ := os.ReadFile(filepath.Join(dir, "adapter_config.json"))
+			for _, s := range []string{`"r": 4`, `"lora_alpha": 16`, `"q_proj"`, `"down_proj"`, `"peft_type": "LORA"`} {
+				if !strings.Contains(string(js), s) {
+					t.Fatalf("adapter_config.json lacks %s:\n%s", s, js)
+				}
+			}
+		})
+	}
+}
+
+// TestLlamaPermutationMatchesRope: the q/k row permutation is the one that turns HF's rotate_half
+// RoPE (NEOX halves) into llama.cpp's adjacent-pair RoPE: rope_norm(P x) = P rope_neox(x). This pins
+// the direction of permuteRows, which the PEFT export relies on.
+func TestLlamaPermutationMatchesRope(t *testing.T) {
+	c := tinyConfig("llama")
+	heads, hd := 3, c.HeadDim
+	r := rand.New(rand.NewPCG(3, 3))
+	x := make([]float32, heads*hd)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	tab := newRopeTable(c, []int32{7})
+	neox := append([]float32(nil), x...)
+	ropeApply(neox, tab, 1, heads, hd, RopeNeox, false)
+	norm := permuteRows(x, heads, hd, 1, false)
+	ropeApply(norm, tab, 1, heads, hd, RopeNorm, false)
+	want := permuteRows(neox, heads, hd, 1, false)
+	for i := range want {
+		if math.Abs(float64(want[i]-norm[i])) > 1e-6 {
+			t.Fatalf("element %d: rope_norm(P x) %g != P rope_neox(x) %g", i, norm[i], want[i])
+		}
+	}
+	back := permuteRows(permuteRows(x, heads, hd, 1, false), heads, hd, 1, true)
+	if !slicesEqual(back, x) {
+		t.Fatal("inverse permutation does not undo the permutation")
+	}
+}
+
+// TestBadInput: clear errors, never a panic.
+func TestBadInput(t *testing.T) {
+	llama := tinyConfig("llama")
+	check := func(t *testing.T, err error, want ...string) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("no error, want one mentioning %q", want)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Fatalf("error %q does not mention %q", err, w)
+			}
+		}
+	}
+	t.Run("unsupported architecture", func(t *testing.T) {
+		p := tempPath(t, "gemma.gguf")
+		m := RandomModel(tinyConfig("llama"), 1) // llama tensors, but general.architecture gemma3
+		m.Cfg.Arch = "gemma3"
+		writeModelGGUF(t, p, m, TypeF32)
+		_, err := LoadModel(p)
+		check(t, err, p, `unsupported architecture "gemma3"`, "llama, qwen2")
+	})
+	t.Run("rank <= 0", func(t *testing.T) {
+		for _, r := range []int{0, -2} {
+			_, err := NewAdapter(llama, AdapterOptions{Rank: r})
+			check(t, err, "rank")
+		}
+	})
+	t.Run("unknown target", func(t *testing.T) {
+		_, err := NewAdapter(llama, AdapterOptions{Rank: 2, Targets: []string{"attn_q", "attn_qkv"}})
+		check(t, err, `"attn_qkv"`, "does not exist")
+	})
+	t.Run("adapter for another model", func(t *testing.T) {
+		other := llama
+		other.NFF = 96
+		ad := randomAdapter(t, other, 2, 2, 1)
+		e := NewCPU(RandomModel(llama, 1), Options{})
+		check(t, e.SetAdapter(ad), "blk.0.ffn_gate.weight", "another model")
+		p := tempPath(t, "other.gguf")
+		if err := ad.WriteGGUF(p, TypeF32); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadAdapterGGUF(p, llama)
+		check(t, err, p, "another model")
+		dir := filepath.Join(t.TempDir(), "peft")
+		if err := ad.WritePEFT(dir, other, ""); err != nil {
+			t.Fatal(err)
+		}
+		_, err = ReadPEFT(dir, llama)
+		check(t, err, "adapter_model.safetensors", "another model")
+		_, err = ReadAdapterGGUF(p, tinyConfig("qwen2"))
+		check(t, err, `architecture "llama"`, `"qwen2"`)
+	})
+	t.Run("model file problems", func(t *testing.T) {
+		_, err := LoadModel(filepath.Join(t.TempDir(), "missing.gguf"))
+		check(t, err, "missing.gguf")
+		p := tempPath(t, "junk.gguf")
+		os.WriteFile(p, []byte("not a gguf file at all"), 0o644)
+		_, err = LoadModel(p)
+		check(t, err, p)
+		ap := tempPath(t, "adapter.gguf")
+		randomAdapter(t, llama, 2, 2, 1).WriteGGUF(ap, TypeF32)
+		_, err = LoadModel(ap)
+		check(t, err, ap, "adapter")
+	})
+	t.Run("bad batches", func(t *testing.T) {
+		e := NewCPU(RandomModel(llama, 1), Options{})
+		for _, tc := range []struct {
+			b    Batch
+			want string
+		}{
+			{Batch{}, "no sequences"},
+			{Batch{Seqs: []Sequence{{Tokens: []int32{1, 9999}}}}, "outside vocabulary"},
+			{Batch{Seqs: []Sequence{{Tokens: []int32{1, 2}, Mask: []bool{true, false}}}}, "token 0"},
+			{Batch{Seqs: []Sequence{{Tokens: []int32{1, 2}, Mask: []bool{false}}}}, "mask"},
+			{Batch{Seqs: []Sequence{{Tokens: []int32{1, 2}, Embeds: []EmbedSpan{{Pos: 1, Rows: make([]float32, 2*llama.NEmbd)}}}}}, "outside"},
+			{Batch{Seqs: []Sequence{{Tokens: []int32{1, 2}, Embeds: []EmbedSpan{{Pos: 0, Rows: make([]float32, 5)}}}}}, "n_embd"},
+		} {
+			_, err := e.LogProbs(&tc.b)
+			check(t, err, tc.want)
+		}
+		_, err := e.Backward(&Batch{Seqs: []Sequence{{Tokens: []int32{1, 2}}}}, [][]float32{{0}})
+		check(t, err, "weights")
+	})
+}

@@ -1,0 +1,221 @@
+package lora
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// PEFT export/import: adapter_model.safetensors + adapter_config.json with the Hugging Face module
+// names of the same architecture. lora_A.weight is [rank][in] and lora_B.weight is [out][rank],
+// exactly our A and B, with one exception:
+//
+// llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.permute) reorders the rows of the llama
+// arch's q and k projections so that its adjacent-pair RoPE (NORM) equals HF's rotate_half RoPE on
+// the original rows: GGUF row h*hd + 2i + j holds HF row h*hd + j*hd/2 + i (j in {0,1}, i < hd/2,
+// h over heads; KV heads for k). The output rows of B live in that permuted space, so B of attn_q and
+// attn_k is un-permuted on export and permuted on import. A (input side) is unchanged. qwen2 GGUFs
+// are not permuted (llama.cpp uses NEOX RoPE for them).
+
+// PEFTPrefix is the module path of decoder layers in the HF checkpoint PEFT wraps.
+const PEFTPrefix = "base_model.model.model.layers."
+
+var hfModule = map[string]string{
+	"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+	"attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+	"ffn_down": "mlp.down_proj",
+}
+
+func ggufTarget(hf string) (string, bool) {
+	for k, v := range hfModule {
+		if v == hf || shortName(v) == hf { // the full module path or the short name (q_proj)
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// shortName is the last component of a module path: "self_attn.q_proj" -> "q_proj".
+func shortName(module string) string { return module[strings.LastIndexByte(module, '.')+1:] }
+
+// permuteRows returns HF -> GGUF row order (inverse=false) or GGUF -> HF (inverse=true) for a
+// [heads*hd][cols] matrix.
+func permuteRows(w []float32, heads, hd, cols int, inverse bool) []float32 {
+	out := make([]float32, len(w))
+	half := hd / 2
+	for h := 0; h < heads; h++ {
+		for j := 0; j < 2; j++ {
+			for i := 0; i < half; i++ {
+				hfRow := h*hd + j*half + i
+				ggRow := h*hd + 2*i + j
+				src, dst := hfRow, ggRow
+				if inverse {
+					src, dst = ggRow, hfRow
+				}
+				copy(out[dst*cols:(dst+1)*cols], w[src*cols:(src+1)*cols])
+			}
+		}
+	}
+	return out
+}
+
+// permutedHeads says whether B of a target is stored permuted in the GGUF, and over how many heads.
+func permutedHeads(cfg Config, target string) (int, bool) {
+	if cfg.Arch != "llama" {
+		return 0, false
+	}
+	switch target {
+	case "attn_q":
+		return cfg.NHead, true
+	case "attn_k":
+		return cfg.NHeadKV, true
+	}
+	return 0, false
+}
+
+type peftConfig struct {
+	BaseModel     string         `json:"base_model_name_or_path"`
+	PeftType      string         `json:"peft_type"`
+	TaskType      string         `json:"task_type"`
+	R             int            `json:"r"`
+	LoraAlpha     float64        `json:"lora_alpha"`
+	LoraDropout   float64        `json:"lora_dropout"`
+	TargetModules []string       `json:"target_modules"`
+	Bias          string         `json:"bias"`
+	FanInFanOut   bool           `json:"fan_in_fan_out"`
+	InferenceMode bool           `json:"inference_mode"`
+	UseRSLoRA     bool           `json:"use_rslora"`
+	RankPattern   map[string]any `json:"rank_pattern,omitempty"`
+	AlphaPattern  map[string]any `json:"alpha_pattern,omitempty"`
+}
+
+// WritePEFT writes adapter_model.safetensors and adapter_config.json into dir (atomically each).
+// baseModel is recorded as base_model_name_or_path.
+func (a *Adapter) WritePEFT(dir string, cfg Config, baseModel string) error {
+	if err := a.CheckModel(cfg); err != nil {
+		return fmt.Errorf("write PEFT adapter: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write PEFT adapter: %w", err)
+	}
+	var ts []stTensor
+	for _, p := range a.Pairs {
+		name := fmt.Sprintf("%s%d.%s", PEFTPrefix, p.Layer, hfModule[p.Target])
+		b := p.B
+		if heads, ok := permutedHeads(cfg, p.Target); ok {
+			b = permuteRows(b, heads, cfg.HeadDim, a.Rank, true)
+		}
+		ts = append(ts,
+			stTensor{Name: name + ".lora_A.weight", Shape: []int{a.Rank, p.In}, Data: p.A},
+			stTensor{Name: name + ".lora_B.weight", Shape: []int{p.Out, a.Rank}, Data: b})
+	}
+	pc := peftConfig{BaseModel: baseModel, PeftType: "LORA", TaskType: "CAUSAL_LM", R: a.Rank,
+		LoraAlpha: float64(a.Alpha), Bias: "none", InferenceMode: true}
+	for _, t := range a.Targets {
+		pc.TargetModules = append(pc.TargetModules, filepath.Ext("." + hfModule[t])[1:])
+	}
+	js, err := json.MarshalIndent(pc, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write PEFT adapter: %w", err)
+	}
+	if err := writeSafetensors(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"}, false); err != nil {
+		return fmt.Errorf("write PEFT adapter: %w", err)
+	}
+	return writeAtomic(filepath.Join(dir, "adapter_config.json"), func(f *os.File) error {
+		_, err := f.Write(append(js, '\n'))
+		return err
+	})
+}
+
+var peftName = regexp.MustCompile(`layers\.(\d+)\.((?:self_attn|mlp)\.[a-z_]+)\.lora_([AB])\.weight$`)
+
+// ReadPEFT reads a PEFT LoRA directory for a model of the given config.
+func ReadPEFT(dir string, cfg Config) (*Adapter, error) {
+	cfgPath := filepath.Join(dir, "adapter_config.json")
+	js, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return nil, fmt.Errorf("read PEFT adapter: %w", err)
+	}
+	var pc peftConfig
+	if err := json.Unmarshal(js, &pc); err != nil {
+		return nil, fmt.Errorf("read PEFT adapter %s: %w", cfgPath, err)
+	}
+	if pc.PeftType != "" && pc.PeftType != "LORA" {
+		return nil, fmt.Errorf("read PEFT adapter %s: peft_type %q, want LORA", cfgPath, pc.PeftType)
+	}
+	if pc.R <= 0 {
+		return nil, fmt.Errorf("read PEFT adapter %s: rank r = %d must be positive", cfgPath, pc.R)
+	}
+	if len(pc.RankPattern) > 0 || len(pc.AlphaPattern) > 0 {
+		return nil, fmt.Errorf("read PEFT adapter %s: per-module rank_pattern/alpha_pattern are not supported", cfgPath)
+	}
+	alpha := pc.LoraAlpha
+	if pc.UseRSLoRA { // rsLoRA scales by alpha/sqrt(r); express it as the alpha of a plain alpha/r scale
+		alpha *= math.Sqrt(float64(pc.R))
+	}
+	stPath := filepath.Join(dir, "adapter_model.safetensors")
+	ts, _, err := readSafetensors(stPath)
+	if err != nil {
+		return nil, fmt.Errorf("read PEFT adapter: %w", err)
+	}
+	ad := &Adapter{Arch: cfg.Arch, Rank: pc.R, Alpha: float32(alpha)}
+	pairs := map[[2]int]*Pair{}
+	for name, t := range ts {
+		m := peftName.FindStringSubmatch(name)
+		if m == nil {
+			return nil, fmt.Errorf("read PEFT adapter %s: tensor %s is not a decoder-layer LoRA weight", stPath, name)
+		}
+		il, _ := strconv.Atoi(m[1])
+		target, ok := ggufTarget(m[2])
+		if !ok {
+			return nil, fmt.Errorf("read PEFT adapter %s: tensor %s: module %s not supported", stPath, name, m[2])
+		}
+		ti := slices.Index(Targets, target)
+		p := pairs[[2]int{il, ti}]
+		if p == nil {
+			in, out, _ := cfg.linearShape(target)
+			p = &Pair{Name: fmt.Sprintf("blk.%d.%s.weight", il, target), Layer: il, Target: target, In: in, Out: out}
+			pairs[[2]int{il, ti}] = p
+		}
+		if len(t.Shape) != 2 {
+			return nil, fmt.Errorf("read PEFT adapter %s: tensor %s: shape %v is not 2-D", stPath, name, t.Shape)
+		}
+		if m[3] == "A" {
+			if t.Shape[0] != pc.R || t.Shape[1] != p.In {
+				return nil, fmt.Errorf("read PEFT adapter %s: tensor %s: shape %v, model wants [%d %d] (adapter for another model?)", stPath, name, t.Shape, pc.R, p.In)
+			}
+			p.A = t.Data
+		} else {
+			if t.Shape[0] != p.Out || t.Shape[1] != pc.R {
+				return nil, fmt.Errorf("read PEFT adapter %s: tensor %s: shape %v, model wants [%d %d] (adapter for another model?)", stPath, name, t.Shape, p.Out, pc.R)
+			}
+			p.B = t.Data
+			if heads, ok := permutedHeads(cfg, target); ok {
+				p.B = permuteRows(p.B, heads, cfg.HeadDim, pc.R, false)
+			}
+		}
+	}
+	if len(pairs) == 0 {
+		return nil, fmt.Errorf("read PEFT adapter %s: no LoRA tensors", stPath)
+	}
+	for _, p := range pairs {
+		if p.A == nil || p.B == nil {
+			return nil, fmt.Errorf("read PEFT adapter %s: %s lacks lora_A or lora_B", stPath, p.Name)
+		}
+		ad.Pairs = append(ad.Pairs, p)
+		if !slices.Contains(ad.Targets, p.Target) {
+			ad.Targets = append(ad.Targets, p.Target)
+		}
+	}
+	ad.sortPairs()
+	if err := ad.CheckModel(cfg); err != nil {
+		return nil, fmt.Errorf("read PEFT adapter %s: %w", dir, err)
+	}
+	return ad, nil
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -53,6 +54,8 @@ func newChart(title, ylabel string) *chart {
 	p.Title.TextStyle.Font.Size = vg.Points(13)
 	p.X.Label.Text = "optimizer step"
 	p.Y.Label.Text = ylabel
+	p.Y.Tick.Marker = plainTicks{}
+	p.X.Tick.Marker = plainTicks{}
 	p.Add(plotter.NewGrid())
 	leg := plot.NewLegend()
 	leg.Top, leg.Left = true, true
@@ -129,6 +132,20 @@ func (c *chart) png() ([]byte, error) {
 		return nil, fmt.Errorf("encode PNG: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// plainTicks are gonum's default ticks with labels in the shortest form: "2500" and "0.05"
+// instead of "2500.00" and "0.05000", which the default picks to align decimals.
+type plainTicks struct{}
+
+func (plainTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'g', 6, 64)
+		}
+	}
+	return ts
 }
 
 // vLines draws full-height vertical lines at the given x values (Iterative-SPO switch points).

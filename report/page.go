@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"image/color"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -18,8 +19,8 @@ import (
 var pageTemplateText string
 
 var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
-	"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
-	"f3":  func(f float64) string { return fmt.Sprintf("%.3f", f) },
+	"pct":  func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
+	"base": filepath.Base,
 }).Parse(pageTemplateText))
 
 // pageData is what the template renders.
@@ -160,8 +161,18 @@ func summarize(r *Run) []Field {
 	if skipped > 0 {
 		add("skipped steps", "%d (non-finite loss or gradient)", skipped)
 	}
+	// Rewards of different phases are different games' rewards: compare each phase with itself.
+	for _, p := range phaseOrder([]*Run{r}) {
+		var steps []selfplay.StepMetrics
+		for _, m := range r.Steps {
+			if m.Phase == p {
+				steps = append(steps, m)
+			}
+		}
+		add("reward mean, "+phaseName(p), "%.3f (first 10%% of its steps) → %.3f (last 10%%)",
+			meanOf(window(steps, true), rewardOf), meanOf(window(steps, false), rewardOf))
+	}
 	head, tail := window(r.Steps, true), window(r.Steps, false)
-	add("reward mean", "%.3f (first 10%% of steps) → %.3f (last 10%%)", meanOf(head, rewardOf), meanOf(tail, rewardOf))
 	add("decision accuracy", "%.3f → %.3f", meanOf(head, accOf), meanOf(tail, accOf))
 	add("completion length", "%.0f → %.0f tokens", meanOf(head, lenOf), meanOf(tail, lenOf))
 	if n := len(r.Evals); n > 0 {

@@ -302,19 +302,20 @@ func buildWinRate(c *chart, runs []*Run) (bool, error) {
 	return drawn, nil
 }
 
-// Known phases get fixed colours, so "clue" looks the same in every report.
+// Known phases get fixed colours, so "clue" looks the same in every report; they avoid the first
+// run colours (blue, orange), so a comparison's timeline is not read as a run legend.
 var phaseColors = map[string]color.Color{
-	"decision":   palette[0],
-	"clue":       palette[1],
-	"questioner": palette[2],
-	"solver":     palette[3],
+	"decision":   palette[2], // bluish green
+	"clue":       palette[3], // reddish purple
+	"questioner": palette[4], // sky blue
+	"solver":     palette[5], // vermillion
 }
 
 func phaseColor(phase string, i int) color.Color {
 	if c, ok := phaseColors[phase]; ok {
 		return c
 	}
-	return paletteColor(4 + i)
+	return paletteColor(6 + i)
 }
 
 // phaseOrder lists the phases of the runs in order of first appearance.

@@ -80,9 +80,9 @@ func TestReportSingleRunRendersEveryPlot(t *testing.T) {
 	require.NoError(t, err)
 	imgs := checkFigures(t, out, res.Figures)
 
-	// The reward chart shows both phases in their colours (decision blue, clue orange).
-	assert.True(t, hasColour(imgs["reward.png"], [3]uint8{0, 114, 178}, 4), "decision markers")
-	assert.True(t, hasColour(imgs["reward.png"], [3]uint8{230, 159, 0}, 4), "clue markers")
+	// The reward chart shows both phases in their colours (decision green, clue purple).
+	assert.True(t, hasColour(imgs["reward.png"], [3]uint8{0, 158, 115}, 4), "decision markers")
+	assert.True(t, hasColour(imgs["reward.png"], [3]uint8{204, 121, 167}, 4), "clue markers")
 
 	page, err := os.ReadFile(res.Page)
 	require.NoError(t, err)
@@ -107,7 +107,7 @@ func TestReportSingleRunRendersEveryPlot(t *testing.T) {
 	assert.Contains(t, html, "✓ (the spy)")
 	assert.Contains(t, html, "N/A (abstain)")
 	assert.Contains(t, html, "reward 2.490, advantage 1.200")
-	assert.Contains(t, html, "civilians see: ")
+	assert.Contains(t, html, "civilians see: 000_a.png")
 	assert.Contains(t, html, "tally: <b>P1:1 P2:0 P3:0 P4:0</b>")
 	evalRows := regexp.MustCompile(`<tr><td>\d+</td><td>40</td><td>\d+</td>`).FindAllString(html, -1)
 	assert.Len(t, evalRows, 12, "one eval row per 10 steps, 40 games each")

@@ -13,7 +13,7 @@ import (
 var (
 	tinyMu    sync.Mutex
 	tinyFiles = map[string]testmodel.Files{}
-	tinyDir   string
+	tinyDir   string // made and removed by TestMain
 )
 
 func tinyModelFiles(t testing.TB, family string) testmodel.Files {
@@ -22,9 +22,6 @@ func tinyModelFiles(t testing.TB, family string) testmodel.Files {
 	defer tinyMu.Unlock()
 	if f, ok := tinyFiles[family]; ok {
 		return f
-	}
-	if tinyDir == "" {
-		tinyDir = t.TempDir() // lives as long as the first test; later ones only read
 	}
 	f, err := testmodel.Write(tinyDir+"/"+family, testmodel.Config{Family: family, Seed: 1})
 	require.NoError(t, err)

@@ -12,5 +12,12 @@ func TestMain(m *testing.M) {
 	if os.Getenv("VZ_DEBUG") == "" {
 		zerolog.SetGlobalLevel(zerolog.InfoLevel)
 	}
-	os.Exit(m.Run())
+	dir, err := os.MkdirTemp("", "vzlocal-llm-test")
+	if err != nil {
+		panic(err)
+	}
+	tinyDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }

@@ -85,6 +85,12 @@ func (o *AdamW) Steps() int64 { return o.step }
 // Nothing is changed when an error is returned: a non-finite gradient or learning rate, or a
 // parameter set that differs from the one of the first step, is reported before any update.
 func (o *AdamW) Step(params []Param, lr float64) error {
+	if err := o.cfg.Validate(); err != nil { // a zero AdamW{} not made by NewAdamW
+		return fmt.Errorf("%w (make the optimizer with NewAdamW)", err)
+	}
+	if o.state == nil {
+		o.state = map[string]*moments{}
+	}
 	if !(lr >= 0) || math.IsInf(lr, 0) {
 		return fmt.Errorf("adamw step %d: learning rate %v, want a finite value >= 0", o.step+1, lr)
 	}

@@ -275,3 +275,12 @@ func TestAdamWConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// A zero AdamW (not made by NewAdamW) refuses to step instead of dividing by eps = 0.
+func TestAdamWZeroValue(t *testing.T) {
+	var opt AdamW
+	err := opt.Step([]Param{{Name: "a", Value: []float32{1}, Grad: []float32{1}}}, 0.1)
+	if err == nil || !strings.Contains(err.Error(), "NewAdamW") {
+		t.Errorf("error %v, want a hint to use NewAdamW", err)
+	}
+}

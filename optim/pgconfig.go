@@ -125,6 +125,18 @@ func (c PGConfig) Validate() error {
 	return nil
 }
 
+// ParseISLevel reads a level from a flag or config file: "token", "sequence", or "", "off",
+// "none" for off.
+func ParseISLevel(s string) (ISLevel, error) {
+	switch s {
+	case "", "off", "none":
+		return ISOff, nil
+	case string(ISToken), string(ISSequence):
+		return ISLevel(s), nil
+	}
+	return ISOff, fmt.Errorf("importance sampling level %q: want token, sequence or off", s)
+}
+
 func validISLevel(what string, l ISLevel) error {
 	switch l {
 	case ISOff, ISToken, ISSequence:

@@ -460,3 +460,20 @@ func TestPGLossIgnoresMaskedValues(t *testing.T) {
 		t.Errorf("loss %v weights %v stats %+v", res.Loss, res.Weights, res.Stats)
 	}
 }
+
+func TestParseISLevel(t *testing.T) {
+	tests := []struct {
+		in   string
+		want ISLevel
+		err  bool
+	}{
+		{"", ISOff, false}, {"off", ISOff, false}, {"none", ISOff, false},
+		{"token", ISToken, false}, {"sequence", ISSequence, false}, {"geometric", ISOff, true},
+	}
+	for _, tc := range tests {
+		got, err := ParseISLevel(tc.in)
+		if got != tc.want || (err != nil) != tc.err {
+			t.Errorf("ParseISLevel(%q) = %q, %v; want %q, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"slices"
 
 	"github.com/ollama/ollama/fs/ggml"
 	"github.com/x448/float16"
@@ -156,34 +157,49 @@ func (d *tensorData) fill(vals []float32, rng *wyrand) {
 	}
 }
 
-// encode appends vals in the given type. Q8_0 follows ggml's quantize_row_q8_0_ref: per block of
-// 32, d = max|x|/127 stored as f16, then round(x/d) as int8.
-func encode(buf []byte, vals []float32, kind tensorKind) []byte {
+// encodedSize is the number of bytes n values take in the given type.
+func encodedSize(n int, kind tensorKind) int {
 	switch kind {
 	case kindF16:
-		for _, v := range vals {
-			buf = binary.LittleEndian.AppendUint16(buf, float16.Fromfloat32(v).Bits())
+		return 2 * n
+	case kindQ80:
+		return n / 32 * 34
+	}
+	return 4 * n
+}
+
+// encode appends vals in the given type. Q8_0 follows ggml's quantize_row_q8_0_ref: per block of
+// 32, d = max|x|/127 stored as f16, then round(x/d) (half away from zero) as int8.
+func encode(buf []byte, vals []float32, kind tensorKind) []byte {
+	start := len(buf)
+	buf = slices.Grow(buf, encodedSize(len(vals), kind))[:start+encodedSize(len(vals), kind)]
+	out := buf[start:]
+	switch kind {
+	case kindF16:
+		for i, v := range vals {
+			binary.LittleEndian.PutUint16(out[2*i:], float16.Fromfloat32(v).Bits())
 		}
 	case kindQ80:
 		for b := 0; b < len(vals); b += 32 {
-			blk := vals[b : b+32]
+			blk := vals[b : b+32 : b+32]
+			o := out[b/32*34 : b/32*34+34 : b/32*34+34]
 			var amax float32
 			for _, v := range blk {
-				amax = max(amax, float32(math.Abs(float64(v))))
+				amax = max(amax, v, -v)
 			}
 			scale := amax / 127
 			var inv float32
 			if scale != 0 {
 				inv = 1 / scale
 			}
-			buf = binary.LittleEndian.AppendUint16(buf, float16.Fromfloat32(scale).Bits())
-			for _, v := range blk {
-				buf = append(buf, byte(int8(math.Round(float64(v*inv)))))
+			binary.LittleEndian.PutUint16(o, float16.Fromfloat32(scale).Bits())
+			for i, v := range blk {
+				o[2+i] = byte(int8(math.Round(float64(v * inv))))
 			}
 		}
 	default:
-		for _, v := range vals {
-			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		for i, v := range vals {
+			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
 		}
 	}
 	return buf

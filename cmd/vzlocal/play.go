@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 
 	"github.com/rs/zerolog/log"
@@ -43,6 +44,7 @@ type playCmd struct {
 	Decision       string  `help:"Decision stage: observer (one judge sampled --samples times) or vote (each civilian votes)." default:"observer" enum:"observer,vote"`
 	SpyImage       string  `help:"What the spy sees: the modified image or a blank one." default:"modified" enum:"modified,blank"`
 	Samples        int     `help:"Observer samples per game (G)." default:"8"`
+	VoteSamples    int     `help:"Samples of each civilian's vote in --decision vote." default:"1"`
 	DecisionReward string  `help:"Decision reward: code (official constants) or paper (accuracy only)." default:"code" enum:"code,paper"`
 	Temperature    float64 `help:"Sampling temperature of every stage." default:"0.8"`
 	MaxTokens      int     `help:"Most new tokens per completion." default:"1024"`
@@ -55,9 +57,11 @@ func (c *playCmd) Run() error {
 
 	s := selfplay.DefaultSpySettings()
 	s.Players, s.Rounds, s.Decision, s.SpyImage = c.Players, c.Rounds, c.Decision, c.SpyImage
-	s.ObserverSamples, s.DecisionReward, s.Seed = c.Samples, c.DecisionReward, c.Seed
+	s.ObserverSamples, s.VoteSamples = c.Samples, c.VoteSamples
+	s.DecisionReward, s.Seed = c.DecisionReward, c.Seed
 	s.Clue = selfplay.StageSampling{Temperature: c.Temperature, MaxTokens: c.MaxTokens}
 	s.Decide = s.Clue
+	s.BlankDir = filepath.Join(c.Out, "blank") // blank spy images live with the run
 	if err := s.Validate(); err != nil {
 		return err
 	}

@@ -54,8 +54,8 @@ func newChart(title, ylabel string) *chart {
 	p.Title.TextStyle.Font.Size = vg.Points(13)
 	p.X.Label.Text = "optimizer step"
 	p.Y.Label.Text = ylabel
-	p.Y.Tick.Marker = plainTicks{}
-	p.X.Tick.Marker = plainTicks{}
+	p.Y.Tick.Marker = niceTicks{}
+	p.X.Tick.Marker = niceTicks{}
 	p.Add(plotter.NewGrid())
 	leg := plot.NewLegend()
 	leg.Top, leg.Left = true, true
@@ -134,18 +134,44 @@ func (c *chart) png() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// plainTicks are gonum's default ticks with labels in the shortest form: "2500" and "0.05"
-// instead of "2500.00" and "0.05000", which the default picks to align decimals.
-type plainTicks struct{}
+// niceTicks puts five to seven labelled ticks at round values (1, 2, 2.5 or 5 times a power of ten)
+// with unlabelled minor ticks between them; gonum's default often labels only two or three, which
+// leaves a chart hard to read off.
+type niceTicks struct{}
 
-func (plainTicks) Ticks(min, max float64) []plot.Tick {
-	ts := plot.DefaultTicks{}.Ticks(min, max)
-	for i := range ts {
-		if ts[i].Label != "" {
-			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'g', 6, 64)
+func (niceTicks) Ticks(min, max float64) []plot.Tick {
+	if !(max > min) || math.IsInf(max-min, 0) || math.IsNaN(max-min) {
+		// gonum widens a constant range before asking for ticks; label the one value if not.
+		return []plot.Tick{{Value: min, Label: strconv.FormatFloat(min, 'g', 6, 64)}}
+	}
+	major, minor := niceStep((max - min) / 5)
+	var ticks []plot.Tick
+	first := math.Ceil(min/minor - 1e-9)
+	for k := first; k*minor <= max+minor*1e-9; k++ {
+		v := k * minor
+		t := plot.Tick{Value: v}
+		if q := v / major; math.Abs(q-math.Round(q)) < 1e-6 {
+			v = math.Round(q) * major
+			if v == 0 {
+				v = 0 // no "-0"
+			}
+			t.Value, t.Label = v, strconv.FormatFloat(v, 'g', 6, 64)
+		}
+		ticks = append(ticks, t)
+	}
+	return ticks
+}
+
+// niceStep picks the smallest round step (1, 2, 2.5 or 5 times a power of ten) not much below raw
+// (at most a quarter smaller: between five and seven labels), and the minor step that divides it.
+func niceStep(raw float64) (major, minor float64) {
+	pow := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []struct{ mult, div float64 }{{1, 5}, {2, 4}, {2.5, 5}, {5, 5}, {10, 5}} {
+		if m.mult*pow >= 0.75*raw {
+			return m.mult * pow, m.mult * pow / m.div
 		}
 	}
-	return ts
+	return 10 * pow, 2 * pow
 }
 
 // vLines draws full-height vertical lines at the given x values (Iterative-SPO switch points).

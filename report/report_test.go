@@ -189,3 +189,31 @@ func outputRoot(t *testing.T) string {
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	return dir
 }
+
+func TestReportTinyRuns(t *testing.T) {
+	// One step; constant metrics (KL is exactly 0 when beta_KL = 0); a single evaluation.
+	tests := map[string]string{
+		"one step": `{"step":1,"phase":"decision","reward_mean":0.3,"eval_win_rate":0.5,"eval_games":10}`,
+		"constant": `{"step":1,"phase":"clue","kl":0}` + "\n" + `{"step":2,"phase":"clue","kl":0}` + "\n" + `{"step":3,"phase":"clue","kl":0}`,
+		"no phase": `{"step":0}` + "\n" + `{"step":5}`,
+	}
+	for name, metrics := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(dir, MetricsFile), []byte(metrics+"\n"), 0o644))
+			out := filepath.Join(dir, "report")
+			res, err := Write([]string{dir}, Options{OutDir: out, SampleGames: 3})
+			require.NoError(t, err)
+			for _, f := range res.Figures {
+				if f.File == "" {
+					continue
+				}
+				fh, err := os.Open(filepath.Join(out, f.File))
+				require.NoError(t, err)
+				_, err = png.Decode(fh)
+				fh.Close()
+				require.NoError(t, err, f.File)
+			}
+		})
+	}
+}

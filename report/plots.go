@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"path/filepath"
 	"sort"
 
@@ -40,10 +41,18 @@ var figureSpecs = []figureSpec{
 
 // writeFigures renders every chart into outDir.
 func writeFigures(runs []*Run, outDir string) ([]Figure, error) {
+	xMin, xMax := math.Inf(1), math.Inf(-1)
+	for _, r := range runs {
+		xMin = math.Min(xMin, float64(r.Steps[0].Step))
+		xMax = math.Max(xMax, float64(r.Steps[len(r.Steps)-1].Step))
+	}
 	var figs []Figure
 	for _, spec := range figureSpecs {
 		fig := Figure{File: spec.file, Title: spec.title, Caption: spec.caption}
 		c := newChart(spec.title, "")
+		// Every chart spans the same steps, so charts stacked on the page line up (the win rate
+		// would otherwise start at the first evaluation).
+		c.p.X.Min, c.p.X.Max = xMin, xMax
 		ok, err := spec.build(c, runs)
 		if err != nil {
 			return nil, fmt.Errorf("chart %s: %w", spec.file, err)

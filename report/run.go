@@ -142,7 +142,26 @@ func readConfig(path string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// readEvals reads eval.jsonl, checking each record's arithmetic.
+// ReadEvalRecords reads an eval.jsonl file, checking each record's arithmetic (counts, rate and
+// interval must agree); records are returned sorted by step.
+func ReadEvalRecords(path string) ([]EvalRecord, error) { return readEvals(path) }
+
+// WriteEvalRecords writes records as eval.jsonl, atomically (temporary file, then rename).
+func WriteEvalRecords(path string, recs []EvalRecord) error {
+	var buf bytes.Buffer
+	for i := range recs {
+		if err := recs[i].Validate(); err != nil {
+			return fmt.Errorf("%s: record %d: %w", path, i+1, err)
+		}
+		line, err := recs[i].MarshalLine()
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		buf.Write(line)
+	}
+	return writeFileAtomic(path, buf.Bytes())
+}
+
 func readEvals(path string) ([]EvalRecord, error) {
 	var out []EvalRecord
 	err := forEachLine(path, func(_ int, raw []byte) error {

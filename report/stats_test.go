@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/json"
 	"math"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -124,4 +125,30 @@ func TestEvalRecordRoundTrip(t *testing.T) {
 	var back EvalRecord
 	require.NoError(t, json.Unmarshal(line, &back))
 	assert.Equal(t, rec, back)
+}
+
+func TestEvalRecordsFileRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), EvalFile)
+	var recs []EvalRecord
+	for step := 50; step >= 10; step -= 20 {
+		var w WinTally
+		for g := 0; g < 20; g++ {
+			w.Add([]string{"spy", "civilian"}[g%2], g < step/5)
+		}
+		recs = append(recs, w.Record(step))
+	}
+	require.NoError(t, WriteEvalRecords(path, recs))
+	back, err := ReadEvalRecords(path)
+	require.NoError(t, err)
+	require.Len(t, back, 3)
+	assert.Equal(t, []int{10, 30, 50}, []int{back[0].Step, back[1].Step, back[2].Step}, "sorted by step")
+	assert.Equal(t, recs[2], back[0])
+
+	bad := recs[0]
+	bad.Wins = 30
+	err = WriteEvalRecords(path, []EvalRecord{recs[0], bad})
+	require.ErrorContains(t, err, "record 2")
+	back, err = ReadEvalRecords(path)
+	require.NoError(t, err)
+	assert.Len(t, back, 3, "a refused write leaves the old file")
 }

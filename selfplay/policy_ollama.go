@@ -27,7 +27,8 @@ type OllamaPolicy struct {
 	// Parallel is how many chat requests are in flight at once (the server's OLLAMA_NUM_PARALLEL
 	// decides how many it really runs together).
 	Parallel int
-	// Seed, when not zero, makes sampling reproducible: each chat gets Seed plus its call number.
+	// Seed, when not zero, makes sampling reproducible: each chat gets Seed plus its number in the
+	// order the chats were asked for (with the server's own determinism as the limit).
 	Seed  int64
 	calls atomic.Int64
 }
@@ -111,13 +112,15 @@ func (p *OllamaPolicy) Complete(ctx context.Context, reqs []Request) ([][]Comple
 		firstErr error
 	)
 	sem := make(chan struct{}, max(p.Parallel, 1))
-	for _, j := range jobs {
+	// Seeds follow the job order, not the order the server finishes in.
+	base := p.calls.Add(int64(len(jobs))) - int64(len(jobs))
+	for n, j := range jobs {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := p.chat(ctx, reqs[j.i], images[reqs[j.i].Image])
+			c, err := p.chat(ctx, reqs[j.i], images[reqs[j.i].Image], base+int64(n)+1)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -137,7 +140,7 @@ func (p *OllamaPolicy) Complete(ctx context.Context, reqs []Request) ([][]Comple
 	return out, nil
 }
 
-func (p *OllamaPolicy) chat(ctx context.Context, r Request, img []byte) (Completion, error) {
+func (p *OllamaPolicy) chat(ctx context.Context, r Request, img []byte, call int64) (Completion, error) {
 	var msgs []api.Message
 	if r.System != "" {
 		msgs = append(msgs, api.Message{Role: "system", Content: r.System})
@@ -155,7 +158,7 @@ func (p *OllamaPolicy) chat(ctx context.Context, r Request, img []byte) (Complet
 		opts["num_predict"] = r.MaxTokens
 	}
 	if p.Seed != 0 {
-		opts["seed"] = p.Seed + p.calls.Add(1)
+		opts["seed"] = p.Seed + call
 	}
 	stream := false
 	var c Completion

@@ -12,6 +12,16 @@ import (
 
 // SpyEngine plays "Who is the Spy" games with a Policy. It is stateless between calls: the RAE
 // baselines live with the caller (SpyGame.Score), so a trainer can checkpoint them.
+//
+// A training step with it:
+//
+//	games, rollout, err := eng.Play(ctx, policy, pairs, step*len(pairs))
+//	for _, g := range games {
+//		g.Score(eng.Settings, rae) // every phase: RAE baselines move once per game
+//	}
+//	samples := SpySamplesOf(games, StageClue) // or StageDecision: the active phase's samples
+//	// each sample: Completion() (tokens, behaviour log-probs, image spans) and Advantage
+//	blob, _ := json.Marshal(rae) // into the checkpoint; UnmarshalSpyRAE restores it
 type SpyEngine struct {
 	Settings SpySettings
 	Prompts  *SpyPrompts

@@ -3,8 +3,10 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -289,7 +291,12 @@ func scalarString(v any) (string, bool) {
 	case bool:
 		return fmt.Sprint(v), true
 	case float64:
-		return fmt.Sprint(v), true
+		// Whole numbers as integers (ids, steps); others to 5 significant digits (a baseline of
+		// 0.026666666666666666 reads as 0.026667).
+		if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+			return strconv.FormatFloat(v, 'f', 0, 64), true
+		}
+		return strconv.FormatFloat(v, 'g', 5, 64), true
 	case json.Number:
 		return v.String(), true
 	}

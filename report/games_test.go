@@ -63,9 +63,9 @@ func TestViewGameShapes(t *testing.T) {
 
 func TestViewGameScalarFieldsAndImageLimit(t *testing.T) {
 	var obj map[string]any
-	require.NoError(t, json.Unmarshal([]byte(`{"step":12,"winner":"spy","ok":true,"imgs":["1.png","2.png","1.png","3.png","4.png","5.png"]}`), &obj))
+	require.NoError(t, json.Unmarshal([]byte(`{"step":12,"winner":"spy","ok":true,"b":0.026666666666666666,"big":3000000,"imgs":["1.png","2.png","1.png","3.png","4.png","5.png"]}`), &obj))
 	g := viewGame(1, obj)
-	assert.Equal(t, []Field{{"ok", "true"}, {"step", "12"}, {"winner", "spy"}}, g.Fields)
+	assert.Equal(t, []Field{{"b", "0.026667"}, {"big", "3000000"}, {"ok", "true"}, {"step", "12"}, {"winner", "spy"}}, g.Fields)
 	require.Len(t, g.Images, maxImagesPerGame)
 	assert.Equal(t, "4.png", g.Images[3].Path, "duplicates are skipped")
 }

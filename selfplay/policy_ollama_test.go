@@ -90,7 +90,9 @@ func TestOllamaPolicyPlaysAGame(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := games[0]
-	g.Score(e.Settings, NewSpyRAE(0.9))
+	if err := g.Score(e.Settings, NewSpyRAE(0.9)); err != nil {
+		t.Fatal(err)
+	}
 	checkSpyRules(t, g)
 	if len(fake.chats) != 2*4+8 {
 		t.Errorf("%d chats, want %d (8 clues, 8 observer samples)", len(fake.chats), 2*4+8)

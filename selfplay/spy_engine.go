@@ -17,7 +17,7 @@ import (
 //
 //	games, rollout, err := eng.Play(ctx, policy, pairs, step*len(pairs))
 //	for _, g := range games {
-//		g.Score(eng.Settings, rae) // every phase: RAE baselines move once per game
+//		err := g.Score(eng.Settings, rae) // every phase: RAE baselines move once per game
 //	}
 //	samples := SpySamplesOf(games, StageClue) // or StageDecision: the active phase's samples
 //	// each sample: Completion() (tokens, behaviour log-probs, image spans) and Advantage

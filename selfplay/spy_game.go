@@ -1,6 +1,8 @@
 package selfplay
 
 import (
+	"fmt"
+
 	"github.com/vzlocal/vzlocal/data"
 )
 
@@ -130,7 +132,19 @@ func (g *SpyGame) ownNotes(p int) []SpyNote {
 // Score parses nothing new: it turns the recorded votes into decision rewards and group-normalised
 // advantages, and the vote tally into zero-sum clue rewards with RAE advantages. It updates rae
 // (once per game, before subtracting, as games.md 1.2 says); call it for every game in both phases.
-func (g *SpyGame) Score(s SpySettings, rae *SpyRAE) {
+// A game record that cannot be scored (say, read from a damaged file) is an error, not a panic.
+func (g *SpyGame) Score(s SpySettings, rae *SpyRAE) error {
+	if g.Players < 3 || g.Spy < 1 || g.Spy > g.Players {
+		return fmt.Errorf("game %d: cannot score %d players with spy %d", g.ID, g.Players, g.Spy)
+	}
+	if rae == nil {
+		return fmt.Errorf("game %d: no RAE baselines to score with", g.ID)
+	}
+	for _, x := range g.Samples {
+		if x.Stage == StageClue && (x.Player < 1 || x.Player > g.Players) {
+			return fmt.Errorf("game %d: clue of player %d in a %d-player game", g.ID, x.Player, g.Players)
+		}
+	}
 	var dec []*SpySample
 	var votes []SpyVote
 	for _, x := range g.Samples {
@@ -167,6 +181,7 @@ func (g *SpyGame) Score(s SpySettings, rae *SpyRAE) {
 		BaselineCiv:    rae.Civ,
 	}
 	g.SpyCaught = g.Accused == g.Spy
+	return nil
 }
 
 // spyPlurality is the player with strictly the most votes (tally index 0 unused), else 0.

@@ -78,7 +78,9 @@ func RunSpyPlay(ctx context.Context, cfg SpyPlayConfig, pol Policy) (*SpyPlayRes
 			return res, fmt.Errorf("games %d-%d: %w", first, first+n-1, err)
 		}
 		for _, g := range games {
-			g.Score(cfg.Settings, rae)
+			if err := g.Score(cfg.Settings, rae); err != nil {
+				return res, err
+			}
 			if printer != nil {
 				printer.Result(g)
 			}

@@ -47,7 +47,9 @@ func spyNear(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
 func TestSpyGoldenVector(t *testing.T) {
 	g := goldenGame()
 	rae := NewSpyRAE(0.9)
-	g.Score(DefaultSpySettings(), rae)
+	if err := g.Score(DefaultSpySettings(), rae); err != nil {
+		t.Fatal(err)
+	}
 
 	wantR := []float64{2.49, 2.49, 1.89, -0.30, -0.90, -0.90, -1.50, -0.90}
 	wantA := []float64{1.3861, 1.3861, 1.0070, -0.3767, -0.7558, -0.7558, -1.1349, -0.7558}
@@ -156,7 +158,9 @@ func TestSpyRAECheckpoint(t *testing.T) {
 	a := NewSpyRAE(0.9)
 	b := NewSpyRAE(0.9)
 	g := goldenGame()
-	g.Score(DefaultSpySettings(), a)
+	if err := g.Score(DefaultSpySettings(), a); err != nil {
+		t.Fatal(err)
+	}
 	blob, err := json.Marshal(a)
 	if err != nil {
 		t.Fatal(err)
@@ -166,10 +170,16 @@ func TestSpyRAECheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A restored run continues exactly like one that never stopped.
-	goldenGame().Score(DefaultSpySettings(), b)
+	if err := goldenGame().Score(DefaultSpySettings(), b); err != nil {
+		t.Fatal(err)
+	}
 	g1, g2 := goldenGame(), goldenGame()
-	g1.Score(DefaultSpySettings(), restored)
-	g2.Score(DefaultSpySettings(), b)
+	if err := g1.Score(DefaultSpySettings(), restored); err != nil {
+		t.Fatal(err)
+	}
+	if err := g2.Score(DefaultSpySettings(), b); err != nil {
+		t.Fatal(err)
+	}
 	if restored.Spy != b.Spy || restored.Civ != b.Civ || restored.Games != 2 {
 		t.Errorf("restored baselines %+v, uninterrupted %+v", restored, b)
 	}
@@ -194,4 +204,20 @@ func spyEqualInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+func TestSpyScoreRejectsBrokenRecords(t *testing.T) {
+	for _, g := range []*SpyGame{
+		{ID: 1, Players: 4, Spy: 9},
+		{ID: 2, Players: 4, Spy: 0},
+		{ID: 3, Players: 2, Spy: 1},
+		{ID: 4, Players: 4, Spy: 2, Samples: []*SpySample{{Stage: StageClue, Player: 7}}},
+	} {
+		if err := g.Score(DefaultSpySettings(), NewSpyRAE(0.9)); err == nil {
+			t.Errorf("game %d scored: %+v", g.ID, g)
+		}
+	}
+	if err := goldenGame().Score(DefaultSpySettings(), nil); err == nil {
+		t.Error("scored without baselines")
+	}
 }

@@ -132,7 +132,9 @@ func playScored(t *testing.T, e *SpyEngine, pol Policy, pairs []*data.Pair, firs
 	}
 	rae := NewSpyRAE(e.Settings.Alpha)
 	for _, g := range games {
-		g.Score(e.Settings, rae)
+		if err := g.Score(e.Settings, rae); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return games
 }

@@ -269,6 +269,9 @@ func clevrItems(d *CLEVRDetail) ([]Item, []Change) {
 		}
 		if b != nil {
 			it.Modified = b.Describe()
+			if d.Rule == RuleMove && slices.Contains(d.Changed, id) {
+				it.Modified += " (moved)" // its position word alone may not change
+			}
 			box = unionBox(box, b.Box)
 		}
 		items = append(items, it)

@@ -59,6 +59,12 @@ func runJobs(outDir string, jobs []job, workers int, progress ProgressFunc) (Rep
 	if err := ensureWritableDir(outDir); err != nil {
 		return Report{}, err
 	}
+	// temporary files of an interrupted run are never complete: remove them
+	if stale, err := filepath.Glob(filepath.Join(outDir, ".*.tmp*")); err == nil {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}

@@ -44,23 +44,27 @@ func (d attnDims) scores(s, q, k []float32, sg segment, h int, scale float32, ls
 		for i := lo; i < hi; i++ {
 			row := s[i*nk : (i+1)*nk]
 			valid := p + i + 1 // keys [0, valid) are visible
-			var l float64
 			if useLSE {
-				l = float64(lse[i])
+				l := lse[i]
+				for j := 0; j < valid; j++ {
+					row[j] = exp32(row[j] - l)
+				}
 			} else {
 				mx := float32(math.Inf(-1))
 				for _, v := range row[:valid] {
 					mx = max(mx, v)
 				}
-				var sum float64
-				for _, v := range row[:valid] {
-					sum += math.Exp(float64(v - mx))
+				var sum float32
+				for j := 0; j < valid; j++ {
+					e := exp32(row[j] - mx)
+					row[j] = e
+					sum += e
 				}
-				l = float64(mx) + math.Log(sum)
-				lse[i] = float32(l)
-			}
-			for j := 0; j < valid; j++ {
-				row[j] = float32(math.Exp(float64(row[j]) - l))
+				inv := 1 / sum
+				for j := 0; j < valid; j++ {
+					row[j] *= inv
+				}
+				lse[i] = mx + float32(math.Log(float64(sum)))
 			}
 			clear(row[valid:])
 		}

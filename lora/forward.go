@@ -310,16 +310,23 @@ func (e *CPU) head(pk *packed, xf []float32, weights [][]float32, dxf []float32)
 			for i := lo; i < hi; i++ {
 				lg := logits[i*V : (i+1)*V]
 				mx := slices.Max(lg)
+				rt := chunk[i]
+				// Keep the target logits: lg is overwritten with exp(lg - mx) below.
+				tv := make([]float32, rt.t1-rt.t0)
+				for k, t := range pk.targets[rt.t0:rt.t1] {
+					tv[k] = lg[t.tok]
+				}
 				var sum float64
-				for _, v := range lg {
-					sum += math.Exp(float64(v - mx))
+				for j, v := range lg {
+					ev := exp32(v - mx)
+					lg[j] = ev
+					sum += float64(ev)
 				}
 				lse := float64(mx) + math.Log(sum)
 				rowLoss[i] = 0
 				var wsum float64
-				rt := chunk[i]
-				for _, t := range pk.targets[rt.t0:rt.t1] {
-					l := float32(float64(lg[t.tok]) - lse)
+				for k, t := range pk.targets[rt.t0:rt.t1] {
+					l := float32(float64(tv[k]) - lse)
 					lp[t.seq][t.idx] = l
 					if weights != nil {
 						w := float64(weights[t.seq][t.idx])
@@ -333,8 +340,9 @@ func (e *CPU) head(pk *packed, xf []float32, weights [][]float32, dxf []float32)
 				if e.fault == faultDropSoftmax {
 					clear(lg)
 				} else {
-					for j, v := range lg {
-						lg[j] = float32(-wsum * math.Exp(float64(v)-lse))
+					f := float32(-wsum / sum)
+					for j := range lg {
+						lg[j] *= f
 					}
 				}
 				for _, t := range pk.targets[rt.t0:rt.t1] {

@@ -126,14 +126,14 @@ func ropeApply(x []float32, t *ropeTable, n, heads, hd int, typ RopeType, invers
 // swigluForward: h = silu(g) * u.
 func swigluForward(h, g, u []float32) {
 	for i, gv := range g {
-		h[i] = gv / (1 + float32(math.Exp(float64(-gv)))) * u[i]
+		h[i] = gv / (1 + exp32(-gv)) * u[i]
 	}
 }
 
 // swigluBackward: dg = dh * u * silu'(g), du = dh * silu(g) (overwrites dg and du).
 func swigluBackward(dg, du, dh, g, u []float32) {
 	for i, gv := range g {
-		sig := 1 / (1 + float32(math.Exp(float64(-gv))))
+		sig := 1 / (1 + exp32(-gv))
 		silu := gv * sig
 		dg[i] = dh[i] * u[i] * sig * (1 + gv*(1-sig))
 		du[i] = dh[i] * silu

@@ -37,6 +37,7 @@ func chartLayout(d *ChartDetail, w, h int) (chartGeo, error) {
 		if g.r < 30 {
 			return g, fmt.Errorf("chart: %dx%d leaves no room for the pie", w, h)
 		}
+		d.Pie = &ChartPieGeom{CX: round3(g.cx), CY: round3(g.cy), R: round3(g.r)}
 		return g, nil
 	}
 	hi := 0.0

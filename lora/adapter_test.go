@@ -210,3 +210,25 @@ func TestBadInput(t *testing.T) {
 		check(t, err, "weights")
 	})
 }
+
+// TestReadConfigMatchesLoad: the header-only config equals the one LoadModel derives.
+func TestReadConfigMatchesLoad(t *testing.T) {
+	for _, arch := range []string{"llama", "qwen2"} {
+		p := tempPath(t, arch+".gguf")
+		writeModelGGUF(t, p, RandomModel(tinyConfig(arch), 1), TypeF32)
+		c, err := ReadConfig(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := LoadModel(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := m.Cfg
+		if c.Arch != want.Arch || c.NLayer != want.NLayer || c.NEmbd != want.NEmbd || c.NVocab != want.NVocab ||
+			c.HeadDim != want.HeadDim || c.NHeadKV != want.NHeadKV || c.TiedOutput != want.TiedOutput ||
+			c.HasQKVBias != want.HasQKVBias || c.RopeBase != want.RopeBase || c.Rope != want.Rope {
+			t.Fatalf("ReadConfig %+v, LoadModel %+v", c, want)
+		}
+	}
+}

@@ -1,6 +1,11 @@
 package lora
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog/log"
+)
 
 // Engine is the trainer's view of a gradient engine (the CPU reference here; CUDA later).
 //
@@ -113,7 +118,11 @@ func (e *CPU) Backward(b *Batch, weights [][]float32) (*Result, error) {
 	if e.ad != nil {
 		g = e.ad.ZeroLike()
 	}
-	return e.run(pk, weights, g, true), nil
+	t0 := time.Now()
+	res := e.run(pk, weights, g, true)
+	log.Debug().Int("seqs", len(b.Seqs)).Int("rows", pk.n).Int("shared_prefix", pk.prefix).
+		Int("scored", len(pk.targets)).Dur("took", time.Since(t0)).Msg("lora: backward")
+	return res, nil
 }
 
 func (e *CPU) MemoryEstimate(b *Batch) (int64, error) {

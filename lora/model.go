@@ -8,8 +8,10 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/ollama/ollama/fs/ggml"
+	"github.com/rs/zerolog/log"
 )
 
 // Layer holds one decoder block's base weights as float32, row-major [out][in] (ggml ne=[in,out]).
@@ -89,9 +91,46 @@ func (m *Model) NumParams() int64 {
 	return n
 }
 
+// ReadConfig reads a base model's hyper-parameters from its GGUF header only (no tensor data), e.g.
+// to check an adapter file against a model without loading the model.
+func ReadConfig(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read model config: %w", err)
+	}
+	defer f.Close()
+	g, err := ggml.Decode(f, 0)
+	if err != nil {
+		return Config{}, fmt.Errorf("read model config %s: %w", path, err)
+	}
+	cfg, err := configFromKV(g.KV())
+	if err != nil {
+		return Config{}, fmt.Errorf("read model config %s: %w", path, err)
+	}
+	hasOutput := false
+	for _, t := range g.Tensors().Items() {
+		switch t.Name {
+		case "token_embd.weight":
+			if len(t.Shape) == 2 {
+				cfg.NVocab = int(t.Shape[1])
+			}
+		case "output.weight":
+			hasOutput = true
+		case "blk.0.attn_q.bias":
+			cfg.HasQKVBias = true
+		}
+	}
+	if cfg.NVocab == 0 {
+		return Config{}, fmt.Errorf("read model config %s: missing or malformed tensor token_embd.weight", path)
+	}
+	cfg.TiedOutput = !hasOutput
+	return cfg, nil
+}
+
 // LoadModel reads a llama or qwen2 GGUF and dequantizes every tensor the decoder uses with ggml's
 // own to_float. The file is mmap'd; only the float32 copies stay in memory.
 func LoadModel(path string) (*Model, error) {
+	t0 := time.Now()
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
@@ -187,6 +226,9 @@ func LoadModel(path string) (*Model, error) {
 	if m.Cfg.TiedOutput {
 		m.Output = m.TokEmbd
 	}
+	log.Debug().Str("path", path).Str("arch", cfg.Arch).Int("layers", cfg.NLayer).Int("embd", cfg.NEmbd).
+		Int("vocab", cfg.NVocab).Int64("params", m.NumParams()).Dur("took", time.Since(t0)).
+		Msg("lora: base model dequantized")
 	return m, nil
 }
 

@@ -59,7 +59,7 @@ func writeFigures(runs []*Run, outDir string) ([]Figure, error) {
 		}
 		if !ok {
 			fig.File = ""
-			fig.Missing = "no data in these runs"
+			fig.Missing = "not measured in these runs (every value is zero)"
 			if spec.file == "winrate.png" {
 				fig.Missing = "no evaluation recorded (eval.jsonl, or scheduled evaluation during training)"
 			}
@@ -92,8 +92,13 @@ func runColor(runs []*Run, i int) color.Color { return paletteColor(i) }
 
 // metricLines draws, per run, one line per metric: in a single run each metric gets its own colour
 // and its name in the legend; in a comparison each run gets a colour and each metric a dash style,
-// and the legend says both.
-func metricLines(c *chart, runs []*Run, names []string, fs []func(m *selfplay.StepMetrics) float64) error {
+// and the legend says both. Metrics that are zero at every step of every run were not measured
+// (metrics.jsonl leaves unmeasured fields at zero: no log-probs from Ollama, beta_KL = 0): then
+// nothing is drawn and drawn is false.
+func metricLines(c *chart, runs []*Run, names []string, fs []func(m *selfplay.StepMetrics) float64) (drawn bool, err error) {
+	if !measured(runs, fs) {
+		return false, nil
+	}
 	styles := [][]vg.Length{nil, dashed, dotted}
 	for ri, r := range runs {
 		for mi, f := range fs {
@@ -106,11 +111,25 @@ func metricLines(c *chart, runs []*Run, names []string, fs []func(m *selfplay.St
 				}
 			}
 			if err := c.line(series(r, f), col, dash, vg.Points(1.4), label); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
-	return nil
+	return true, nil
+}
+
+// measured says whether any of the metrics is non-zero at some step of some run.
+func measured(runs []*Run, fs []func(m *selfplay.StepMetrics) float64) bool {
+	for _, r := range runs {
+		for i := range r.Steps {
+			for _, f := range fs {
+				if v := f(&r.Steps[i]); v != 0 && !math.IsNaN(v) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func buildReward(c *chart, runs []*Run) (bool, error) {
@@ -160,6 +179,14 @@ func buildReward(c *chart, runs []*Run) (bool, error) {
 func buildDecision(c *chart, runs []*Run) (bool, error) {
 	c.p.Y.Label.Text = "rate"
 	c.yRange(0, 1)
+	decisionMetrics := []func(m *selfplay.StepMetrics) float64{accOf,
+		func(m *selfplay.StepMetrics) float64 { return m.AbstainRate },
+		func(m *selfplay.StepMetrics) float64 { return m.AccEMA },
+		func(m *selfplay.StepMetrics) float64 { return m.AbstainEMA },
+	}
+	if !measured(runs, decisionMetrics) {
+		return false, nil // questioner/solver runs have no decision stage
+	}
 	if len(runs) == 1 {
 		r := runs[0]
 		acc, abst := paletteColor(0), paletteColor(1)
@@ -184,10 +211,7 @@ func buildDecision(c *chart, runs []*Run) (bool, error) {
 			}
 		}
 	} else {
-		if err := metricLines(c, runs, []string{"accuracy", "abstain"}, []func(m *selfplay.StepMetrics) float64{
-			func(m *selfplay.StepMetrics) float64 { return m.DecisionAccuracy },
-			func(m *selfplay.StepMetrics) float64 { return m.AbstainRate },
-		}); err != nil {
+		if _, err := metricLines(c, runs, []string{"accuracy", "abstain"}, decisionMetrics[:2]); err != nil {
 			return false, err
 		}
 	}
@@ -222,40 +246,36 @@ func buildDecision(c *chart, runs []*Run) (bool, error) {
 func buildKL(c *chart, runs []*Run) (bool, error) {
 	c.p.Y.Label.Text = "KL (nats/token)"
 	c.fromZero()
-	err := metricLines(c, runs, []string{"KL"}, []func(m *selfplay.StepMetrics) float64{
+	return metricLines(c, runs, []string{"KL"}, []func(m *selfplay.StepMetrics) float64{
 		func(m *selfplay.StepMetrics) float64 { return m.KL },
 	})
-	return err == nil, err
 }
 
 func buildLogRatio(c *chart, runs []*Run) (bool, error) {
 	c.p.Y.Label.Text = "|log-ratio| (nats)"
 	c.fromZero()
-	err := metricLines(c, runs, []string{"mean", "p99"}, []func(m *selfplay.StepMetrics) float64{
+	return metricLines(c, runs, []string{"mean", "p99"}, []func(m *selfplay.StepMetrics) float64{
 		func(m *selfplay.StepMetrics) float64 { return m.LogRatioMean },
 		func(m *selfplay.StepMetrics) float64 { return m.LogRatioP99 },
 	})
-	return err == nil, err
 }
 
 func buildCompletion(c *chart, runs []*Run) (bool, error) {
 	c.p.Y.Label.Text = "tokens"
 	c.fromZero()
-	err := metricLines(c, runs, []string{"mean", "max"}, []func(m *selfplay.StepMetrics) float64{
+	return metricLines(c, runs, []string{"mean", "max"}, []func(m *selfplay.StepMetrics) float64{
 		func(m *selfplay.StepMetrics) float64 { return m.CompletionLenMean },
 		func(m *selfplay.StepMetrics) float64 { return float64(m.CompletionLenMax) },
 	})
-	return err == nil, err
 }
 
 func buildThroughput(c *chart, runs []*Run) (bool, error) {
 	c.p.Y.Label.Text = "tokens/s"
 	c.fromZero()
-	err := metricLines(c, runs, []string{"rollout", "train"}, []func(m *selfplay.StepMetrics) float64{
+	return metricLines(c, runs, []string{"rollout", "train"}, []func(m *selfplay.StepMetrics) float64{
 		func(m *selfplay.StepMetrics) float64 { return m.RolloutTokPerSec },
 		func(m *selfplay.StepMetrics) float64 { return m.TrainTokPerSec },
 	})
-	return err == nil, err
 }
 
 func buildWinRate(c *chart, runs []*Run) (bool, error) {

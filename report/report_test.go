@@ -217,3 +217,30 @@ func TestReportTinyRuns(t *testing.T) {
 		})
 	}
 }
+
+func TestReportSkipsUnmeasuredCharts(t *testing.T) {
+	// A questioner/solver run through a backend without log-probs or timings, beta_KL = 0: only
+	// rewards and completion lengths were measured.
+	dir := t.TempDir()
+	metrics := `{"step":1,"phase":"questioner","reward_mean":0.1,"completion_len_mean":120,"completion_len_max":300}
+{"step":2,"phase":"questioner","reward_mean":0.2,"completion_len_mean":130,"completion_len_max":310}
+{"step":3,"phase":"solver","phase_switched":true,"reward_mean":0.6,"completion_len_mean":90,"completion_len_max":200}
+`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, MetricsFile), []byte(metrics), 0o644))
+	out := filepath.Join(dir, "report")
+	res, err := Write([]string{dir}, Options{OutDir: out})
+	require.NoError(t, err)
+	drawn := make(map[string]bool)
+	for _, f := range res.Figures {
+		if f.File != "" {
+			drawn[f.File] = true
+		} else {
+			assert.NotEmpty(t, f.Missing, f.Title)
+		}
+	}
+	assert.Equal(t, map[string]bool{"reward.png": true, "completion.png": true}, drawn)
+	page, err := os.ReadFile(res.Page)
+	require.NoError(t, err)
+	assert.Contains(t, string(page), "<b>KL to the reference</b>: not measured in these runs")
+	assert.Contains(t, string(page), "questioner: 2 steps")
+}

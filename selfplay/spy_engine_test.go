@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"image/png"
-	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -73,79 +71,56 @@ func TestSpyBatchingAcrossGames(t *testing.T) {
 	}
 }
 
-// checkSpyRules verifies one recorded game against games.md 1.1 and 1.2.
+// checkSpyRules fails the test when a recorded game breaks the rules.
 func checkSpyRules(t *testing.T, g *SpyGame) {
 	t.Helper()
-	var clues []*SpySample
-	// Reasoning that the prompts contain anyway (garbage such as "\boxed{") proves nothing.
-	var template string
-	lastTurn := -1
-	for _, x := range g.Samples {
-		if x.Turn < lastTurn {
-			t.Errorf("game %d: turn %d after turn %d", g.ID, x.Turn, lastTurn)
-		}
-		lastTurn = x.Turn
-		if x.Stage == StageClue {
-			clues = append(clues, x)
-		}
+	if err := CheckSpyGame(g); err != nil {
+		t.Error(err)
 	}
-	if len(clues) != g.Players*g.Rounds {
-		t.Fatalf("game %d: %d clues, want %d", g.ID, len(clues), g.Players*g.Rounds)
+}
+
+// TestCheckSpyGameCatchesViolations breaks a correct game in each way the checker must notice.
+func TestCheckSpyGameCatchesViolations(t *testing.T) {
+	e := spyTestEngine(t, nil)
+	fresh := func() *SpyGame {
+		return playScored(t, e, NewScriptedSpyPolicy(3), spyTestPairs(t, 1), 0)[0]
 	}
-	template = clues[0].System + clues[0].Prompt
-	distinct := func(reasoning string) bool { return reasoning != "" && !strings.Contains(template, reasoning) }
-	for i, x := range clues {
-		// Strict order: round 1 players 1..N, round 2, ...
-		if x.Round != i/g.Players+1 || x.Player != i%g.Players+1 || x.Turn != i {
-			t.Errorf("game %d clue %d: round %d player %d turn %d out of order", g.ID, i, x.Round, x.Player, x.Turn)
-		}
-		wantRole, wantImg := RoleCivilian, g.Original
-		if x.Player == g.Spy {
-			wantRole, wantImg = RoleSpy, g.SpyImage
-		}
-		if x.Role != wantRole || x.Image != wantImg {
-			t.Errorf("game %d R%d P%d: role %s image %s, want %s %s", g.ID, x.Round, x.Player, x.Role, x.Image, wantRole, wantImg)
-		}
-		for _, y := range clues[:i] {
-			if !strings.Contains(x.Prompt, y.Clue) {
-				t.Errorf("game %d R%d P%d: earlier clue %q of P%d not shown", g.ID, x.Round, x.Player, y.Clue, y.Player)
-			}
-			if !distinct(y.Reasoning) {
-				continue
-			}
-			mine := y.Player == x.Player
-			if shown := strings.Contains(x.Prompt, y.Reasoning); shown != mine {
-				t.Errorf("game %d R%d P%d: reasoning of P%d R%d shown=%v", g.ID, x.Round, x.Player, y.Player, y.Round, shown)
-			}
-		}
+	if err := CheckSpyGame(fresh()); err != nil {
+		t.Fatalf("a correct game fails: %v", err)
 	}
-	var votes []SpyVote
-	for _, x := range g.Samples[len(clues):] {
-		if x.Stage != StageDecision || x.Vote == nil {
-			t.Fatalf("game %d: a %s sample after the clue stage", g.ID, x.Stage)
-		}
-		if x.Image != g.Original {
-			t.Errorf("game %d: decision sample sees %s, want the original", g.ID, x.Image)
-		}
-		for _, y := range clues {
-			if distinct(y.Reasoning) && strings.Contains(x.Prompt, y.Reasoning) && !(x.Role == RoleVoter && y.Player == x.Player) {
-				t.Errorf("game %d: %s P%d sees the reasoning of P%d", g.ID, x.Role, x.Player, y.Player)
-			}
-		}
-		if x.Role == RoleVoter && x.Player == g.Spy {
-			t.Errorf("game %d: the spy voted", g.ID)
-		}
-		votes = append(votes, *x.Vote)
+	spyTurn := func(g *SpyGame) *SpySample { return g.Samples[g.Spy-1] }
+	other := func(g *SpyGame) int { return g.Spy%g.Players + 1 }
+	tests := []struct {
+		name   string
+		break_ func(g *SpyGame)
+		want   string
+	}{
+		{"turn order", func(g *SpyGame) { g.Samples[0], g.Samples[1] = g.Samples[1], g.Samples[0] }, "out of order"},
+		{"leaked reasoning", func(g *SpyGame) {
+			last := g.Samples[g.Players*g.Rounds-1]
+			last.Prompt += g.Samples[(last.Player)%g.Players].Reasoning
+		}, "sees the private reasoning"},
+		{"own reasoning hidden", func(g *SpyGame) {
+			x := g.Samples[g.Players] // player 1, round 2
+			x.Prompt = strings.ReplaceAll(x.Prompt, g.Samples[0].Reasoning, "")
+		}, "not shown its own reasoning"},
+		{"hidden clue", func(g *SpyGame) {
+			x := g.Samples[g.Players*g.Rounds-1]
+			x.Prompt = strings.ReplaceAll(x.Prompt, g.Samples[0].Clue, "")
+		}, "not shown the clue"},
+		{"spy image", func(g *SpyGame) { spyTurn(g).Image = g.Original }, "seeing"},
+		{"civilian image", func(g *SpyGame) { g.Samples[other(g)-1].Image = g.SpyImage }, "seeing"},
+		{"not zero-sum", func(g *SpyGame) { g.ClueRewards[0] += 0.01 }, "zero-sum"},
+		{"tally", func(g *SpyGame) { g.Tally[0]++ }, "tally"},
+		{"observer sees spy image", func(g *SpyGame) { g.Samples[len(g.Samples)-1].Image = g.SpyImage }, "want the original"},
 	}
-	if !reflect.DeepEqual(g.Tally, SpyTally(votes, g.Players)[1:]) {
-		t.Errorf("game %d: tally %v does not match the votes", g.ID, g.Tally)
-	}
-	var sum float64
-	for _, r := range g.ClueRewards {
-		sum += r
-	}
-	if math.Abs(sum) > 1e-12 {
-		t.Errorf("game %d: clue rewards %v sum to %g", g.ID, g.ClueRewards, sum)
+	for _, tt := range tests {
+		g := fresh()
+		tt.break_(g)
+		err := CheckSpyGame(g)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
+		}
 	}
 }
 

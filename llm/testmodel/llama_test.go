@@ -35,6 +35,10 @@ var chatMessages = []llamaprobe.Message{
 	{Role: "user", Content: "<__media__>\nDescribe the image."},
 }
 
+var multiTurnMessages = append(chatMessages[:2:2],
+	llamaprobe.Message{Role: "assistant", Content: "It is red."},
+	llamaprobe.Message{Role: "user", Content: "Vote."})
+
 // TestFamiliesLoadInLlamaCpp loads every family's tiny model through llama.cpp as a real model is
 // loaded and checks the tokenizer, the chat template, a text decode and the image path.
 func TestFamiliesLoadInLlamaCpp(t *testing.T) {
@@ -110,6 +114,9 @@ func checkFamily(t *testing.T, want familyWant, files Files, o checkOpts) {
 	chat, err := llamaprobe.ApplyChatTemplate(tmpl, chatMessages, true)
 	require.NoError(t, err)
 	require.Equal(t, want.chat, chat)
+	multi, err := llamaprobe.ApplyChatTemplate(tmpl, multiTurnMessages, true)
+	require.NoError(t, err)
+	require.Equal(t, want.multiTurn, multi)
 
 	// The llama context has no Free in the Go package; it lives until the process ends.
 	lctx, err := llama.NewContextWithModel(model, llama.NewContextParams(1024, 512, 1, 1, ml.FlashAttentionAuto, ""))

@@ -9,8 +9,11 @@ const (
 	chatmlTemplate = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
 		"{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 
-	// smolvlmTemplate is detected as "smolvlm" (<|im_start|> and <end_of_utterance>).
-	smolvlmTemplate = "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}: {{ message['content'] }}<end_of_utterance>\n{% endfor %}" +
+	// smolvlmTemplate is detected as "smolvlm" (<|im_start|> and <end_of_utterance>). Rendered as
+	// Jinja it gives what llama.cpp's built-in SmolVLM formatter gives (a system message is a bare
+	// paragraph).
+	smolvlmTemplate = "<|im_start|>{% for message in messages %}{% if message['role'] == 'system' %}{{ message['content'] + '\\n\\n' }}" +
+		"{% else %}{{ message['role'] | capitalize }}: {{ message['content'] + '<end_of_utterance>\\n' }}{% endif %}{% endfor %}" +
 		"{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
 
 	// gemmaTemplate is detected as "gemma" (<start_of_turn>). Like Gemma 3's own template it folds a

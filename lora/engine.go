@@ -44,12 +44,16 @@ type Options struct {
 	// activations in the backward: memory O(layers * tokens * n_embd) instead of
 	// O(layers * tokens * (n_embd + n_ff)), for about one more forward of compute.
 	Recompute bool
+	// MemoryBudget (bytes, 0 = none): a Backward whose MemoryEstimate without recomputation exceeds
+	// it recomputes activations for that call even when Recompute is false.
+	MemoryBudget int64
 	// HeadChunk is the number of rows per vocabulary-projection chunk (default 64): logits are never
 	// held for more rows than this.
 	HeadChunk int
 }
 
-// CPU is the CPU reference engine: float32, matrix products through OpenBLAS.
+// CPU is the CPU reference engine: float32, matrix products through OpenBLAS. Not safe for
+// concurrent use (one pass at a time; OpenBLAS threads are set per pass).
 type CPU struct {
 	m     *Model
 	ad    *Adapter
@@ -119,6 +123,10 @@ func (e *CPU) Backward(b *Batch, weights [][]float32) (*Result, error) {
 		g = e.ad.ZeroLike()
 	}
 	t0 := time.Now()
+	if !e.opt.Recompute && e.opt.MemoryBudget > 0 && e.memory(pk, true) > e.opt.MemoryBudget {
+		e.opt.Recompute = true
+		defer func() { e.opt.Recompute = false }()
+	}
 	res := e.run(pk, weights, g, true)
 	log.Debug().Int("seqs", len(b.Seqs)).Int("rows", pk.n).Int("shared_prefix", pk.prefix).
 		Int("scored", len(pk.targets)).Dur("took", time.Since(t0)).Msg("lora: backward")

@@ -206,3 +206,40 @@ func TestSharedPromptMatchesSeparate(t *testing.T) {
 		t.Fatalf("group computed %d rows, separate %d: the prompt was not shared", group.Tokens, rows)
 	}
 }
+
+// TestRecomputeSameGradients: recomputing activations in the backward gives the same gradients
+// (the same operations on the same inputs), with a smaller memory estimate; a memory budget below
+// the plain estimate switches recomputation on for that call.
+func TestRecomputeSameGradients(t *testing.T) {
+	c := tinyConfig("llama")
+	m := RandomModel(c, 1)
+	ad := randomAdapter(t, c, 3, 6, 2)
+	b, w := groupBatch(c, 3, 4)
+	var grads [][]float32
+	var est []int64
+	for _, o := range []Options{{}, {Recompute: true}, {MemoryBudget: 1}} {
+		e := NewCPU(m, o)
+		e.SetAdapter(ad)
+		res, err := e.Backward(b, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flat := []float32{}
+		for _, p := range res.Grads.Params() {
+			flat = append(flat, p...)
+		}
+		if grads != nil && !slicesEqual(flat, grads[0]) {
+			t.Fatalf("options %+v: gradients differ from the plain backward", o)
+		}
+		grads = append(grads, flat)
+		n, err := e.MemoryEstimate(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		est = append(est, n)
+	}
+	if est[1] >= est[0] {
+		t.Fatalf("memory estimate with recomputation %d, without %d", est[1], est[0])
+	}
+	t.Logf("memory estimate: %d bytes plain, %d with recomputation", est[0], est[1])
+}

@@ -1,9 +1,12 @@
 package report
 
 import (
+	"errors"
 	"fmt"
 	"image/color"
+	"io/fs"
 	"math"
+	"os"
 	"path/filepath"
 	"sort"
 
@@ -37,6 +40,7 @@ var figureSpecs = []figureSpec{
 	{"completion.png", "Completion length", "Tokens per completion: mean and longest.", buildCompletion},
 	{"winrate.png", "Win rate against the reference", "Evaluation win rate with its Wilson 95% interval; the dotted line is an even match.", buildWinRate},
 	{"throughput.png", "Throughput", "Tokens per second of rollouts (llama.cpp) and of the gradient engine.", buildThroughput},
+	{"steptime.png", "Time per step", "Seconds per optimizer step spent in rollouts, scoring, the gradient engine, the optimizer and the adapter swap.", buildStepTime},
 }
 
 // writeFigures renders every chart into outDir.
@@ -58,6 +62,10 @@ func writeFigures(runs []*Run, outDir string) ([]Figure, error) {
 			return nil, fmt.Errorf("chart %s: %w", spec.file, err)
 		}
 		if !ok {
+			// A chart drawn by an earlier report of the same folder must not linger.
+			if err := os.Remove(filepath.Join(outDir, spec.file)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("chart %s: %w", spec.file, err)
+			}
 			fig.File = ""
 			fig.Missing = "not measured in these runs (every value is zero)"
 			if spec.file == "winrate.png" {
@@ -278,6 +286,18 @@ func buildThroughput(c *chart, runs []*Run) (bool, error) {
 	})
 }
 
+func buildStepTime(c *chart, runs []*Run) (bool, error) {
+	c.p.Y.Label.Text = "seconds"
+	c.fromZero()
+	return metricLines(c, runs, []string{"rollout", "score", "train", "optimizer", "adapter swap"}, []func(m *selfplay.StepMetrics) float64{
+		func(m *selfplay.StepMetrics) float64 { return m.RolloutSeconds },
+		func(m *selfplay.StepMetrics) float64 { return m.ScoreSeconds },
+		func(m *selfplay.StepMetrics) float64 { return m.TrainSeconds },
+		func(m *selfplay.StepMetrics) float64 { return m.OptimSeconds },
+		func(m *selfplay.StepMetrics) float64 { return m.SwapSeconds },
+	})
+}
+
 func buildWinRate(c *chart, runs []*Run) (bool, error) {
 	c.p.Y.Label.Text = "win rate"
 	c.yRange(0, 1)
@@ -323,12 +343,46 @@ func buildWinRate(c *chart, runs []*Run) (bool, error) {
 		thumbLine := &plotter.Line{LineStyle: draw.LineStyle{Color: col, Width: vg.Points(1.4)}}
 		thumbBand := &plotter.Polygon{Color: translucent(col, 50)}
 		c.legend.Add(label, thumbBand, thumbLine)
+		if len(runs) == 1 {
+			if err := roleLines(c, r.Evals); err != nil {
+				return false, err
+			}
+		}
 	}
 	if drawn {
 		c.p.Add(hLine{y: 0.5, style: draw.LineStyle{Color: grey, Width: vg.Points(1), Dashes: dotted}})
 		c.legendEntry("even (50%)", grey, dotted)
 	}
 	return drawn, nil
+}
+
+// roleLines adds the win rate per role (as spy, as civilian, ...) of one run's evaluations, without
+// intervals (the table on the page has them): half the games each, so twice as wide.
+func roleLines(c *chart, evals []EvalRecord) error {
+	roles := make(map[string]bool)
+	for _, e := range evals {
+		for name := range e.Roles {
+			roles[name] = true
+		}
+	}
+	names := make([]string, 0, len(roles))
+	for name := range roles {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	styles := [][]vg.Length{dashed, dotted, {vg.Points(8), vg.Points(2), vg.Points(2), vg.Points(2)}}
+	for i, name := range names {
+		var xys plotter.XYs
+		for _, e := range evals {
+			if rr, ok := e.Roles[name]; ok && rr.Games > 0 {
+				xys = append(xys, plotter.XY{X: float64(e.Step), Y: rr.WinRate})
+			}
+		}
+		if err := c.line(xys, paletteColor(1+i), styles[i%len(styles)], vg.Points(1.2), "as "+name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Known phases get fixed colours, so "clue" looks the same in every report; they avoid the first

@@ -161,6 +161,9 @@ func TestReportWithoutEvaluations(t *testing.T) {
 	run := filepath.Join(t.TempDir(), "noeval")
 	writeSyntheticRun(t, run, syntheticRun{steps: 30, seed: 3, lr: 1e-5})
 	out := filepath.Join(t.TempDir(), "r")
+	// A win-rate chart left by an earlier report of this folder is removed.
+	require.NoError(t, os.MkdirAll(out, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(out, "winrate.png"), []byte("old"), 0o644))
 	res, err := Write([]string{run}, Options{OutDir: out})
 	require.NoError(t, err)
 	for _, f := range res.Figures {

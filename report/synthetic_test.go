@@ -78,6 +78,8 @@ func writeSyntheticRun(t *testing.T, dir string, s syntheticRun) {
 			CompletionLenMean: 80 + 60*progress + 5*rng.NormFloat64(), CompletionLenMax: 200 + int(100*progress),
 			RolloutTokPerSec: 900 + 50*rng.NormFloat64(), TrainTokPerSec: 2500 + 100*rng.NormFloat64(),
 			LR: s.lr, PeakMemBytes: 5 << 30,
+			RolloutSeconds: 20 + 2*rng.Float64(), ScoreSeconds: 0.5, TrainSeconds: 12 + rng.Float64(),
+			OptimSeconds: 0.2, SwapSeconds: 0.8,
 		}
 		if s.evalEvery > 0 && step%s.evalEvery == 0 {
 			var w WinTally

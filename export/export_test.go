@@ -1,0 +1,65 @@
+package export
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vzlocal/vzlocal/llm/testmodel"
+	"github.com/vzlocal/vzlocal/lora"
+)
+
+// TestGGUFExport: --format gguf writes the adapter in the asked type with alpha times --scale, so
+// that Ollama's fixed scale 1.0 reproduces llama.cpp at that scale (scale·alpha/rank).
+func TestGGUFExport(t *testing.T) {
+	files := tinyModel(t, testmodel.Config{Family: "llava", Seed: 1})
+	orig := randomAdapter(t, files.Text, 4, 8, 3)
+	run := runFolder(t, orig, files)
+	src, err := ResolveSource(run, "", "")
+	require.NoError(t, err)
+	base, err := readGGUF(files.Text)
+	require.NoError(t, err)
+	cfg, err := loraConfig(base)
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		dtype     string
+		scale     float32
+		wantType  uint32
+		wantAlpha float32
+		tol       float64
+	}{
+		{"f16", 0, typeF16, 8, 1e-3}, // f16 keeps ~11 bits: |x|<1 rounds by < 5e-4
+		{"f32", 2, typeF32, 16, 0},
+		{"f16", 0.5, typeF16, 4, 1e-3},
+	} {
+		out := t.TempDir()
+		_, err := Export(context.Background(), src, Options{Format: "gguf", Out: out, DType: tc.dtype, Scale: tc.scale})
+		require.NoError(t, err)
+		path := filepath.Join(out, OutAdapter)
+		g, err := readGGUF(path)
+		require.NoError(t, err)
+		for _, tn := range g.Tensors {
+			require.Equal(t, tc.wantType, tn.Type, tn.Name)
+		}
+		back, err := lora.ReadAdapterGGUF(path, cfg)
+		require.NoError(t, err)
+		require.Equal(t, tc.wantAlpha, back.Alpha)
+		require.Equal(t, orig.Rank, back.Rank)
+		for i, p := range back.Pairs {
+			require.Equal(t, orig.Pairs[i].Name, p.Name)
+			require.LessOrEqual(t, maxAbsDiff(orig.Pairs[i].A, p.A), tc.tol)
+			require.LessOrEqual(t, maxAbsDiff(orig.Pairs[i].B, p.B), tc.tol)
+		}
+	}
+}
+
+func TestBakeScaleWithoutAlpha(t *testing.T) {
+	// alpha 0: llama.cpp applies the user scale itself (no division by rank).
+	a := &lora.Adapter{Rank: 8}
+	require.Equal(t, float32(16), bakeScale(a, 2).Alpha)
+	require.Equal(t, float32(8), bakeScale(a, 0).Alpha)
+	require.Equal(t, float32(0), a.Alpha, "the input adapter must not change")
+}

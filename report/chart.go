@@ -36,9 +36,13 @@ var palette = []color.Color{
 func paletteColor(i int) color.Color { return palette[i%len(palette)] }
 
 var (
-	dashed = []vg.Length{vg.Points(6), vg.Points(3)}
-	dotted = []vg.Length{vg.Points(1.5), vg.Points(2.5)}
-	grey   = color.Gray{Y: 150}
+	dashed   = []vg.Length{vg.Points(6), vg.Points(3)}
+	dotted   = []vg.Length{vg.Points(1.5), vg.Points(2.5)}
+	dashDot  = []vg.Length{vg.Points(7), vg.Points(2.5), vg.Points(1.5), vg.Points(2.5)}
+	longDash = []vg.Length{vg.Points(12), vg.Points(4)}
+	// lineStyles tell apart the metrics of one chart when colour tells apart the runs.
+	lineStyles = [][]vg.Length{nil, dashed, dotted, dashDot, longDash}
+	grey       = color.Gray{Y: 150}
 )
 
 // chart is a plot with its legend kept apart, so the legend can sit in a column right of the data

@@ -107,12 +107,11 @@ func metricLines(c *chart, runs []*Run, names []string, fs []func(m *selfplay.St
 	if !measured(runs, fs) {
 		return false, nil
 	}
-	styles := [][]vg.Length{nil, dashed, dotted}
 	for ri, r := range runs {
 		for mi, f := range fs {
 			col, dash, label := paletteColor(mi), []vg.Length(nil), names[mi]
 			if len(runs) > 1 {
-				col, dash = runColor(runs, ri), styles[mi%len(styles)]
+				col, dash = runColor(runs, ri), lineStyles[mi%len(lineStyles)]
 				label = r.Name
 				if len(fs) > 1 {
 					label = r.Name + ": " + names[mi]
@@ -370,7 +369,7 @@ func roleLines(c *chart, evals []EvalRecord) error {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	styles := [][]vg.Length{dashed, dotted, {vg.Points(8), vg.Points(2), vg.Points(2), vg.Points(2)}}
+	styles := lineStyles[1:]
 	for i, name := range names {
 		var xys plotter.XYs
 		for _, e := range evals {

@@ -11,6 +11,7 @@ import (
 	_ "image/png"
 	"io"
 	"os"
+	"strings"
 
 	xdraw "golang.org/x/image/draw"
 	_ "golang.org/x/image/webp"
@@ -57,7 +58,7 @@ func LoadImage(path string, lim ImageLimits) (*LoadedImage, error) {
 	switch {
 	case errors.Is(err, image.ErrFormat):
 		return nil, &SourceError{Path: path, Err: errors.New("not an image (JPEG, PNG, WebP or GIF expected)")}
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(fmt.Sprint(err), "not enough pixel data"):
 		return nil, &SourceError{Path: path, Err: fmt.Errorf("truncated %s image: %w", format, err)}
 	case err != nil:
 		return nil, &SourceError{Path: path, Err: fmt.Errorf("corrupt %s image: %w", format, err)}

@@ -339,7 +339,7 @@ func makeUserPair(u userPair, c EditOptions) (*Pair, image.Image, image.Image, e
 		draw.Draw(mod, mod.Bounds(), image.NewUniform(gray128), image.Point{}, draw.Src)
 	}
 	w, h := orig.Bounds().Dx(), orig.Bounds().Dy()
-	for _, r := range diffRegions(orig, mod, c.DiffThreshold) {
+	for _, r := range diffRegions(orig, mod, c.DiffThreshold, max(4, w*h/2000)) {
 		where := regionWord(r, w, h)
 		after := fmt.Sprintf("region %s, mostly %s (edited)", where, colorName(meanColor(mod, r)))
 		if u.instruction != "" {

@@ -98,10 +98,13 @@ func TestForwardParityWithLlamaCpp(t *testing.T) {
 			return f.Text
 		}
 	}
-	ours := func(arch string, kind uint32) func(t *testing.T) string {
+	ours := func(arch string, kind uint32, ropeFreqs bool) func(t *testing.T) string {
 		return func(t *testing.T) string {
 			c := tinyConfig(arch)
 			c.NEmbd, c.NHead, c.HeadDim, c.NRot, c.NFF = 64, 4, 16, 16, 128
+			if ropeFreqs { // llama3-style per-frequency divisors (rope_freqs.weight)
+				c.RopeFreqs = []float32{1, 1, 1.5, 2, 3, 5, 8, 8}
+			}
 			p := tempPath(t, arch+".gguf")
 			writeModelGGUF(t, p, RandomModel(c, 3), kind)
 			return p
@@ -110,9 +113,10 @@ func TestForwardParityWithLlamaCpp(t *testing.T) {
 	models := []model{
 		{"testmodel-llava", fromTestmodel("llava"), 2e-3},
 		{"testmodel-internvl-qwen2", fromTestmodel("internvl"), 2e-3},
-		{"random-llama", ours("llama", TypeF32), 2e-3},
-		{"random-qwen2", ours("qwen2", TypeF32), 2e-3},
-		{"random-llama-q8_0", ours("llama", TypeQ8_0), 3e-2},
+		{"random-llama", ours("llama", TypeF32, false), 2e-3},
+		{"random-llama-rope-freqs", ours("llama", TypeF32, true), 2e-3},
+		{"random-qwen2", ours("qwen2", TypeF32, false), 2e-3},
+		{"random-llama-q8_0", ours("llama", TypeQ8_0, false), 3e-2},
 	}
 	for _, md := range models {
 		t.Run(md.name, func(t *testing.T) {
@@ -181,6 +185,27 @@ func TestForwardParityWithLlamaCpp(t *testing.T) {
 					}
 				})
 			}
+			// An F16 adapter file: llama.cpp reads the rounded values, so the engine uses them too.
+			t.Run("adapter=f16", func(t *testing.T) {
+				p16 := tempPath(t, "adapter16.gguf")
+				if err := ad.WriteGGUF(p16, TypeF16); err != nil {
+					t.Fatal(err)
+				}
+				a16 := ad.Clone()
+				for _, p := range a16.Params() {
+					roundF16(p)
+				}
+				e.SetAdapter(a16)
+				ours, err := e.Logits(seq)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ref := llamaCppLogits(t, path, p16, embeds, tokens)
+				diff, scale := maxDiff(ours, ref)
+				if tol := md.relTol*scale + 1e-4; diff > tol {
+					t.Fatalf("F16 adapter: logits differ from llama.cpp by %g > %g", diff, tol)
+				}
+			})
 			// The adapter must matter, or the with-adapter comparison proves nothing.
 			e.SetAdapter(nil)
 			base, _ := e.Logits(seq)

@@ -111,6 +111,9 @@ func writeModelGGUF(t testing.TB, path string, m *Model, kind uint32) {
 	if !c.TiedOutput {
 		ts = append(ts, mat("output.weight", m.Output, c.NEmbd, c.NVocab))
 	}
+	if c.RopeFreqs != nil {
+		ts = append(ts, vec("rope_freqs.weight", c.RopeFreqs))
+	}
 	for il, l := range m.Layers {
 		p := fmt.Sprintf("blk.%d.", il)
 		ts = append(ts, vec(p+"attn_norm.weight", l.AttnNorm), vec(p+"ffn_norm.weight", l.FFNNorm))

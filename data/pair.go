@@ -4,6 +4,34 @@
 // On disk every kind of pair (CLEVR scenes, charts, edited photos, user pairs) has one format: a
 // folder of ID.original.png, ID.modified.png and ID.json (a Pair), plus index.jsonl with one Pair per
 // line in ID order. The game engine only ever sees Pairs.
+//
+// Reading: ReadDir(dir) returns the pairs of a folder; HeldOut(id, seed, fraction) splits them.
+//
+// Making pairs (each writes a folder, each returns a Report):
+//
+//   - GenerateCLEVR(outDir, CLEVROptions): CLEVR-style scenes ray traced in Go (cube, sphere,
+//     cylinder; 8 colours; rubber or metal; large or small), the modified scene changing K objects
+//     by a rule (replace colour and shape, recolor, add, remove, move). RenderCLEVRPair(i, opts)
+//     makes pair i in memory, for a trainer that wants pairs on the fly.
+//   - GenerateCharts(outDir, ChartOptions): bar, line and pie charts drawn from random data with
+//     the Go fonts; the modified chart has 1-2 values replaced. RenderChartPair(i, opts) in memory.
+//   - PairsFromImages(srcDir, outDir, EditOptions): a folder of photos. NAME.EXT next to
+//     NAME.edit.EXT, or a line of an ImgEdit-style manifest.jsonl, is a user pair; any other photo
+//     gets automatic local edits (recolor, mirror, swap, remove, paste) recorded with their boxes.
+//     SpyBlank makes the modified image blank (the spy-image=blank variant). Bad files are skipped
+//     and listed in Report.Skipped. LoadImage decodes JPEG (EXIF orientation applied), PNG, WebP
+//     and GIF within ImageLimits.
+//
+// Pair.Items name what a viewer can see in plain words ("large red metal cube at the back left",
+// "2024 for Mar: 42", "region near the top-left, mostly green"); Pair.Changes say what differs and
+// where (Box); Pair.Detail holds the full record (CLEVRDetail, ChartDetail or EditDetail).
+//
+// Guarantees: pair i depends only on the seed and i (or on the seed and the source file's name),
+// never on the number of workers, so a seed gives byte-identical folders. Each pair's images are
+// written before its JSON, each file atomically (temporary file and rename), and index.jsonl is
+// rebuilt at the end, so a rerun after an interruption completes the folder without redoing the
+// pairs already finished. In a CLEVR pair the pixels that differ lie in the change boxes, apart
+// from the changed objects' shadows and their reflections in metal objects.
 package data
 
 import (

@@ -13,12 +13,13 @@ import (
 	"github.com/rs/zerolog/log"
 	"golang.org/x/term"
 
+	"github.com/vzlocal/vzlocal/llm"
 	"github.com/vzlocal/vzlocal/selfplay"
 )
 
-// newLlamaPolicy opens the in-process llama.cpp backend (selfplay/policy_llm.go replaces it).
-var newLlamaPolicy = func(model, mmproj string, threads int) (selfplay.Policy, error) {
-	return nil, errors.New("vzlocal play --model: the llama.cpp backend is not linked yet")
+// newLlamaPolicy opens the in-process llama.cpp backend on the base model.
+func newLlamaPolicy(model, mmproj string, threads int, seed int64) (selfplay.Policy, error) {
+	return selfplay.OpenLlamaPolicy(model, mmproj, llm.Options{Threads: threads, Seed: uint64(seed)})
 }
 
 // playCmd plays "Who is the Spy" games to watch: no training.
@@ -118,6 +119,6 @@ func (c *playCmd) policy(ctx context.Context) (selfplay.Policy, error) {
 		if threads <= 0 {
 			threads = runtime.NumCPU()
 		}
-		return newLlamaPolicy(c.Model, c.Mmproj, threads)
+		return newLlamaPolicy(c.Model, c.Mmproj, threads, c.Seed)
 	}
 }

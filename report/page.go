@@ -30,7 +30,9 @@ type pageData struct {
 	Compare    bool
 	Runs       []runView
 	Figures    []Figure
-	ConfigDiff []configRow
+	ConfigDiff []tableRow
+	// SummaryRows put compared runs side by side: one row per headline number, one column per run.
+	SummaryRows []tableRow
 }
 
 type runView struct {
@@ -59,7 +61,7 @@ type phaseTotal struct {
 	Color template.CSS
 }
 
-type configRow struct {
+type tableRow struct {
 	Key    string
 	Values []string
 }
@@ -83,6 +85,9 @@ func renderPage(w io.Writer, runs []*Run, figs []Figure) error {
 	phases := phaseOrder(runs)
 	for i, r := range runs {
 		d.Runs = append(d.Runs, viewRun(r, i, phases))
+	}
+	if d.Compare {
+		d.SummaryRows = sideBySide(d.Runs)
 	}
 	if err := pageTemplate.Execute(w, d); err != nil {
 		return fmt.Errorf("render page: %w", err)
@@ -221,8 +226,33 @@ func phaseName(p string) string {
 	return p
 }
 
+// sideBySide merges the runs' summaries into rows, keeping the order in which keys first appear.
+func sideBySide(runs []runView) []tableRow {
+	index := make(map[string]int)
+	var rows []tableRow
+	for ri, r := range runs {
+		for _, f := range r.Summary {
+			i, ok := index[f.Key]
+			if !ok {
+				i = len(rows)
+				index[f.Key] = i
+				rows = append(rows, tableRow{Key: f.Key, Values: make([]string, len(runs))})
+			}
+			rows[i].Values[ri] = f.Value
+		}
+	}
+	for _, row := range rows {
+		for i, v := range row.Values {
+			if v == "" {
+				row.Values[i] = "—"
+			}
+		}
+	}
+	return rows
+}
+
 // configDiff lists the settings that differ between compared runs (flattened to dotted keys).
-func configDiff(runs []*Run) []configRow {
+func configDiff(runs []*Run) []tableRow {
 	flat := make([]map[string]string, len(runs))
 	keys := make(map[string]bool)
 	for i, r := range runs {
@@ -237,9 +267,9 @@ func configDiff(runs []*Run) []configRow {
 			keys[k] = true
 		}
 	}
-	var rows []configRow
+	var rows []tableRow
 	for k := range keys {
-		row := configRow{Key: k}
+		row := tableRow{Key: k}
 		differ := false
 		for i := range runs {
 			v, ok := flat[i][k]

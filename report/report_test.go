@@ -146,6 +146,8 @@ func TestReportComparesTwoRuns(t *testing.T) {
 	require.NoError(t, err)
 	html := string(page)
 	assert.Contains(t, html, "lr2e-5/run vs lr5e-5/run")
+	assert.Contains(t, html, "<tr><th>steps</th><td>80 (step 1 to 80)</td><td>100 (step 1 to 100)</td></tr>", "summaries side by side")
+	assert.Contains(t, html, "<tr><th>games logged</th><td>—</td><td>4</td></tr>", "a number one run lacks")
 	assert.Contains(t, html, "Settings that differ")
 	assert.Contains(t, html, "<code>lr</code>")
 	assert.NotContains(t, html, "<code>lora.rank</code>", "equal settings are not listed as differences")

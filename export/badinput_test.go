@@ -190,6 +190,7 @@ func TestFormatsWriteTheirFiles(t *testing.T) {
 		files  []string
 	}{
 		{"gguf", []string{OutAdapter}},
+		{"peft", []string{OutPEFTWeights, OutPEFTConfig}},
 		{"ollama", []string{OutAdapter, OutModelfile}},
 		{"merged", []string{OutModel, OutMMProj, OutModelfile}},
 	} {

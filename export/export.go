@@ -53,6 +53,10 @@ const (
 	OutModelfile = "Modelfile"
 	OutModel     = "model.gguf"
 	OutMMProj    = "mmproj.gguf"
+
+	// PEFT's file names (written by package lora).
+	OutPEFTWeights = "adapter_model.safetensors"
+	OutPEFTConfig  = "adapter_config.json"
 )
 
 // writeAtomic is atomicfile.Write; tests replace it to simulate a full disk.
@@ -64,7 +68,7 @@ func Export(ctx context.Context, src Source, opt Options) (res Result, err error
 	if err := opt.validate(); err != nil {
 		return res, err
 	}
-	la, ad, err := ReadAdapter(src.Adapter, src.Model)
+	la, ad, cfg, err := readAdapter(src.Adapter, src.Model)
 	if err != nil {
 		return res, err
 	}
@@ -113,7 +117,9 @@ func Export(ctx context.Context, src Source, opt Options) (res Result, err error
 	case "gguf":
 		err = scaled.WriteGGUF(out(OutAdapter), dtypeKind(opt.DType))
 	case "peft":
-		err = fmt.Errorf("export --format peft: package lora has no PEFT writer yet; use --format gguf or merged")
+		out(OutPEFTWeights)
+		out(OutPEFTConfig)
+		err = scaled.WritePEFT(opt.Out, cfg, peftBaseName(src.Model))
 	case "ollama":
 		adapterPath := out(OutAdapter)
 		if err = scaled.WriteGGUF(adapterPath, dtypeKind(opt.DType)); err != nil {
@@ -204,6 +210,19 @@ func bakeScale(a *lora.Adapter, s float32) *lora.Adapter {
 		c.Alpha *= s
 	}
 	return &c
+}
+
+// peftBaseName is what adapter_config.json records as base_model_name_or_path: the Hugging Face
+// repository the GGUF was converted from when the GGUF says so, else its name, else its path.
+func peftBaseName(modelPath string) string {
+	if g, err := readGGUF(modelPath); err == nil {
+		for _, k := range []string{"general.source.huggingface.repository", "general.base_model.0.repo_url", "general.name"} {
+			if v := g.String(k); v != "" {
+				return v
+			}
+		}
+	}
+	return absPath(modelPath)
 }
 
 func dtypeKind(d string) uint32 {

@@ -19,9 +19,7 @@ func TestGGUFExport(t *testing.T) {
 	run := runFolder(t, orig, files)
 	src, err := ResolveSource(run, "", "")
 	require.NoError(t, err)
-	base, err := readGGUF(files.Text)
-	require.NoError(t, err)
-	cfg, err := loraConfig(base)
+	cfg, err := lora.ReadConfig(files.Text)
 	require.NoError(t, err)
 
 	for _, tc := range []struct {
@@ -62,4 +60,30 @@ func TestBakeScaleWithoutAlpha(t *testing.T) {
 	require.Equal(t, float32(16), bakeScale(a, 2).Alpha)
 	require.Equal(t, float32(8), bakeScale(a, 0).Alpha)
 	require.Equal(t, float32(0), a.Alpha, "the input adapter must not change")
+}
+
+// TestPEFTExport: --format peft writes PEFT's two files through package lora, and they read back
+// (through lora's PEFT reader, which undoes the llama q/k row permutation) to the same adapter,
+// with alpha times --scale.
+func TestPEFTExport(t *testing.T) {
+	files := tinyModel(t, testmodel.Config{Family: "llava", Seed: 1})
+	orig := randomAdapter(t, files.Text, 4, 8, 3)
+	run := runFolder(t, orig, files)
+	src, err := ResolveSource(run, "", "")
+	require.NoError(t, err)
+	out := t.TempDir()
+	res, err := Export(context.Background(), src, Options{Format: "peft", Out: out, Scale: 2})
+	require.NoError(t, err)
+	require.Equal(t, []string{filepath.Join(out, OutPEFTWeights), filepath.Join(out, OutPEFTConfig)}, res.Files)
+	cfg, err := lora.ReadConfig(files.Text)
+	require.NoError(t, err)
+	back, err := lora.ReadPEFT(out, cfg)
+	require.NoError(t, err)
+	require.Equal(t, float32(16), back.Alpha)
+	require.Len(t, back.Pairs, len(orig.Pairs))
+	for i, p := range back.Pairs {
+		require.Equal(t, orig.Pairs[i].Name, p.Name)
+		require.Equal(t, orig.Pairs[i].A, p.A)
+		require.Equal(t, orig.Pairs[i].B, p.B)
+	}
 }

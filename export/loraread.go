@@ -6,62 +6,31 @@ import (
 	"github.com/vzlocal/vzlocal/lora"
 )
 
-// loraConfig fills the shape fields of a lora.Config from a base GGUF's keys, so that package
-// lora can read and check an adapter without loading (and dequantizing) the whole base model.
-func loraConfig(base *ggufFile) (lora.Config, error) {
-	arch := base.Arch()
-	cfg := lora.Config{Arch: arch}
-	req := func(key string) (int, error) {
-		v, ok := base.Uint(arch + "." + key)
-		if !ok || v == 0 {
-			return 0, fmt.Errorf("base model %s: missing or non-integer key %s.%s", base.Path, arch, key)
-		}
-		return int(v), nil
-	}
-	var err error
-	if cfg.NLayer, err = req("block_count"); err != nil {
-		return cfg, err
-	}
-	if cfg.NEmbd, err = req("embedding_length"); err != nil {
-		return cfg, err
-	}
-	if cfg.NFF, err = req("feed_forward_length"); err != nil {
-		return cfg, err
-	}
-	if cfg.NHead, err = req("attention.head_count"); err != nil {
-		return cfg, err
-	}
-	cfg.NHeadKV = cfg.NHead
-	if v, ok := base.Uint(arch + ".attention.head_count_kv"); ok && v > 0 {
-		cfg.NHeadKV = int(v)
-	}
-	cfg.HeadDim = cfg.NEmbd / cfg.NHead
-	if v, ok := base.Uint(arch + ".attention.key_length"); ok && v > 0 {
-		cfg.HeadDim = int(v)
-	}
-	return cfg, nil
-}
-
 // ReadAdapter reads an adapter GGUF through package lora, checked against the base model file
 // (architecture, layer count and every shape), and returns it with its export description.
 func ReadAdapter(adapterPath, basePath string) (*lora.Adapter, *Adapter, error) {
+	la, ad, _, err := readAdapter(adapterPath, basePath)
+	return la, ad, err
+}
+
+func readAdapter(adapterPath, basePath string) (*lora.Adapter, *Adapter, lora.Config, error) {
 	base, err := readGGUF(basePath)
 	if err != nil {
-		return nil, nil, fmt.Errorf("base model: %w", err)
+		return nil, nil, lora.Config{}, fmt.Errorf("base model: %w", err)
 	}
-	cfg, err := loraConfig(base)
+	cfg, err := lora.ReadConfig(basePath) // header only: no weights are loaded
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, lora.Config{}, err
 	}
 	la, err := lora.ReadAdapterGGUF(adapterPath, cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, lora.Config{}, err
 	}
 	ad := FromLoRA(la)
 	if err := ad.checkBase(base); err != nil {
-		return nil, nil, fmt.Errorf("adapter %s: %w", adapterPath, err)
+		return nil, nil, lora.Config{}, fmt.Errorf("adapter %s: %w", adapterPath, err)
 	}
-	return la, ad, nil
+	return la, ad, cfg, nil
 }
 
 // FromLoRA describes a lora.Adapter for the exporters (the factor slices are shared, not copied).

@@ -26,21 +26,41 @@ type Figure struct {
 	Missing string
 }
 
-// figureSpec builds one chart for a set of runs; ok false means the runs have no data for it.
+// figureSpec builds one chart for a set of runs; ok false means the runs have no data for it, and
+// the page says why (missing, or by default that the metrics were never measured).
 type figureSpec struct {
 	file, title, caption string
 	build                func(c *chart, runs []*Run) (ok bool, err error)
+	missing              string
 }
 
+const notMeasured = "not measured in these runs (every value is zero)"
+
 var figureSpecs = []figureSpec{
-	{"reward.png", "Reward mean by phase", "Mean reward of the trained samples per optimizer step; markers tell the phase.", buildReward},
-	{"decision.png", "Decision accuracy and abstain rate", "Observer accuracy and abstain rate per step with their EMAs (what Iterative-SPO switches on); vertical lines mark phase switches.", buildDecision},
-	{"kl.png", "KL to the reference", "k3 estimate of KL(πθ ‖ πref) per token, per step.", buildKL},
-	{"logratio.png", "Rollout vs trainer: |log πθ − log πb| per token", "Mismatch between the trainer and the quantized rollout engine: mean and 99th percentile.", buildLogRatio},
-	{"completion.png", "Completion length", "Tokens per completion: mean and longest.", buildCompletion},
-	{"winrate.png", "Win rate against the reference", "Evaluation win rate with its Wilson 95% interval; the dotted line is an even match.", buildWinRate},
-	{"throughput.png", "Throughput", "Tokens per second of rollouts (llama.cpp) and of the gradient engine.", buildThroughput},
-	{"steptime.png", "Time per step", "Seconds per optimizer step spent in rollouts, scoring, the gradient engine, the optimizer and the adapter swap.", buildStepTime},
+	{file: "reward.png", title: "Reward mean by phase",
+		caption: "Mean reward of the trained samples per optimizer step; markers tell the phase.",
+		build:   buildReward},
+	{file: "decision.png", title: "Decision accuracy and abstain rate",
+		caption: "Observer accuracy and abstain rate per step with their EMAs (what Iterative-SPO switches on); vertical lines mark phase switches.",
+		build:   buildDecision},
+	{file: "kl.png", title: "KL to the reference",
+		caption: "k3 estimate of KL(πθ ‖ πref) per token, per step.",
+		build:   buildKL},
+	{file: "logratio.png", title: "Rollout vs trainer: |log πθ − log πb| per token",
+		caption: "Mismatch between the trainer and the quantized rollout engine: mean and 99th percentile.",
+		build:   buildLogRatio},
+	{file: "completion.png", title: "Completion length",
+		caption: "Tokens per completion: mean and longest.",
+		build:   buildCompletion},
+	{file: "winrate.png", title: "Win rate against the reference",
+		caption: "Evaluation win rate with its Wilson 95% interval; the dotted line is an even match.",
+		build:   buildWinRate, missing: "no evaluation recorded (eval.jsonl, or scheduled evaluation during training)"},
+	{file: "throughput.png", title: "Throughput",
+		caption: "Tokens per second of rollouts (llama.cpp) and of the gradient engine.",
+		build:   buildThroughput},
+	{file: "steptime.png", title: "Time per step",
+		caption: "Seconds per optimizer step spent in rollouts, scoring, the gradient engine, the optimizer and the adapter swap.",
+		build:   buildStepTime},
 }
 
 // writeFigures renders every chart into outDir.
@@ -66,10 +86,9 @@ func writeFigures(runs []*Run, outDir string) ([]Figure, error) {
 			if err := os.Remove(filepath.Join(outDir, spec.file)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("chart %s: %w", spec.file, err)
 			}
-			fig.File = ""
-			fig.Missing = "not measured in these runs (every value is zero)"
-			if spec.file == "winrate.png" {
-				fig.Missing = "no evaluation recorded (eval.jsonl, or scheduled evaluation during training)"
+			fig.File, fig.Missing = "", spec.missing
+			if fig.Missing == "" {
+				fig.Missing = notMeasured
 			}
 			figs = append(figs, fig)
 			continue
@@ -96,7 +115,7 @@ func series(r *Run, f func(m *selfplay.StepMetrics) float64) plotter.XYs {
 }
 
 // runColor colours runs in a comparison; a single run colours its metrics instead.
-func runColor(runs []*Run, i int) color.Color { return paletteColor(i) }
+func runColor(i int) color.Color { return paletteColor(i) }
 
 // metricLines draws, per run, one line per metric: in a single run each metric gets its own colour
 // and its name in the legend; in a comparison each run gets a colour and each metric a dash style,
@@ -111,7 +130,7 @@ func metricLines(c *chart, runs []*Run, names []string, fs []func(m *selfplay.St
 		for mi, f := range fs {
 			col, dash, label := paletteColor(mi), []vg.Length(nil), names[mi]
 			if len(runs) > 1 {
-				col, dash = runColor(runs, ri), lineStyles[mi%len(lineStyles)]
+				col, dash = runColor(ri), lineStyles[mi%len(lineStyles)]
 				label = r.Name
 				if len(fs) > 1 {
 					label = r.Name + ": " + names[mi]
@@ -146,7 +165,7 @@ func buildReward(c *chart, runs []*Run) (bool, error) {
 	for ri, r := range runs {
 		lineCol := color.Color(grey)
 		if len(runs) > 1 {
-			lineCol = runColor(runs, ri)
+			lineCol = runColor(ri)
 		}
 		label := ""
 		if len(runs) > 1 {
@@ -164,7 +183,7 @@ func buildReward(c *chart, runs []*Run) (bool, error) {
 			}
 			col, shape := phaseColor(ph, pi), draw.GlyphDrawer(draw.CircleGlyph{})
 			if len(runs) > 1 {
-				col, shape = runColor(runs, ri), shapes[pi%len(shapes)]
+				col, shape = runColor(ri), shapes[pi%len(shapes)]
 			}
 			if err := c.points(finite(xys), col, shape, ""); err != nil {
 				return false, err
@@ -236,7 +255,7 @@ func buildDecision(c *chart, runs []*Run) (bool, error) {
 		switches = true
 		col := color.Color(color.Gray{Y: 90})
 		if len(runs) > 1 {
-			col = translucent(runColor(runs, ri), 200)
+			col = translucent(runColor(ri), 200)
 		}
 		c.p.Add(vLines{xs: xs, style: draw.LineStyle{Color: col, Width: vg.Points(0.9), Dashes: dotted}})
 	}

@@ -34,9 +34,10 @@ type GameView struct {
 type Field struct{ Key, Value string }
 
 // ImageRef is an image a game refers to: Label is the JSON path of the field, Path as written
-// in the record; Src is filled in when the page copies the image next to itself.
+// in the record; Src is filled in when the page copies the image next to itself, Problem when it
+// cannot.
 type ImageRef struct {
-	Label, Path, Src string
+	Label, Path, Src, Problem string
 }
 
 // Utterance is one clue or vote.

@@ -18,8 +18,8 @@ const maxImageBytes = 8 << 20
 // copyGameImages copies the images of the sampled games into outDir/images and points each
 // ImageRef's Src at the copy, relative to the page. Paths in games.jsonl are absolute or relative
 // to the folder training ran in; relative ones are tried against the run folder first, then the
-// current folder. An image that cannot be found or is too large keeps an empty Src and the page
-// shows its path.
+// current folder. An image that cannot be found or is too large keeps an empty Src, and
+// Problem says why.
 func copyGameImages(run *Run, outDir string) error {
 	imgDir := filepath.Join(outDir, "images")
 	for gi := range run.Games.Games {
@@ -28,11 +28,17 @@ func copyGameImages(run *Run, outDir string) error {
 			ref := &g.Images[ii]
 			src, ok := locate(run.Dir, ref.Path)
 			if !ok {
+				ref.Problem = "not found"
 				log.Debug().Str("image", ref.Path).Msg("game image not found")
 				continue
 			}
 			st, err := os.Stat(src)
-			if err != nil || st.Size() > maxImageBytes {
+			if err != nil {
+				ref.Problem = err.Error()
+				continue
+			}
+			if st.Size() > maxImageBytes {
+				ref.Problem = fmt.Sprintf("not copied: %.1f MiB is over the %d MiB limit", float64(st.Size())/(1<<20), maxImageBytes>>20)
 				continue
 			}
 			sum := sha1.Sum([]byte(src))

@@ -249,3 +249,24 @@ func TestReportSkipsUnmeasuredCharts(t *testing.T) {
 	assert.Contains(t, string(page), "<b>KL to the reference</b>: not measured in these runs")
 	assert.Contains(t, string(page), "questioner: 2 steps")
 }
+
+func TestReportImageProblems(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, MetricsFile), []byte(goodStep1+"\n"), 0o644))
+	// A sparse file over the copy limit, and a path that does not exist.
+	huge := filepath.Join(dir, "huge.png")
+	f, err := os.Create(huge)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(maxImageBytes+1))
+	require.NoError(t, f.Close())
+	games := `{"spy":1,"original":"huge.png","modified":"gone/missing.png"}` + "\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, GamesFile), []byte(games), 0o644))
+	out := filepath.Join(dir, "report")
+	res, err := Write([]string{dir}, Options{OutDir: out, SampleGames: 1})
+	require.NoError(t, err)
+	page, err := os.ReadFile(res.Page)
+	require.NoError(t, err)
+	assert.Contains(t, string(page), "image not copied: 8.0 MiB is over the 8 MiB limit")
+	assert.Contains(t, string(page), "image not found")
+	assert.NoDirExists(t, filepath.Join(out, "images"), "nothing was copied")
+}

@@ -118,21 +118,26 @@ func TestOllamaUnreachableAndBadName(t *testing.T) {
 	require.ErrorContains(t, err, "--create works with --format ollama or merged")
 }
 
+// TestOllamaRefusesFamily: an M-RoPE family (qwen2vl + qwen2.5vl_merger) is refused for the
+// ollama format before the adapter is even read, with the reason and the alternative.
 func TestOllamaRefusesFamily(t *testing.T) {
-	files := tinyModel(t, testmodel.Config{Family: "qwen2vl", Seed: 1})
-	run := runFolder(t, randomAdapter(t, files.Text, 2, 2, 1), files)
-	src, err := ResolveSource(run, "", "")
-	require.NoError(t, err)
+	llava := tinyModel(t, testmodel.Config{Family: "llava", Seed: 1})
+	qwen := tinyModel(t, testmodel.Config{Family: "qwen2vl", Seed: 1})
+	adapter := filepath.Join(t.TempDir(), AdapterFile)
+	require.NoError(t, randomAdapter(t, llava.Text, 2, 2, 1).WriteGGUF(adapter, 0))
 	out := t.TempDir()
-	_, err = Export(context.Background(), src, Options{Format: "ollama", Out: out})
+	_, err := Export(context.Background(), Source{Adapter: adapter, Model: qwen.Text, MMProj: qwen.MMProj}, Options{Format: "ollama", Out: out})
 	require.ErrorIs(t, err, ErrOllamaFamily)
+	require.ErrorContains(t, err, "M-RoPE")
 	require.ErrorContains(t, err, "--format merged")
 	requireEmptyDir(t, out)
 
-	// merged works for it (the warning about Ollama's images only comes with --create).
-	res, err := Export(context.Background(), src, Options{Format: "merged", Out: out})
+	fc, err := CheckOllamaFamily(qwen.Text, qwen.MMProj)
+	require.ErrorIs(t, err, ErrOllamaFamily)
+	require.Equal(t, FamilyCheck{Arch: "qwen2vl", Projector: "qwen2.5vl_merger"}, fc)
+	fc, err = CheckOllamaFamily(llava.Text, llava.MMProj)
 	require.NoError(t, err)
-	require.Len(t, res.Files, 3)
+	require.Equal(t, FamilyCheck{Arch: "llama", Projector: "mlp"}, fc)
 }
 
 // failingWriter fails like a full disk after limit bytes.

@@ -68,13 +68,6 @@ func Export(ctx context.Context, src Source, opt Options) (res Result, err error
 	if err := opt.validate(); err != nil {
 		return res, err
 	}
-	la, ad, cfg, err := readAdapter(src.Adapter, src.Model)
-	if err != nil {
-		return res, err
-	}
-	scaled := bakeScale(la, opt.Scale)
-	ad.Alpha = scaled.Alpha
-
 	if opt.Format == "ollama" || (opt.Format == "merged" && opt.Create != "") {
 		fc, err := CheckOllamaFamily(src.Model, src.MMProj)
 		if err != nil && (opt.Format == "ollama" || !errors.Is(err, ErrOllamaFamily)) {
@@ -85,6 +78,13 @@ func Export(ctx context.Context, src Source, opt Options) (res Result, err error
 		}
 		res.Warnings = append(res.Warnings, fc.Warnings...)
 	}
+	la, ad, cfg, err := readAdapter(src.Adapter, src.Model)
+	if err != nil {
+		return res, err
+	}
+	scaled := bakeScale(la, opt.Scale)
+	ad.Alpha = scaled.Alpha
+
 	if opt.Create != "" { // fail on a bad name or a dead server before writing anything
 		if err := checkOllama(ctx, opt); err != nil {
 			return res, err

@@ -122,7 +122,14 @@ func TestEvalsFromMetrics(t *testing.T) {
 	assert.InDelta(t, 0.4038, run.Evals[1].Low, 5e-5)
 	assert.InDelta(t, 0.5962, run.Evals[1].High, 5e-5)
 
-	// eval.jsonl, when present, is preferred.
+	// An empty eval.jsonl (evaluation not run yet) leaves the metrics' evaluations.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, EvalFile), nil, 0o644))
+	run, err = LoadRun(dir, LoadOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, MetricsFile, run.EvalSource)
+	assert.Len(t, run.Evals, 2)
+
+	// eval.jsonl, when it holds records, is preferred.
 	require.NoError(t, os.WriteFile(filepath.Join(dir, EvalFile), []byte(`{"step":30,"games":10,"wins":0}`+"\n"), 0o644))
 	run, err = LoadRun(dir, LoadOptions{})
 	require.NoError(t, err)

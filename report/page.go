@@ -177,9 +177,15 @@ func summarize(r *Run) []Field {
 		add("reward mean, "+phaseName(p), "%.3f (first 10%% of its steps) → %.3f (last 10%%)",
 			meanOf(window(steps, true), rewardOf), meanOf(window(steps, false), rewardOf))
 	}
+	// First and last tenth of the run, for what was measured (questioner/solver runs have no
+	// decision accuracy).
 	head, tail := window(r.Steps, true), window(r.Steps, false)
-	add("decision accuracy", "%.3f → %.3f", meanOf(head, accOf), meanOf(tail, accOf))
-	add("completion length", "%.0f → %.0f tokens", meanOf(head, lenOf), meanOf(tail, lenOf))
+	if measured([]*Run{r}, []func(*selfplay.StepMetrics) float64{accOf}) {
+		add("decision accuracy", "%.3f → %.3f", meanOf(head, accOf), meanOf(tail, accOf))
+	}
+	if measured([]*Run{r}, []func(*selfplay.StepMetrics) float64{lenOf}) {
+		add("completion length", "%.0f → %.0f tokens", meanOf(head, lenOf), meanOf(tail, lenOf))
+	}
 	if n := len(r.Evals); n > 0 {
 		e := r.Evals[n-1]
 		add("last evaluation", "step %d: %.1f%% [%.1f%%, %.1f%%] over %d games", e.Step, 100*e.WinRate, 100*e.Low, 100*e.High, e.Games)

@@ -248,6 +248,7 @@ func TestReportSkipsUnmeasuredCharts(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(page), "<b>KL to the reference</b>: not measured in these runs")
 	assert.Contains(t, string(page), "questioner: 2 steps")
+	assert.NotContains(t, string(page), "decision accuracy", "not in the summary of a run without decisions")
 }
 
 func TestReportImageProblems(t *testing.T) {

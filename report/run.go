@@ -59,17 +59,16 @@ func LoadRun(dir string, opt LoadOptions) (*Run, error) {
 	if run.Config, err = readConfig(filepath.Join(dir, ConfigFile)); err != nil {
 		return nil, err
 	}
-	evalPath := filepath.Join(dir, EvalFile)
-	switch evals, err := readEvals(evalPath); {
-	case errors.Is(err, fs.ErrNotExist):
-		run.Evals = evalsFromMetrics(run.Steps)
-		if len(run.Evals) > 0 {
-			run.EvalSource = MetricsFile
-		}
-	case err != nil:
+	// eval.jsonl wins when it holds records; an absent or empty one (evaluation not run yet)
+	// leaves the evaluations logged inside metrics.jsonl.
+	evals, err := readEvals(filepath.Join(dir, EvalFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
-	default:
+	}
+	if len(evals) > 0 {
 		run.Evals, run.EvalSource = evals, EvalFile
+	} else if run.Evals = evalsFromMetrics(run.Steps); len(run.Evals) > 0 {
+		run.EvalSource = MetricsFile
 	}
 	switch games, err := sampleGames(filepath.Join(dir, GamesFile), opt.SampleGames); {
 	case errors.Is(err, fs.ErrNotExist):

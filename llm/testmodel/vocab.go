@@ -3,6 +3,7 @@ package testmodel
 import (
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // The tiny vocabulary (tiny-models.md §2) is shared by every family: 256 byte tokens, 32 merges,
@@ -93,12 +94,26 @@ func buildVocab(size int) (vocab, error) {
 // TokenID returns the id of a token of the tiny vocabulary given its text (a special token, a
 // "<row_R_col_C>" token, or a byte-encoded normal token), or -1.
 func TokenID(text string) int {
-	v, err := buildVocab(tinyVocabSize)
-	if err != nil {
+	id, ok := tinyTokenIDs()[text]
+	if !ok {
 		return -1
 	}
-	return tokenIndex(v, text)
+	return id
 }
+
+// tinyTokenIDs maps each token text of the tiny vocabulary to its id (nil if the tables are broken,
+// which TestVocabulary catches).
+var tinyTokenIDs = sync.OnceValue(func() map[string]int {
+	v, err := buildVocab(tinyVocabSize)
+	if err != nil {
+		return nil
+	}
+	ids := make(map[string]int, len(v.tokens))
+	for i, t := range v.tokens {
+		ids[t] = i
+	}
+	return ids
+})
 
 // bytesToUnicode is GPT-2's reversible byte -> printable rune map: printable Latin-1 bytes map to
 // themselves, the rest to runes from U+0100 upwards in byte order.

@@ -150,40 +150,37 @@ func finish(out string, rep data.Report, err error) error {
 }
 
 // newProgress shows a progress bar with an ETA on a terminal and periodic log lines otherwise.
+// The bar is drawn by Ollama's progress package; its own Bar counts bytes ("60 B/150 B"), so the
+// state it draws is countBar, which counts pairs.
 func newProgress(label string) (data.ProgressFunc, func()) {
 	var (
-		mu    sync.Mutex
-		p     *progress.Progress
-		bar   *progress.Bar
-		start = time.Now()
-		last  time.Time
-		first = -1
+		mu   sync.Mutex
+		p    *progress.Progress
+		bar  *countBar
+		last time.Time
+		cb   = &countBar{label: label, start: time.Now(), first: -1}
 	)
 	tty := term.IsTerminal(int(os.Stderr.Fd()))
 	fn := func(done, total int) {
-		mu.Lock()
-		defer mu.Unlock()
-		if first < 0 {
-			first = done // pairs from an earlier run do not count towards the rate
-		}
+		cb.set(done, total)
 		if tty {
+			mu.Lock()
+			defer mu.Unlock()
 			if p == nil {
-				p = progress.NewProgress(os.Stderr)
-				bar = progress.NewBar(label, int64(total), int64(done))
+				p, bar = progress.NewProgress(os.Stderr), cb
 				p.Add(label, bar)
 			}
-			bar.Set(int64(done))
 			return
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		if done != total && time.Since(last) < 5*time.Second {
 			return
 		}
 		last = time.Now()
 		ev := log.Info().Str("what", label).Int("done", done).Int("total", total)
-		if el := time.Since(start).Seconds(); done > first && el > 0 {
-			rate := float64(done-first) / el
-			ev = ev.Float64("per_s", float64(int(rate*10))/10).
-				Str("eta", (time.Duration(float64(total-done)/rate) * time.Second).Round(time.Second).String())
+		if rate, eta, ok := cb.rate(); ok {
+			ev = ev.Float64("per_s", float64(int(rate*10))/10).Str("eta", eta.String())
 		}
 		ev.Msg("progress")
 	}
@@ -194,4 +191,57 @@ func newProgress(label string) (data.ProgressFunc, func()) {
 			p.Stop()
 		}
 	}
+}
+
+// countBar is a progress.State: "clevr pairs  45% ▕████    ▏ 68/150  11.2/s  ETA 7s".
+type countBar struct {
+	mu          sync.Mutex
+	label       string
+	start       time.Time
+	first       int // pairs done before this run started: they do not count towards the rate
+	done, total int
+}
+
+func (b *countBar) set(done, total int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.first < 0 {
+		b.first = done
+	}
+	b.done, b.total = done, total
+}
+
+// rate is pairs per second made in this run and the time left at that rate.
+func (b *countBar) rate() (float64, time.Duration, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	el := time.Since(b.start).Seconds()
+	if b.done <= b.first || el <= 0 {
+		return 0, 0, false
+	}
+	r := float64(b.done-b.first) / el
+	return r, (time.Duration(float64(b.total-b.done)/r) * time.Second).Round(time.Second), true
+}
+
+func (b *countBar) String() string {
+	r, eta, ok := b.rate()
+	b.mu.Lock()
+	done, total := b.done, b.total
+	b.mu.Unlock()
+	frac := 0.0
+	if total > 0 {
+		frac = float64(done) / float64(total)
+	}
+	suffix := fmt.Sprintf(" %d/%d", done, total)
+	if ok {
+		suffix += fmt.Sprintf("  %.1f/s  ETA %s", r, eta)
+	}
+	width := 80
+	if w, _, err := term.GetSize(int(os.Stderr.Fd())); err == nil && w > 0 {
+		width = w
+	}
+	prefix := fmt.Sprintf("%s %3.0f%% ", b.label, 100*frac)
+	n := max(10, width-len(prefix)-len(suffix)-3)
+	fill := int(frac * float64(n))
+	return prefix + "▕" + strings.Repeat("█", fill) + strings.Repeat(" ", n-fill) + "▏" + suffix
 }

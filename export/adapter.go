@@ -134,9 +134,9 @@ func (p Pair) addDelta(w []float32, s float32, r0, r1 int) {
 				b := p.B[e*r : (e+1)*r]
 				var sum float32
 				for k, ak := range a {
-					sum += b[k] * ak
+					sum += float32(b[k] * ak) // the conversion forbids FMA fusion: same bytes on every CPU
 				}
-				row[e] += s * sum
+				row[e] += float32(s * sum)
 			}
 		}
 		return
@@ -151,7 +151,7 @@ func (p Pair) addDelta(w []float32, s float32, r0, r1 int) {
 			}
 			ak := p.A[k*in : (k+1)*in]
 			for i, v := range ak {
-				row[i] += c * v
+				row[i] += float32(c * v) // no FMA fusion (see above)
 			}
 		}
 	}

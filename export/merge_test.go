@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -108,4 +109,32 @@ func TestMergedRejectsImpossibleQuant(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist)
 	_, err = WriteMerged(context.Background(), files.Text, out, FromLoRA(a), "q9_X")
 	require.ErrorContains(t, err, "unknown --quant")
+}
+
+// TestMergedGolden pins the merged file's bytes (sha256) for the tiny model and a fixed adapter,
+// for the types whose ggml quantizer output does not depend on the build flags (F32, F16, Q8_0;
+// cgo-notes §1: K-quants differ between -march=native and portable builds). UPDATE_GOLDEN=1
+// rewrites testdata/merged.golden.json after an intended change of the generator or the writer.
+func TestMergedGolden(t *testing.T) {
+	got := map[string]string{}
+	for _, tc := range []struct{ weights, quant string }{{"f32", QuantKeep}, {"f32", "f16"}, {"q8_0", QuantKeep}} {
+		files := tinyModel(t, testmodel.Config{Family: "llava", Seed: 4, WeightType: tc.weights, NoMMProj: true})
+		out := filepath.Join(t.TempDir(), "merged.gguf")
+		_, err := WriteMerged(context.Background(), files.Text, out, FromLoRA(randomAdapter(t, files.Text, 4, 8, 2)), tc.quant)
+		require.NoError(t, err)
+		d, err := fileDigest(out)
+		require.NoError(t, err)
+		got[tc.weights+"/"+tc.quant] = d
+	}
+	golden := filepath.Join("testdata", "merged.golden.json")
+	if os.Getenv("UPDATE_GOLDEN") != "" {
+		b, err := json.MarshalIndent(got, "", "  ")
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(golden, append(b, '\n'), 0o644))
+	}
+	b, err := os.ReadFile(golden)
+	require.NoError(t, err)
+	var want map[string]string
+	require.NoError(t, json.Unmarshal(b, &want))
+	require.Equal(t, want, got)
 }

@@ -32,6 +32,11 @@ type Config struct {
 
 	// NoMMProj writes the text model only (benchmark models).
 	NoMMProj bool
+
+	// WeightStd is the standard deviation of the random weights and biases of both files; 0 means
+	// 0.02. Larger values give sharper attention and logits, for tests that need position or image
+	// effects well above float noise.
+	WeightStd float32
 }
 
 // Files are the paths Write produced. MMProj is empty when Config.NoMMProj is set.
@@ -114,6 +119,9 @@ func resolve(cfg Config) (resolved, error) {
 	}
 	if fam.arch == "qwen2vl" && r.headDim%8 != 0 {
 		return r, fmt.Errorf("testmodel: qwen2vl head dimension %d must be a multiple of 8 (M-RoPE sections)", r.headDim)
+	}
+	if !(r.WeightStd >= 0 && r.WeightStd <= 10) { // also rejects NaN
+		return r, fmt.Errorf("testmodel: WeightStd = %v out of range [0, 10]", cfg.WeightStd)
 	}
 	if r.WeightType == "" {
 		r.WeightType = "f32"

@@ -1,6 +1,7 @@
 package testmodel
 
 import (
+	"cmp"
 	"log/slog"
 	"math"
 	"os"
@@ -75,17 +76,19 @@ func TestWeightTypesLoadInLlamaCpp(t *testing.T) {
 // model of Qwen2.5's 151936 tokens has) and other widths and depths.
 func TestLargerSizesLoadInLlamaCpp(t *testing.T) {
 	for _, tc := range []struct {
+		name string
 		want familyWant
 		cfg  Config
 	}{
-		{familyWants[4], Config{Family: "internvl", Vocab: 151936, Embd: 96, Heads: 6, KVHeads: 2, FFN: 160, Layers: 1, WeightType: "q8_0"}},
-		{familyWants[1], Config{Family: "qwen2vl", Embd: 128, Heads: 4, KVHeads: 1, FFN: 96, Layers: 3, Vocab: 500}},
-		{familyWants[2], Config{Family: "gemma3", Layers: 2, Embd: 32, Heads: 2, KVHeads: 1, FFN: 64}},
+		{"internvl qwen2.5 vocab q8_0", familyWants[4], Config{Family: "internvl", Vocab: 151936, Embd: 96, Heads: 6, KVHeads: 2, FFN: 160, Layers: 1, WeightType: "q8_0"}},
+		{"qwen2vl 3 layers 1 kv head", familyWants[1], Config{Family: "qwen2vl", Embd: 128, Heads: 4, KVHeads: 1, FFN: 96, Layers: 3, Vocab: 500}},
+		{"gemma3 2 layers no SWA", familyWants[2], Config{Family: "gemma3", Layers: 2, Embd: 32, Heads: 2, KVHeads: 1, FFN: 64}},
+		{"qwen2vl std 0.3", familyWants[1], Config{Family: "qwen2vl", WeightStd: 0.3}},
 	} {
-		t.Run(tc.want.family, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			files, err := Write(t.TempDir(), tc.cfg)
 			require.NoError(t, err)
-			checkFamily(t, tc.want, files, checkOpts{embd: tc.cfg.Embd, vocab: max(tc.cfg.Vocab, tinyVocabSize)})
+			checkFamily(t, tc.want, files, checkOpts{embd: cmp.Or(tc.cfg.Embd, 64), vocab: max(tc.cfg.Vocab, tinyVocabSize)})
 		})
 	}
 }

@@ -26,8 +26,8 @@ var weightKinds = map[string]tensorKind{"f32": kindF32, "f16": kindF16, "q8_0": 
 // fileTypes are the general.file_type values llama.cpp prints for each weight type.
 var fileTypes = map[tensorKind]uint32{kindF32: 0, kindF16: 1, kindQ80: 7}
 
-// initStd is the spread of random weights: small enough that activations stay tame through a few
-// layers, large enough that logits clearly vary between tokens.
+// initStd is the default spread of random weights: small enough that activations stay tame through
+// a few layers, large enough that logits clearly vary between tokens.
 const initStd = 0.02
 
 // tensorSpec says how one tensor is filled: every element equal to constant when std is 0, otherwise
@@ -84,9 +84,13 @@ func kindFor(t tensorSpec, want tensorKind) tensorKind {
 // ggmlTensors turns specs into tensors for ggml.WriteGGUF. Each tensor generates its own data from
 // (seed, name) when written, so the writer may write them in any order or in parallel and the bytes
 // stay the same.
-func ggmlTensors(specs []tensorSpec, seed int64, want tensorKind) []*ggml.Tensor {
+// A non-zero std replaces the spread of every random tensor.
+func ggmlTensors(specs []tensorSpec, seed int64, want tensorKind, std float32) []*ggml.Tensor {
 	out := make([]*ggml.Tensor, 0, len(specs))
 	for _, s := range specs {
+		if s.std != 0 && std != 0 {
+			s.std = std
+		}
 		k := kindFor(s, want)
 		out = append(out, &ggml.Tensor{
 			Name:     s.name,

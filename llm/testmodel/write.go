@@ -34,7 +34,7 @@ func Write(dir string, cfg Config) (Files, error) {
 		return Files{}, fmt.Errorf("testmodel: %w", err)
 	}
 	files := Files{Text: filepath.Join(dir, TextFile)}
-	if err := writeGGUF(files.Text, kv, ggmlTensors(textTensors(r), r.Seed, r.kind)); err != nil {
+	if err := writeGGUF(files.Text, kv, ggmlTensors(textTensors(r), r.Seed, r.kind, r.WeightStd)); err != nil {
 		return Files{}, err
 	}
 	if r.NoMMProj {
@@ -47,7 +47,7 @@ func Write(dir string, cfg Config) (Files, error) {
 	files.MMProj = filepath.Join(dir, MMProjFile)
 	// The vision weights get their own seed stream so that they do not repeat text weights of the
 	// same name pattern.
-	if err := writeGGUF(files.MMProj, mmprojKV(r, p), ggmlTensors(p.tensors(r.Embd), r.Seed^0x5eed_1a6e, r.kind)); err != nil {
+	if err := writeGGUF(files.MMProj, mmprojKV(r, p), ggmlTensors(p.tensors(r.Embd), r.Seed^0x5eed_1a6e, r.kind, r.WeightStd)); err != nil {
 		return Files{}, err
 	}
 	return files, nil

@@ -2,12 +2,15 @@ package testmodel
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -93,6 +96,52 @@ func TestSeedChangesWeights(t *testing.T) {
 	ha, hb := fileHashes(t, a), fileHashes(t, b)
 	require.NotEqual(t, ha.Text, hb.Text)
 	require.NotEqual(t, ha.MMProj, hb.MMProj)
+}
+
+// TestWeightStdScalesWeights reads a weight back: its spread follows WeightStd, norms stay 1.
+func TestWeightStdScalesWeights(t *testing.T) {
+	for _, std := range []float32{0, 0.5} {
+		files, err := Write(t.TempDir(), Config{WeightStd: std, NoMMProj: true})
+		require.NoError(t, err)
+		q := tensorValues(t, files.Text, "blk.0.attn_q.weight")
+		var sq float64
+		for _, v := range q {
+			sq += float64(v) * float64(v)
+		}
+		want := float64(cmp.Or(std, initStd))
+		require.InDelta(t, want, math.Sqrt(sq/float64(len(q))), want*0.05, "std %v", std)
+		for _, v := range tensorValues(t, files.Text, "blk.0.attn_norm.weight") {
+			require.Equal(t, float32(1), v)
+		}
+	}
+}
+
+// tensorValues reads an F32 tensor from a GGUF file.
+func tensorValues(t *testing.T, path, name string) []float32 {
+	g := readGGUF(t, path)
+	for _, ts := range g.Tensors().Items() {
+		if ts.Name != name {
+			continue
+		}
+		require.Equal(t, uint32(ggml.TensorTypeF32), ts.Kind)
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		off := int(g.Tensors().Offset + ts.Offset)
+		out := make([]float32, ts.Elements())
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[off+4*i:]))
+		}
+		return out
+	}
+	t.Fatalf("tensor %s not found", name)
+	return nil
+}
+
+func TestWriteIntoAFileFails(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o644))
+	_, err := Write(file, Config{})
+	require.ErrorContains(t, err, "testmodel")
 }
 
 func TestWriteLeavesNoTempFiles(t *testing.T) {
@@ -203,6 +252,8 @@ func TestBadConfig(t *testing.T) {
 		{"negative layers", Config{Layers: -1}, "Layers = -1"},
 		{"vocab too small", Config{Vocab: 100}, "Vocab = 100"},
 		{"q8_0 width", Config{WeightType: "q8_0", Embd: 48, Heads: 4}, "multiples of 32"},
+		{"negative std", Config{WeightStd: -1}, "WeightStd = -1"},
+		{"NaN std", Config{WeightStd: float32(math.NaN())}, "WeightStd = NaN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "out")

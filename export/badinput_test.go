@@ -218,3 +218,21 @@ func TestFormatsWriteTheirFiles(t *testing.T) {
 	_, err = Export(context.Background(), src, Options{Format: "gguf", Out: t.TempDir(), DType: "q8_0"})
 	require.ErrorContains(t, err, "--dtype")
 }
+
+// TestOutputOverInput: exporting into the run folder itself would replace the trained adapter.
+func TestOutputOverInput(t *testing.T) {
+	files := tinyModel(t, testmodel.Config{Family: "llava", Seed: 1})
+	run := runFolder(t, randomAdapter(t, files.Text, 2, 2, 1), files)
+	src, err := ResolveSource(run, "", "")
+	require.NoError(t, err)
+	before, err := os.ReadFile(src.Adapter)
+	require.NoError(t, err)
+	_, err = Export(context.Background(), src, Options{Format: "gguf", Out: run, DType: "f32"})
+	require.ErrorContains(t, err, "would overwrite the input")
+	after, err := os.ReadFile(src.Adapter)
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+	// merged into the base model's folder: text.gguf is not an output name, mmproj.gguf is.
+	_, err = Export(context.Background(), src, Options{Format: "merged", Out: filepath.Dir(files.MMProj)})
+	require.ErrorContains(t, err, "would overwrite the input")
+}

@@ -94,6 +94,9 @@ func Export(ctx context.Context, src Source, opt Options) (res Result, err error
 	if err != nil {
 		return res, err
 	}
+	if err := checkNoOverwrite(src, opt); err != nil {
+		return res, err
+	}
 
 	if err := os.MkdirAll(opt.Out, 0o755); err != nil {
 		return res, fmt.Errorf("export: %w", err)
@@ -167,6 +170,36 @@ func Export(ctx context.Context, src Source, opt Options) (res Result, err error
 		log.Warn().Msg(w)
 	}
 	return res, nil
+}
+
+// outputNames are the files each format writes into the output folder.
+var outputNames = map[string][]string{
+	"gguf":   {OutAdapter},
+	"peft":   {OutPEFTWeights, OutPEFTConfig},
+	"ollama": {OutAdapter, OutModelfile},
+	"merged": {OutModel, OutMMProj, OutModelfile},
+}
+
+// checkNoOverwrite refuses an output folder where the export would replace one of its own inputs
+// (--out RUNDIR with --format gguf would replace the trained adapter, and a failure would then
+// delete it).
+func checkNoOverwrite(src Source, opt Options) error {
+	for _, name := range outputNames[opt.Format] {
+		o := filepath.Join(opt.Out, name)
+		oi, err := os.Stat(o)
+		if err != nil {
+			continue
+		}
+		for _, in := range []string{src.Adapter, src.Model, src.MMProj} {
+			if in == "" {
+				continue
+			}
+			if ii, err := os.Stat(in); err == nil && os.SameFile(oi, ii) {
+				return fmt.Errorf("export: --out %s would overwrite the input %s; choose another folder", opt.Out, in)
+			}
+		}
+	}
+	return nil
 }
 
 func (opt *Options) validate() error {

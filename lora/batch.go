@@ -2,6 +2,7 @@ package lora
 
 import (
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -26,6 +27,10 @@ type Sequence struct {
 // the longest common prefix (tokens, positions and embedding rows) and computes it once.
 type Batch struct {
 	Seqs []Sequence
+	// Temperature scores the tempered distribution softmax(logits / Temperature), the one the
+	// rollout engine sampled from, so log pi_theta compares like with like with the behaviour
+	// log-probs. 0 means 1.
+	Temperature float32
 }
 
 // target is one scored token: the logits of packed row `row` evaluated at token tok.
@@ -45,6 +50,7 @@ type packed struct {
 	segs    []segment
 	targets []target
 	seqLen  []int
+	invTemp float32 // 1 / Batch.Temperature: the head's logits are scaled by it
 }
 
 // pack validates the batch against the model and lays it out; weights may be nil (no loss).
@@ -122,7 +128,13 @@ func pack(b *Batch, cfg Config, weights [][]float32) (*packed, error) {
 		}
 		p = i
 	}
-	pk := &packed{prefix: p}
+	pk := &packed{prefix: p, invTemp: 1}
+	if b.Temperature < 0 || math.IsNaN(float64(b.Temperature)) || math.IsInf(float64(b.Temperature), 0) {
+		return nil, fmt.Errorf("temperature %v: want a positive number (0 means 1)", b.Temperature)
+	}
+	if b.Temperature > 0 {
+		pk.invTemp = 1 / b.Temperature
+	}
 	add := func(s, i int) {
 		pk.tokens = append(pk.tokens, b.Seqs[s].Tokens[i])
 		pk.embed = append(pk.embed, rows[s][i])

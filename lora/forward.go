@@ -305,7 +305,7 @@ func (e *CPU) head(pk *packed, xf []float32, weights [][]float32, dxf []float32)
 		for i, rt := range chunk {
 			copy(xb[i*E:(i+1)*E], xf[rt.row*E:(rt.row+1)*E])
 		}
-		sgemm(false, true, m, V, E, 1, xb, E, e.m.Output, E, 0, logits, V)
+		sgemm(false, true, m, V, E, pk.invTemp, xb, E, e.m.Output, E, 0, logits, V)
 		parallelFor(m, e.opt.Threads, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				lg := logits[i*V : (i+1)*V]
@@ -354,7 +354,7 @@ func (e *CPU) head(pk *packed, xf []float32, weights [][]float32, dxf []float32)
 			loss += rowLoss[i]
 		}
 		if dxf != nil {
-			sgemm(false, false, m, E, V, 1, logits, V, e.m.Output, E, 0, dxb, E)
+			sgemm(false, false, m, E, V, pk.invTemp, logits, V, e.m.Output, E, 0, dxb, E)
 			for i, rt := range chunk {
 				d := dxf[rt.row*E : (rt.row+1)*E]
 				for j, v := range dxb[i*E : (i+1)*E] {

@@ -291,7 +291,11 @@ func (r *renderer) shade(ro, rd vec3, h hit, depth int) (vec3, bool) {
 		rdir := reflect(rd, n)
 		rh := r.trace(p, rdir)
 		rc, _ := r.shade(p, rdir, rh, 1)
-		col = col.add(rc.mul(albedo).scale(0.85)).add(rc.scale(0.05))
+		// Schlick's Fresnel with the colour as the reflectance at normal incidence: metal
+		// reflects its own colour face-on and turns white towards grazing angles
+		f := math.Pow(1-math.Max(0, n.dot(v)), 5)
+		tint := albedo.scale(1 - f).add(vec3{f, f, f})
+		col = col.add(rc.mul(tint).scale(0.9))
 	} else {
 		col = col.add(albedo.scale(0.4))
 	}

@@ -206,7 +206,9 @@ func WritePair(dir string, p *Pair, orig, mod image.Image) error {
 	return nil
 }
 
-var pngEncoder = png.Encoder{CompressionLevel: png.DefaultCompression}
+// BestSpeed: a fifth less time per pair than the default level for a third more bytes (16 KB
+// instead of 12 KB for a 320x240 scene).
+var pngEncoder = png.Encoder{CompressionLevel: png.BestSpeed}
 
 func writePNG(path string, img image.Image) error {
 	var buf bytes.Buffer

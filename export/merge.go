@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,11 @@ func WriteMerged(ctx context.Context, basePath, outPath string, ad *Adapter, qua
 		}
 	}
 
+	kvs := base.KVs
+	if quant != QuantKeep && quant != "" {
+		kvs = withFileType(kvs, out)
+	}
+
 	f, err := os.Open(basePath)
 	if err != nil {
 		return stats, fmt.Errorf("base model: %w", err)
@@ -80,7 +86,7 @@ func WriteMerged(ctx context.Context, basePath, outPath string, ad *Adapter, qua
 
 	err = writeAtomic(outPath, func(w io.Writer) error {
 		gw := &ggufWriter{w: w, alignment: int64(base.Alignment)}
-		gw.header(base.KVs, out)
+		gw.header(kvs, out)
 		if gw.err != nil {
 			return gw.err
 		}
@@ -147,4 +153,45 @@ func parallelRows(n int, fn func(r0, r1 int)) {
 		}(r0, min(r0+per, n))
 	}
 	wg.Wait()
+}
+
+// fileTypes maps a tensor type to llama.cpp's general.file_type ("mostly T"; pure K-quants are
+// the _S variants, which use T for every matrix).
+var fileTypes = map[uint32]uint32{
+	typeF32: 0, typeF16: 1, typeQ4_0: 2, typeQ4_1: 3, typeQ8_0: 7, typeQ5_0: 8, typeQ5_1: 9,
+	typeQ2_K: 10, typeQ3_K: 11, typeQ4_K: 14, typeQ5_K: 16, typeQ6_K: 18, typeBF16: 32,
+}
+
+// withFileType returns kvs with general.file_type describing the output when every matrix of the
+// decoder blocks has one type (Ollama shows it as the quantization level); otherwise kvs as is.
+func withFileType(kvs []kvEntry, tensors []tensorInfo) []kvEntry {
+	var t uint32
+	n := 0
+	for _, ti := range tensors {
+		if len(ti.Shape) != 2 || !strings.HasPrefix(ti.Name, "blk.") {
+			continue
+		}
+		if n > 0 && ti.Type != t {
+			return kvs
+		}
+		t = ti.Type
+		n++
+	}
+	ft, ok := fileTypes[t]
+	if n == 0 || !ok {
+		return kvs
+	}
+	out := make([]kvEntry, 0, len(kvs)+1)
+	found := false
+	for _, kv := range kvs {
+		if kv.Key == "general.file_type" {
+			kv = rawKV(kv.Key, ft)
+			found = true
+		}
+		out = append(out, kv)
+	}
+	if !found {
+		out = append(out, rawKV("general.file_type", ft))
+	}
+	return out
 }

@@ -56,7 +56,20 @@ func TestMergedMatchesAdapter(t *testing.T) {
 			require.NoError(t, err)
 			out, err := readGGUF(merged)
 			require.NoError(t, err)
-			require.Equal(t, base.KVs, out.KVs)
+			if tc.quant == QuantKeep {
+				require.Equal(t, base.KVs, out.KVs)
+			} else {
+				// Every KV is copied except general.file_type, which now names the new type.
+				require.Len(t, out.KVs, len(base.KVs))
+				for i, kv := range base.KVs {
+					if kv.Key != "general.file_type" {
+						require.Equal(t, kv, out.KVs[i])
+					}
+				}
+				ft, ok := out.Uint("general.file_type")
+				require.True(t, ok)
+				require.Equal(t, uint64(fileTypes[tc.wantType]), ft)
+			}
 			require.Len(t, out.Tensors, len(base.Tensors))
 			folded := map[string]bool{}
 			for _, p := range a.Pairs {

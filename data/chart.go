@@ -19,15 +19,15 @@ const (
 
 // ChartOptions configures chart pairs. Zero values take the defaults.
 type ChartOptions struct {
-	N          int      // number of pairs (GenerateCharts only)
-	Seed       int64    // pair i is a function of (Seed, i) alone
-	Width      int      // default 480
-	Height     int      // default 360
-	Types      []string // default bar, line, pie (drawn in turn by pair index)
-	MinChanges int      // values replaced in the modified chart, default 1
-	MaxChanges int      // default 2
-	Workers    int
-	Progress   ProgressFunc
+	N          int          // number of pairs (GenerateCharts only)
+	Seed       int64        // pair i is a function of (Seed, i) alone
+	Width      int          // default 480
+	Height     int          // default 360
+	Types      []string     // default bar, line, pie (drawn in turn by pair index)
+	MinChanges int          // values replaced in the modified chart, default 1
+	MaxChanges int          // default 2
+	Workers    int          `json:"-"`
+	Progress   ProgressFunc `json:"-"`
 }
 
 func (o *ChartOptions) withDefaults() (ChartOptions, error) {
@@ -167,7 +167,9 @@ func GenerateCharts(outDir string, opts ChartOptions) (Report, error) {
 			return p, a, b, err
 		}}
 	}
-	return runJobs(outDir, jobs, c.Workers, c.Progress)
+	settings := c
+	settings.N, settings.Workers, settings.Progress = 0, 0, nil
+	return runJobs(outDir, "charts", settings, jobs, c.Workers, c.Progress)
 }
 
 // RenderChartPair makes chart pair number index in memory.

@@ -30,8 +30,8 @@ type CLEVROptions struct {
 	// MinVisible is the least number of pixels of every object that must be visible in both
 	// images; default 200 at 480x320, scaled with the image area (100 at 320x240).
 	MinVisible int
-	Workers    int // default: all cores
-	Progress   ProgressFunc
+	Workers    int          `json:"-"` // default: all cores
+	Progress   ProgressFunc `json:"-"`
 }
 
 func (o *CLEVROptions) withDefaults() (CLEVROptions, error) {
@@ -110,7 +110,9 @@ func GenerateCLEVR(outDir string, opts CLEVROptions) (Report, error) {
 			return p, a, b, err
 		}}
 	}
-	return runJobs(outDir, jobs, c.Workers, c.Progress)
+	settings := c
+	settings.N, settings.Workers, settings.Progress = 0, 0, nil
+	return runJobs(outDir, "clevr", settings, jobs, c.Workers, c.Progress)
 }
 
 func pairID(i int) string { return fmt.Sprintf("%06d", i) }

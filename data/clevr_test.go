@@ -326,3 +326,32 @@ func TestGenerateUnwritableOutput(t *testing.T) {
 	_, err = GenerateCharts(file, ChartOptions{N: 1})
 	require.ErrorContains(t, err, "output folder")
 }
+
+func TestGenerateRefusesFolderWithOtherSettings(t *testing.T) {
+	out := t.TempDir()
+	opts := small
+	opts.N, opts.Seed = 1, 1
+	_, err := GenerateCLEVR(out, opts)
+	require.NoError(t, err)
+	opts.N, opts.Workers = 2, 1 // more pairs, other workers: the same folder, extended
+	rep, err := GenerateCLEVR(out, opts)
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Reused)
+	opts.Seed = 2
+	_, err = GenerateCLEVR(out, opts)
+	require.ErrorContains(t, err, "other settings")
+	_, err = GenerateCharts(out, ChartOptions{N: 1})
+	require.ErrorContains(t, err, "other settings")
+}
+
+func TestReadDirWithoutIndex(t *testing.T) {
+	out := t.TempDir()
+	opts := small
+	opts.N = 2
+	_, err := GenerateCLEVR(out, opts)
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(filepath.Join(out, IndexFile)))
+	pairs, err := ReadDir(out)
+	require.NoError(t, err, "settings.json is not a pair")
+	require.Len(t, pairs, 2)
+}

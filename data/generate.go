@@ -54,9 +54,12 @@ type job struct {
 // runJobs makes every job's pair in outDir with the given number of workers, skipping pairs an
 // earlier run finished, and rebuilds index.jsonl in job order at the end. Each pair's images are
 // written first and its JSON last, each file atomically, so a pair whose JSON exists is complete.
-func runJobs(outDir string, jobs []job, workers int, progress ProgressFunc) (Report, error) {
+func runJobs(outDir, kind string, settings any, jobs []job, workers int, progress ProgressFunc) (Report, error) {
 	start := time.Now()
 	if err := ensureWritableDir(outDir); err != nil {
+		return Report{}, err
+	}
+	if err := checkSettings(outDir, kind, settings); err != nil {
 		return Report{}, err
 	}
 	// temporary files of an interrupted run are never complete: remove them
@@ -146,6 +149,33 @@ func runJobs(outDir string, jobs []job, workers int, progress ProgressFunc) (Rep
 	rep.Total = len(pairs)
 	rep.Elapsed = time.Since(start)
 	return rep, nil
+}
+
+// SettingsFile records how a folder's pairs were made. A rerun reuses finished pairs only when
+// the settings are the same (the number of pairs and of workers may differ): pairs made with
+// another seed or size must not be mixed in silently.
+const SettingsFile = "settings.json"
+
+func checkSettings(dir, kind string, settings any) error {
+	b, err := json.MarshalIndent(struct {
+		Kind     string `json:"kind"`
+		Settings any    `json:"settings"`
+	}{kind, settings}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("settings of %s: %w", dir, err)
+	}
+	b = append(b, '\n')
+	path := filepath.Join(dir, SettingsFile)
+	old, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return writeFileAtomic(path, b)
+	case err != nil:
+		return fmt.Errorf("%s: %w", path, err)
+	case !bytes.Equal(old, b):
+		return fmt.Errorf("%s holds pairs made with other settings (see %s); choose another output folder or empty this one", dir, path)
+	}
+	return nil
 }
 
 // completePair returns the pair an earlier run finished: its JSON parses and both images exist.

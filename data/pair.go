@@ -140,6 +140,9 @@ func ReadDir(dir string) ([]*Pair, error) {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 		sort.Strings(files)
 		for _, f := range files {
+			if filepath.Base(f) == SettingsFile {
+				continue
+			}
 			b, err := os.ReadFile(f)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", f, err)

@@ -37,8 +37,8 @@ type EditOptions struct {
 	// DiffThreshold is the per-channel difference above which a pixel of a user pair counts as
 	// edited (default 24): JPEG noise stays below it.
 	DiffThreshold int
-	Workers       int
-	Progress      ProgressFunc
+	Workers       int          `json:"-"`
+	Progress      ProgressFunc `json:"-"`
 }
 
 func (o *EditOptions) withDefaults() (EditOptions, error) {
@@ -126,7 +126,16 @@ func PairsFromImages(srcDir, outDir string, opts EditOptions) ([]*Pair, Report, 
 	if len(jobs) == 0 {
 		return nil, Report{}, fmt.Errorf("pairs: no files in %s", srcDir)
 	}
-	rep, err := runJobs(outDir, jobs, c.Workers, c.Progress)
+	src, err := filepath.Abs(srcDir)
+	if err != nil {
+		return nil, Report{}, fmt.Errorf("source folder %s: %w", srcDir, err)
+	}
+	settings := struct {
+		Source  string
+		Options EditOptions
+	}{src, c}
+	settings.Options.N, settings.Options.Workers, settings.Options.Progress = 0, 0, nil
+	rep, err := runJobs(outDir, "pairs", settings, jobs, c.Workers, c.Progress)
 	if err != nil {
 		return nil, rep, err
 	}

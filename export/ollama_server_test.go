@@ -22,12 +22,12 @@ import (
 // ollamaBinary is the server `make setup` builds from the same module version.
 func ollamaBinary(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("VZ_OLLAMA"); p != "" {
-		return p
+	p := os.Getenv("VZ_OLLAMA")
+	if p == "" {
+		home, err := os.UserHomeDir()
+		require.NoError(t, err)
+		p = filepath.Join(home, ".cache", "vzlocal", "tools", "bin", "ollama")
 	}
-	home, err := os.UserHomeDir()
-	require.NoError(t, err)
-	p := filepath.Join(home, ".cache", "vzlocal", "tools", "bin", "ollama")
 	if _, err := os.Stat(p); err != nil {
 		t.Skipf("Ollama server binary not found at %s: build it with `make setup` (or set VZ_OLLAMA)", p)
 	}

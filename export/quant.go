@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -68,30 +69,11 @@ func typeName(t uint32) string {
 // typeByName maps a --quant value ("q4_k", "Q8_0", "f16") to a ggml type.
 func typeByName(name string) (uint32, bool) {
 	for t := range quantTypes {
-		if equalFold(typeName(t), name) {
+		if strings.EqualFold(typeName(t), name) {
 			return t, true
 		}
 	}
 	return 0, false
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // knownType reports whether t is a ggml type this build knows (so its sizes can be computed).

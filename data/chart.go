@@ -229,7 +229,7 @@ func sampleChart(rng *rand.Rand, typ string, k int) ChartDetail {
 	if typ != ChartPie {
 		d.XLabel, d.YLabel = t.xLabel, t.yLabel
 	}
-	colors := rng.Perm(len(chartPalette))
+	colors := distinctColors(rng.Perm(len(chartPalette)))
 	names := t.series
 	if nSeries == 1 {
 		names = []string{t.series[rng.IntN(len(t.series))]}
@@ -247,12 +247,16 @@ func sampleChart(rng *rand.Rand, typ string, k int) ChartDetail {
 			d.Series = append(d.Series, ChartSeries{Name: names[s], Color: p.name, RGB: p.rgb})
 		}
 	}
-	span := t.hi - t.lo
+	lo := t.lo
+	if typ == ChartPie {
+		lo = max(lo, t.hi/5) // no sliver slices whose labels collide
+	}
+	span := t.hi - lo
 	d.Original = make([][]float64, len(names))
 	for s := range d.Original {
 		d.Original[s] = make([]float64, nCat)
 		for i := range d.Original[s] {
-			d.Original[s][i] = float64(t.lo + rng.IntN(span+1))
+			d.Original[s][i] = float64(lo + rng.IntN(span+1))
 		}
 	}
 	d.Modified = make([][]float64, len(names))
@@ -267,12 +271,35 @@ func sampleChart(rng *rand.Rand, typ string, k int) ChartDetail {
 		after := before
 		// far enough from the old value to be seen: a fifth of the data range at least
 		for math.Abs(after-before) < float64(span)/5 {
-			after = float64(t.lo + rng.IntN(span+1))
+			after = float64(lo + rng.IntN(span+1))
 		}
 		d.Modified[s][i] = after
 		d.Changed = append(d.Changed, ChartCell{Series: s, Category: i, Before: before, After: after})
 	}
 	return d
+}
+
+// distinctColors reorders a permutation of the palette so that the first colours are far apart
+// (olive next to green, or gray next to brown, is hard to tell apart in a small chart).
+func distinctColors(perm []int) []int {
+	var first, rest []int
+	for _, i := range perm {
+		ok := true
+		for _, j := range first {
+			a, b := chartPalette[i].rgb, chartPalette[j].rgb
+			dr, dg, db := float64(a[0])-float64(b[0]), float64(a[1])-float64(b[1]), float64(a[2])-float64(b[2])
+			if math.Sqrt(dr*dr+dg*dg+db*db) < 150 {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			first = append(first, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	return append(first, rest...)
 }
 
 func formatValue(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

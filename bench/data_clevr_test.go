@@ -60,3 +60,15 @@ func cpuSeconds() float64 {
 	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 	return tv(ru.Utime) + tv(ru.Stime)
 }
+
+// BenchmarkDataCharts measures chart pairs per second with every core, files included.
+func BenchmarkDataCharts(b *testing.B) {
+	out := b.TempDir()
+	cpu0 := cpuSeconds()
+	b.ResetTimer()
+	if _, err := data.GenerateCharts(out, data.ChartOptions{N: b.N, Seed: 7}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pairs/s")
+	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N)*1000, "cpu_ms/pair")
+}

@@ -146,18 +146,37 @@ func ollamaGenerate(t *testing.T, ctx context.Context, host, model string, img [
 // format merged with --create) to a real `ollama serve`, which then generates with an image. Its
 // per-token log-probs must equal those of our own llama.cpp engine running base + the exported
 // adapter file, and the merged model served by Ollama must give the same log-probs too.
-// Tolerance: 2e-3 nats per token. The server is the portable build and our engine the native one,
-// and they split batches differently, so the two sides agree to float rounding, not bit for bit.
+//
+// Tolerances, max per-token log-prob difference: 2e-3 between Ollama + adapter and our engine (the
+// server is the portable build and our engine the native one, and they split batches differently,
+// so they agree to float rounding, not bit for bit); for the merged model 2e-3 on an F32 base and
+// 2e-2 on a Q8_0 base, whose folded weights are re-quantized to Q8_0 (as in TestMergedMatchesAdapter).
 func TestOllamaServesExportedAdapter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an Ollama server")
 	}
-	const tol = 2e-3
 	host := startOllama(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
-	defer cancel()
+	for _, tc := range []struct {
+		weights   string
+		tolMerged float64
+	}{{"f32", 2e-3}, {"q8_0", 2e-2}} {
+		t.Run(tc.weights, func(t *testing.T) { checkOllamaServes(t, host, tc.weights, 2e-3, tc.tolMerged) })
+	}
 
+	// An export to the same server with a name Ollama refuses fails before writing anything.
 	files := tinyModel(t, testmodel.Config{Family: "llava", Seed: 1})
+	src, err := ResolveSource(runFolder(t, randomAdapter(t, files.Text, 4, 8, 7), files), "", "")
+	require.NoError(t, err)
+	bad := t.TempDir()
+	_, err = Export(context.Background(), src, Options{Format: "ollama", Out: bad, Create: "no spaces allowed", Host: host})
+	require.ErrorContains(t, err, "refuses the model name")
+	requireEmptyDir(t, bad)
+}
+
+func checkOllamaServes(t *testing.T, host, weights string, tol, tolMerged float64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	files := tinyModel(t, testmodel.Config{Family: "llava", Seed: 1, WeightType: weights})
 	// Adapter seed 7 makes this model answer "V00000": printable ASCII. Ollama holds back pieces
 	// that are not whole UTF-8 (most single bytes of the tiny byte-level vocabulary) and returns
 	// no log-prob for them, so the comparison needs text tokens.
@@ -166,25 +185,26 @@ func TestOllamaServesExportedAdapter(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, files.Text, src.Model)
 
+	adName, mgName := "vz-tiny-adapter-"+weights, "vz-tiny-merged-"+weights+":latest"
 	adOut, mergedOut := t.TempDir(), t.TempDir()
-	res, err := Export(ctx, src, Options{Format: "ollama", Out: adOut, Create: "vz-tiny-adapter", Host: host})
+	res, err := Export(ctx, src, Options{Format: "ollama", Out: adOut, Create: adName, Host: host})
 	require.NoError(t, err)
-	require.Equal(t, "vz-tiny-adapter", res.Created)
-	_, err = Export(ctx, src, Options{Format: "merged", Out: mergedOut, Create: "vz-tiny-merged:latest", Host: host})
+	require.Equal(t, adName, res.Created)
+	_, err = Export(ctx, src, Options{Format: "merged", Out: mergedOut, Create: mgName, Host: host})
 	require.NoError(t, err)
 
 	// The manifest of the adapter model must carry the adapter layer.
 	client, _, err := OllamaClient(host)
 	require.NoError(t, err)
-	show, err := client.Show(ctx, &api.ShowRequest{Model: "vz-tiny-adapter"})
+	show, err := client.Show(ctx, &api.ShowRequest{Model: adName})
 	require.NoError(t, err)
 	require.Contains(t, show.Modelfile, "ADAPTER ")
 	require.Contains(t, show.Template, "<|im_start|>")
 
 	img := testmodel.TestImage(32, 24, 9)
 	const n = 6
-	adTexts, adLPs, adPrompt := ollamaGenerate(t, ctx, host, "vz-tiny-adapter", img, n)
-	mgTexts, mgLPs, _ := ollamaGenerate(t, ctx, host, "vz-tiny-merged", img, n)
+	adTexts, adLPs, adPrompt := ollamaGenerate(t, ctx, host, adName, img, n)
+	mgTexts, mgLPs, _ := ollamaGenerate(t, ctx, host, mgName, img, n)
 
 	// Our engine: base + the exported adapter file (F16, the alpha Ollama applies at scale 1).
 	m := engine(t, files.Text, files.MMProj)
@@ -196,7 +216,6 @@ func TestOllamaServesExportedAdapter(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, m.SetAdapter(ad, 1))
 	toks, ourLPs := greedy(t, m, p, n)
-
 	for _, tok := range toks {
 		s := m.Detokenize([]int32{tok})
 		require.True(t, len(s) == 1 && s[0] >= ' ' && s[0] < 0x7f, "our engine generated %q (%v): not printable ASCII; pick another adapter seed", m.Detokenize(toks), toks)
@@ -211,18 +230,12 @@ func TestOllamaServesExportedAdapter(t *testing.T) {
 	ours := ourLPs[:k]
 	dOllama, dMerged, dOllamaMerged := maxAbsDiff(adLPs, ours), maxAbsDiff(mgLPs, ours), maxAbsDiff(adLPs, mgLPs)
 	moved := maxAbsDiff(baseLPs[:k], ours)
-	t.Logf("tokens %q\n Ollama+adapter %v\n Ollama merged  %v\n ours+adapter   %v\n ours base      %v\n max |Ollama+adapter - ours| %.2e, |Ollama merged - ours| %.2e, |Ollama+adapter - Ollama merged| %.2e; adapter moves log-probs by %.3f",
-		adTexts, adLPs, mgLPs, ours, baseLPs[:k], dOllama, dMerged, dOllamaMerged, moved)
+	t.Logf("%s base, tokens %q\n Ollama+adapter %v\n Ollama merged  %v\n ours+adapter   %v\n ours base      %v\n max |Ollama+adapter - ours| %.2e, |Ollama merged - ours| %.2e, |Ollama+adapter - Ollama merged| %.2e; adapter moves log-probs by %.3f",
+		weights, adTexts, adLPs, mgLPs, ours, baseLPs[:k], dOllama, dMerged, dOllamaMerged, moved)
 	require.LessOrEqual(t, dOllama, tol)
-	require.LessOrEqual(t, dMerged, tol)
-	require.LessOrEqual(t, dOllamaMerged, tol)
-	require.Greater(t, moved, 20*tol, "the adapter must move the log-probs clearly, or agreement proves nothing")
-
-	// A second export to the same server with a name Ollama refuses fails before writing.
-	bad := t.TempDir()
-	_, err = Export(ctx, src, Options{Format: "ollama", Out: bad, Create: "no spaces allowed", Host: host})
-	require.ErrorContains(t, err, "refuses the model name")
-	requireEmptyDir(t, bad)
+	require.LessOrEqual(t, dMerged, tolMerged)
+	require.LessOrEqual(t, dOllamaMerged, tolMerged)
+	require.Greater(t, moved, 10*max(dOllama, dMerged), "the adapter must move the log-probs clearly, or agreement proves nothing")
 }
 
 func requireEmptyDir(t *testing.T, dir string) {

@@ -198,14 +198,17 @@ func completePair(dir, id string) (*Pair, bool) {
 }
 
 func makeAndWrite(dir string, j job) (*Pair, error) {
+	t0 := time.Now()
 	p, orig, mod, err := j.make()
 	if err != nil {
 		return nil, err
 	}
+	t1 := time.Now()
 	p.ID = j.id
 	if err := WritePair(dir, p, orig, mod); err != nil {
 		return nil, err
 	}
+	log.Debug().Str("id", p.ID).Dur("make", t1.Sub(t0)).Dur("write", time.Since(t1)).Msg("pair")
 	return p, nil
 }
 

@@ -22,8 +22,10 @@ func newLlamaPolicy(model, mmproj string, threads int, seed int64) (selfplay.Pol
 	return selfplay.OpenLlamaPolicy(model, mmproj, llm.Options{Threads: threads, Seed: uint64(seed)})
 }
 
-// playCmd plays "Who is the Spy" games to watch: no training.
+// playCmd plays games to watch, no training: "Who is the Spy" (--game spy) or V-Zero's
+// Questioner/Solver game (--game qs, play_qs.go).
 type playCmd struct {
+	Game   string `help:"Game: spy (Who is the Spy, on pairs) or qs (V-Zero questioner/solver, on the pairs' original images or plain images)." default:"spy" enum:"spy,qs"`
 	Images string `help:"Folder of pairs (index.jsonl / pair .json files) or of plain images (made into pairs with automatic edits)." required:"" type:"path"`
 
 	Scripted bool   `help:"Play with the scripted reference players (from the pairs' item descriptions)." xor:"backend" required:""`
@@ -33,12 +35,12 @@ type playCmd struct {
 	Mmproj   string `help:"GGUF vision projector for --model." type:"path" placeholder:"P.gguf"`
 	Threads  int    `help:"CPU threads for --model (0: all cores)."`
 
-	Games   int    `help:"Games to play." default:"4"`
+	Games   int    `help:"Games to play (--game qs: images to play)." default:"4"`
 	Seed    int64  `help:"Seed: spies, pair order, scripted players." default:"1"`
 	Batch   int    `help:"Games played together (their turns go to the model as one batch)." default:"4"`
 	Out     string `help:"Output folder (games.jsonl)." default:"play-out" type:"path"`
 	HTML    string `help:"Also write an HTML page with the images and transcripts." type:"path" name:"html"`
-	Prompts string `help:"Folder of prompt templates overriding the built-in ones (spy_system.tmpl, spy_clue.tmpl, spy_observer.tmpl, spy_voter.tmpl)." type:"path"`
+	Prompts string `help:"Folder of prompt templates overriding the built-in ones (spy_system.tmpl, spy_clue.tmpl, spy_observer.tmpl, spy_voter.tmpl; qs_questioner.tmpl, qs_solver.tmpl)." type:"path"`
 
 	Players        int     `help:"Players per game." default:"4"`
 	Rounds         int     `help:"Clue rounds." default:"2"`
@@ -50,11 +52,16 @@ type playCmd struct {
 	Temperature    float64 `help:"Sampling temperature of every stage." default:"0.8"`
 	MaxTokens      int     `help:"Most new tokens per completion." default:"1024"`
 	Color          string  `help:"Colour the transcript: auto (on a terminal), always, never." default:"auto" enum:"auto,always,never"`
+
+	QS qsPlayFlags `embed:"" prefix:"qs-" group:"Questioner/Solver game (--game qs)"`
 }
 
 func (c *playCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if c.Game == "qs" {
+		return c.runQS(ctx)
+	}
 
 	s := selfplay.DefaultSpySettings()
 	s.Players, s.Rounds, s.Decision, s.SpyImage = c.Players, c.Rounds, c.Decision, c.SpyImage

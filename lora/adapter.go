@@ -191,3 +191,23 @@ func (a *Adapter) CheckModel(cfg Config) error {
 	}
 	return nil
 }
+
+// Add accumulates b into a (a += b), e.g. the gradients of several Backward calls of one step.
+func (a *Adapter) Add(b *Adapter) error {
+	if len(a.Pairs) != len(b.Pairs) || a.Rank != b.Rank {
+		return fmt.Errorf("add adapters: %d pairs of rank %d vs %d of rank %d", len(a.Pairs), a.Rank, len(b.Pairs), b.Rank)
+	}
+	for i, p := range a.Pairs {
+		q := b.Pairs[i]
+		if p.Name != q.Name || len(p.A) != len(q.A) || len(p.B) != len(q.B) {
+			return fmt.Errorf("add adapters: pair %d is %s, other has %s", i, p.Name, q.Name)
+		}
+		for j, v := range q.A {
+			p.A[j] += v
+		}
+		for j, v := range q.B {
+			p.B[j] += v
+		}
+	}
+	return nil
+}

@@ -122,7 +122,8 @@ func attentionBackward(dq, dk, dv, do, o, lse, q, k, v []float32, segs []segment
 					for j := range dr {
 						dot += dr[j] * or[j]
 					}
-					srow, dprow := s[i*nk:(i+1)*nk], dp[i*nk:(i+1)*nk]
+					valid := p + i + 1 // masked entries have P = 0, hence dS = 0 (already)
+					srow, dprow := s[i*nk:i*nk+valid], dp[i*nk:i*nk+valid]
 					for j := range srow {
 						srow[j] = srow[j] * (dprow[j] - dot) // dS, reusing s
 					}

@@ -109,7 +109,7 @@ func (ps *pass) layerForward(il int, x, y []float32, lc *layerCache) {
 	rmsnormForward(lc.xn2, lc.rstd2, lc.x2, ly.FFNNorm, n, c.NEmbd, c.RMSEps)
 	ps.lin(il, "ffn_gate").forward(lc.g, lc.xn2, lc.lu[4], n)
 	ps.lin(il, "ffn_up").forward(lc.u, lc.xn2, lc.lu[5], n)
-	swigluForward(lc.h, lc.g, lc.u)
+	swigluForward(lc.h, lc.g, lc.u, ps.dims.workers)
 	ps.lin(il, "ffn_down").forward(y, lc.h, lc.lu[6], n)
 	for i, v := range lc.x2 {
 		y[i] += v
@@ -124,7 +124,7 @@ func (ps *pass) layerBackward(il int, x []float32, lc *layerCache, dy, dx []floa
 	copy(gs.dx2, dy)
 	clear(gs.dh)
 	ps.lin(il, "ffn_down").backward(gs.dh, dy, lc.h, lc.lu[6], gs.tmp, n, f)
-	swigluBackward(gs.dg, gs.du, gs.dh, lc.g, lc.u)
+	swigluBackward(gs.dg, gs.du, gs.dh, lc.g, lc.u, ps.dims.workers)
 	clear(gs.dxn)
 	ps.lin(il, "ffn_gate").backward(gs.dxn, gs.dg, lc.xn2, lc.lu[4], gs.tmp, n, f)
 	ps.lin(il, "ffn_up").backward(gs.dxn, gs.du, lc.xn2, lc.lu[5], gs.tmp, n, f)

@@ -163,6 +163,9 @@ func TestSharedPromptMatchesSeparate(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := ad.ZeroLike()
+	if err := sum.Add(randomAdapter(t, c, 2, 6, 1)); err == nil {
+		t.Fatal("adding an adapter of another shape succeeded")
+	}
 	var loss float64
 	rows := 0
 	for s := range b.Seqs {
@@ -177,10 +180,8 @@ func TestSharedPromptMatchesSeparate(t *testing.T) {
 				t.Fatalf("seq %d token %d: log-prob %g alone vs %g in group", s, i, v, group.LogProbs[s][i])
 			}
 		}
-		for k, g := range one.Grads.Params() {
-			for i, v := range g {
-				sum.Params()[k][i] += v
-			}
+		if err := sum.Add(one.Grads); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if math.Abs(loss-group.Loss) > 1e-5*math.Abs(loss) {

@@ -123,21 +123,27 @@ func ropeApply(x []float32, t *ropeTable, n, heads, hd int, typ RopeType, invers
 	}
 }
 
-// swigluForward: h = silu(g) * u.
-func swigluForward(h, g, u []float32) {
-	for i, gv := range g {
-		h[i] = gv / (1 + exp32(-gv)) * u[i]
-	}
+// swigluForward: h = silu(g) * u, split over workers.
+func swigluForward(h, g, u []float32, workers int) {
+	parallelFor(len(g), workers, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gv := g[i]
+			h[i] = gv / (1 + exp32(-gv)) * u[i]
+		}
+	})
 }
 
 // swigluBackward: dg = dh * u * silu'(g), du = dh * silu(g) (overwrites dg and du).
-func swigluBackward(dg, du, dh, g, u []float32) {
-	for i, gv := range g {
-		sig := 1 / (1 + exp32(-gv))
-		silu := gv * sig
-		dg[i] = dh[i] * u[i] * sig * (1 + gv*(1-sig))
-		du[i] = dh[i] * silu
-	}
+func swigluBackward(dg, du, dh, g, u []float32, workers int) {
+	parallelFor(len(g), workers, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gv := g[i]
+			sig := 1 / (1 + exp32(-gv))
+			silu := gv * sig
+			dg[i] = dh[i] * u[i] * sig * (1 + gv*(1-sig))
+			du[i] = dh[i] * silu
+		}
+	})
 }
 
 // linear is one (possibly adapted) projection: W [out][in], optional bias, optional LoRA pair.

@@ -13,10 +13,12 @@ import (
 
 	"github.com/ollama/ollama/fs/ggml"
 	"github.com/ollama/ollama/llama"
+	"github.com/rs/zerolog"
 )
 
 func TestMain(m *testing.M) {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	zerolog.SetGlobalLevel(zerolog.WarnLevel) // -v shows test logs, not the engine's debug lines
 	llama.BackendInit()
 	os.Exit(m.Run())
 }

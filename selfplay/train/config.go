@@ -12,7 +12,7 @@ import (
 // saved one field by field.
 type Config struct {
 	Model  string `help:"Text model GGUF (the base)." group:"model"`
-	MMProj string `help:"Vision projector GGUF (mmproj) that fits the model." group:"model"`
+	MMProj string `name:"mmproj" help:"Vision projector GGUF (mmproj) that fits the model." group:"model"`
 	Engine string `help:"Gradient engine: auto, cpu or cuda." default:"auto" enum:"auto,cpu,cuda" group:"model"`
 
 	Images  string  `help:"Pair folder (vzlocal data format) or a folder of plain images." group:"data"`
@@ -43,7 +43,7 @@ type SpyConfig struct {
 	Rounds              int     `help:"Clue rounds." default:"2"`
 	Decision            string  `help:"Decision stage: observer (one prompt sampled G times) or vote (each civilian votes)." default:"observer" enum:"observer,vote"`
 	ObserverSamples     int     `help:"G: observer samples per game." default:"8"`
-	SpyImage            string  `help:"What the spy sees: modified or blank." default:"modified" enum:"modified,blank"`
+	SpyImage            string  `name:"image" help:"What the spy sees: modified or blank." default:"modified" enum:"modified,blank"`
 	DecisionReward      string  `help:"Decision reward: paper (accuracy only) or code (format + accuracy + bonus)." default:"code" enum:"paper,code"`
 	Beta                float64 `help:"Clue reward weight of the spy's exposure (beta)." default:"0.1"`
 	Lambda              float64 `help:"Clue reward weight of a civilian's own suspicion (lambda)." default:"0.1"`
@@ -70,8 +70,8 @@ type OptimConfig struct {
 	Schedule    string  `help:"Learning-rate schedule." default:"cosine" enum:"constant,linear,cosine"`
 	Warmup      float64 `help:"Warm-up as a fraction of the steps." default:"0.1"`
 	WeightDecay float64 `help:"AdamW decoupled weight decay." default:"0"`
-	Beta1       float64 `help:"AdamW beta1." default:"0.9"`
-	Beta2       float64 `help:"AdamW beta2." default:"0.999"`
+	Beta1       float64 `name:"beta1" help:"AdamW beta1." default:"0.9"`
+	Beta2       float64 `name:"beta2" help:"AdamW beta2." default:"0.999"`
 	Eps         float64 `help:"AdamW epsilon." default:"1e-8"`
 	ClipNorm    float64 `help:"Global gradient-norm clip (0 = off)." default:"1.0"`
 }

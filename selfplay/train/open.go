@@ -1,0 +1,140 @@
+package train
+
+import (
+	"fmt"
+	"path/filepath"
+	"runtime"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vzlocal/vzlocal/data"
+	"github.com/vzlocal/vzlocal/llm"
+	"github.com/vzlocal/vzlocal/lora"
+	"github.com/vzlocal/vzlocal/selfplay"
+)
+
+// Run is an opened training run: its trainer and what it loaded.
+type Run struct {
+	*Trainer
+	Model   *llm.Model
+	Engine  lora.Engine
+	Train   []*data.Pair // pairs the games are played on
+	HeldOut []*data.Pair // pairs kept for evaluation
+}
+
+// Close frees the models.
+func (r *Run) Close() error { return r.Model.Close() }
+
+// Open loads everything a run needs from its config: the pairs (split into training and held-out
+// by a seeded hash of the pair id), the rollout engine, the gradient engine, the game and the
+// trainer (resuming runDir's newest checkpoint when resume is set).
+func Open(cfg Config, runDir string, resume bool, log zerolog.Logger) (*Run, error) {
+	if cfg.Model == "" || cfg.MMProj == "" {
+		return nil, fmt.Errorf("train: --model and --mmproj are required")
+	}
+	if cfg.Steps < 1 || cfg.GamesPerStep < 1 {
+		return nil, fmt.Errorf("train: --steps %d and --games-per-step %d must be >= 1", cfg.Steps, cfg.GamesPerStep)
+	}
+	if cfg.LoRA.Rank < 1 {
+		return nil, fmt.Errorf("train: --lora-rank %d: want >= 1", cfg.LoRA.Rank)
+	}
+	threads := cfg.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	pairs, err := loadPairs(cfg, runDir, threads, log)
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{}
+	for _, p := range pairs {
+		if data.HeldOut(p.ID, cfg.Seed, cfg.HeldOut) {
+			r.HeldOut = append(r.HeldOut, p)
+		} else {
+			r.Train = append(r.Train, p)
+		}
+	}
+	if len(r.Train) == 0 {
+		return nil, fmt.Errorf("train: all %d pairs are held out (--held-out %v): nothing to train on", len(pairs), cfg.HeldOut)
+	}
+	switch cfg.Engine {
+	case "cuda":
+		return nil, fmt.Errorf("train: --engine cuda: this build has no CUDA gradient engine (use --engine cpu)")
+	case "auto", "cpu", "":
+		log.Info().Str("engine", "cpu").Int("threads", threads).Msg("gradient engine")
+	default:
+		return nil, fmt.Errorf("train: --engine %q: want auto, cpu or cuda", cfg.Engine)
+	}
+	engine, err := lora.LoadCPU(cfg.Model, lora.Options{Threads: threads})
+	if err != nil {
+		return nil, fmt.Errorf("train: gradient engine: %w", err)
+	}
+	maxTokens := max(cfg.Spy.ClueMaxTokens, cfg.Spy.DecisionMaxTokens)
+	model, err := llm.Load(cfg.Model, cfg.MMProj, llm.Options{
+		Threads: threads, Seed: uint64(cfg.Seed),
+		ContextSize: max(4096, 1024+max(cfg.Spy.ObserverSamples, 1)*maxTokens),
+		Parallel:    max(cfg.Spy.ObserverSamples, 1),
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.Model, r.Engine = model, engine
+	game, err := newGame(cfg, runDir, r.Train)
+	if err != nil {
+		model.Close()
+		return nil, err
+	}
+	t, err := New(Setup{Config: cfg, RunDir: runDir, Game: game, Model: model, Engine: engine, Resume: resume, Log: log})
+	if err != nil {
+		model.Close()
+		return nil, err
+	}
+	r.Trainer = t
+	return r, nil
+}
+
+func loadPairs(cfg Config, runDir string, threads int, log zerolog.Logger) ([]*data.Pair, error) {
+	switch {
+	case cfg.Data == "clevr":
+		dir := filepath.Join(runDir, "data")
+		rep, err := data.GenerateCLEVR(dir, data.CLEVROptions{N: cfg.DataN, Seed: cfg.Seed, Workers: threads})
+		if err != nil {
+			return nil, fmt.Errorf("train: --data clevr: %w", err)
+		}
+		log.Info().Str("dir", dir).Int("pairs", cfg.DataN).Interface("report", rep).Msg("CLEVR pairs ready")
+		return data.ReadDir(dir)
+	case cfg.Images != "":
+		return selfplay.LoadSpyPairs(cfg.Images, runDir, cfg.Seed)
+	default:
+		return nil, fmt.Errorf("train: give --images DIR or --data clevr")
+	}
+}
+
+func newGame(cfg Config, runDir string, pairs []*data.Pair) (Game, error) {
+	switch cfg.Game {
+	case "spy", "":
+		prompts, err := selfplay.LoadSpyPrompts(cfg.Spy.Prompts)
+		if err != nil {
+			return nil, err
+		}
+		eng, err := selfplay.NewSpyEngine(spySettings(cfg, runDir), prompts)
+		if err != nil {
+			return nil, err
+		}
+		return NewSpyGame(eng, pairs, cfg.GamesPerStep, cfg.Seed, cfg.Switch, cfg.Spy.TrainObserverInClue)
+	default:
+		return nil, fmt.Errorf("train: --game %q is not available", cfg.Game)
+	}
+}
+
+func spySettings(cfg Config, runDir string) selfplay.SpySettings {
+	s := selfplay.DefaultSpySettings()
+	c := cfg.Spy
+	s.Players, s.Rounds, s.Decision, s.ObserverSamples = c.Players, c.Rounds, c.Decision, c.ObserverSamples
+	s.SpyImage, s.DecisionReward, s.Beta, s.Lambda, s.Alpha = c.SpyImage, c.DecisionReward, c.Beta, c.Lambda, c.RAEAlpha
+	s.Clue = selfplay.StageSampling{Temperature: c.Temperature, MaxTokens: c.ClueMaxTokens}
+	s.Decide = selfplay.StageSampling{Temperature: c.Temperature, MaxTokens: c.DecisionMaxTokens}
+	s.Seed = cfg.Seed
+	s.BlankDir = filepath.Join(runDir, "blank")
+	return s
+}

@@ -1,0 +1,321 @@
+// Package train is the self-play training loop: play a step's games with the current adapters
+// (llama.cpp), score them, recompute the trained samples' log-probs with the gradient engine,
+// turn advantages into per-token loss weights (optim), backpropagate into the LoRA matrices, step
+// AdamW, write the adapter and swap it into llama.cpp, and checkpoint. The loop is the same for
+// every Game.
+package train
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vzlocal/vzlocal/llm"
+	"github.com/vzlocal/vzlocal/lora"
+	"github.com/vzlocal/vzlocal/optim"
+	"github.com/vzlocal/vzlocal/selfplay"
+)
+
+// maxBadSteps non-finite steps in a row stop the run: something is wrong beyond one bad batch.
+const maxBadSteps = 3
+
+// Setup is what a Trainer is built from.
+type Setup struct {
+	Config Config
+	RunDir string
+	Game   Game
+	Model  *llm.Model  // the rollout engine: one base model for every adapter
+	Engine lora.Engine // the gradient engine on the same base GGUF
+	Resume bool        // continue from RunDir's newest checkpoint
+	Log    zerolog.Logger
+	// OnStep, when set, sees every step's metrics (the CLI's live line).
+	OnStep func(m selfplay.StepMetrics)
+	// Evaluate, when set with Config.EvalEvery > 0, plays the scheduled evaluation of the
+	// trained adapter (the first of Game.Adapters()) against the base model.
+	Evaluate func(ctx context.Context, step int, candidate *llm.Adapter) (EvalResult, error)
+}
+
+// EvalResult is a scheduled evaluation's outcome, folded into the step's metrics.
+type EvalResult struct {
+	Games      int
+	WinRate    float64
+	Low, High  float64
+	Transcript any // appended to eval.jsonl when not nil
+}
+
+// Trainer runs the loop. It is not safe for concurrent use.
+type Trainer struct {
+	Setup
+	sched optim.Schedule
+	pg    optim.PGConfig
+
+	adapters  map[string]*trainedAdapter
+	snapshots map[string]*frozenAdapter
+	stale     bool   // a stage began: snapshots are retaken before the next step
+	step      int    // completed steps
+	badSteps  int    // non-finite steps in a row
+	lastStage string // stage of the last completed step
+	saved     int    // step of the newest checkpoint (-1: none this session)
+
+	metrics, games *jsonlLog
+}
+
+// trainedAdapter is one adapter in its three forms: the float32 master copy the optimizer
+// updates, llama.cpp's loaded copy that rollouts use, and its policy.
+type trainedAdapter struct {
+	name   string
+	lora   *lora.Adapter
+	llm    *llm.Adapter
+	opt    *optim.AdamW
+	policy *selfplay.LlamaPolicy
+}
+
+// frozenAdapter is a snapshot taken at a stage's start (a KL reference, V-Zero's "previous
+// solver").
+type frozenAdapter struct {
+	lora   *lora.Adapter
+	llm    *llm.Adapter
+	policy *selfplay.LlamaPolicy
+}
+
+// New prepares a run folder (or reopens one to resume) and the adapters.
+func New(s Setup) (*Trainer, error) {
+	c := s.Config
+	t := &Trainer{Setup: s, adapters: map[string]*trainedAdapter{}, snapshots: map[string]*frozenAdapter{}, stale: true, saved: -1}
+	t.sched = optim.Schedule{Kind: optim.ScheduleKind(c.Optim.Schedule), PeakLR: c.Optim.LR, TotalSteps: c.Steps, WarmupFrac: c.Optim.Warmup}
+	if err := t.sched.Validate(); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	pg, err := pgConfig(c.Loss, c.Spy.ClueMaxTokens)
+	if err != nil {
+		return nil, err
+	}
+	t.pg = pg
+	if err := c.Switch.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(s.RunDir, adaptersDir), 0o755); err != nil {
+		return nil, fmt.Errorf("train: run folder: %w", err)
+	}
+
+	var state *checkpointState
+	var ckptDir string
+	if s.Resume {
+		saved, err := ReadConfig(s.RunDir)
+		if err != nil {
+			return nil, err
+		}
+		if d := resumableDiff(saved, c); len(d) > 0 {
+			return nil, fmt.Errorf("train: cannot resume %s with another config:\n  %s", s.RunDir, joinLines(d))
+		}
+		dir, _, ok, err := LatestCheckpoint(s.RunDir)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if state, err = readCheckpointState(dir); err != nil {
+				return nil, err
+			}
+			ckptDir = dir
+		}
+		removeStaleTemps(s.RunDir)
+	}
+	if err := WriteConfig(s.RunDir, c); err != nil {
+		return nil, err
+	}
+	var metricsAt, gamesAt int64
+	if state != nil {
+		metricsAt, gamesAt = state.MetricsSize, state.GamesSize
+	}
+	if t.metrics, err = openLog(filepath.Join(s.RunDir, MetricsFile), metricsAt); err != nil {
+		return nil, err
+	}
+	if t.games, err = openLog(filepath.Join(s.RunDir, GamesFile), gamesAt); err != nil {
+		return nil, err
+	}
+	for i, name := range s.Game.Adapters() {
+		if err := t.initAdapter(name, i, ckptDir); err != nil {
+			return nil, err
+		}
+	}
+	if state != nil {
+		if err := t.restore(state, ckptDir); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func (t *Trainer) initAdapter(name string, index int, ckptDir string) error {
+	c := t.Config
+	cfg := t.Engine.Config()
+	var a *lora.Adapter
+	var err error
+	opt, err := optim.NewAdamW(optim.AdamWConfig{Beta1: c.Optim.Beta1, Beta2: c.Optim.Beta2, Eps: c.Optim.Eps, WeightDecay: c.Optim.WeightDecay})
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if ckptDir != "" {
+		if a, err = lora.ReadAdapterGGUF(filepath.Join(ckptDir, name+".gguf"), cfg); err != nil {
+			return fmt.Errorf("train: resume: %w", err)
+		}
+		b, err := os.ReadFile(filepath.Join(ckptDir, name+".adamw"))
+		if err != nil {
+			return fmt.Errorf("train: resume: %w", err)
+		}
+		if err := opt.UnmarshalBinary(b); err != nil {
+			return fmt.Errorf("train: resume %s: optimizer state: %w", ckptDir, err)
+		}
+	} else {
+		a, err = lora.NewAdapter(cfg, lora.AdapterOptions{
+			Rank: c.LoRA.Rank, Alpha: float32(c.LoRA.Alpha), Targets: c.LoRA.Targets,
+			Seed: uint64(c.Seed)*1000 + uint64(index),
+		})
+		if err != nil {
+			return fmt.Errorf("train: adapter %s: %w", name, err)
+		}
+	}
+	la, err := t.loadIntoRollout(name, a)
+	if err != nil {
+		return err
+	}
+	pol := selfplay.NewLlamaPolicy(t.Model, la, uint64(c.Seed))
+	pol.TopK, pol.TopP = c.Spy.TopK, float32(c.Spy.TopP)
+	t.adapters[name] = &trainedAdapter{name: name, lora: a, llm: la, opt: opt, policy: pol}
+	return nil
+}
+
+// loadIntoRollout writes an adapter as F32 GGUF (bit-exact, so a resumed run samples exactly what
+// the uninterrupted one did) and loads it into llama.cpp.
+func (t *Trainer) loadIntoRollout(name string, a *lora.Adapter) (*llm.Adapter, error) {
+	path := filepath.Join(t.RunDir, adaptersDir, name+".gguf")
+	if err := a.WriteGGUF(path, lora.TypeF32); err != nil {
+		return nil, fmt.Errorf("train: adapter %s: %w", name, err)
+	}
+	la, err := t.Model.LoadAdapter(path)
+	if err != nil {
+		return nil, fmt.Errorf("train: adapter %s: %w", name, err)
+	}
+	return la, nil
+}
+
+// Step is the number of completed optimizer steps.
+func (t *Trainer) Step() int { return t.step }
+
+// Run trains until Config.Steps steps are done or ctx is cancelled; either way it leaves a
+// checkpoint of the last completed step. A step interrupted half-way is dropped whole.
+func (t *Trainer) Run(ctx context.Context) (err error) {
+	defer func() {
+		if cerr := t.checkpoint(); cerr != nil && err == nil {
+			err = cerr
+		}
+		t.metrics.close()
+		t.games.close()
+	}()
+	for t.step < t.Config.Steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := t.runStep(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if t.Config.CheckpointEvery > 0 && t.step%t.Config.CheckpointEvery == 0 {
+			if err := t.checkpoint(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (t *Trainer) runStep(ctx context.Context) error {
+	step := t.step
+	plan := t.Game.Plan()
+	train, ok := t.adapters[plan.Train]
+	if !ok {
+		return fmt.Errorf("train: game plans adapter %q it did not declare", plan.Train)
+	}
+	if err := t.takeSnapshots(plan); err != nil {
+		return err
+	}
+	policies := map[string]selfplay.Policy{}
+	for name, a := range t.adapters {
+		a.policy.Reseed(stepSeed(t.Config.Seed, step, name))
+		policies[name] = a.policy
+	}
+	for name, s := range t.snapshots {
+		s.policy.Reseed(stepSeed(t.Config.Seed, step, name))
+		policies[name] = s.policy
+	}
+
+	m := selfplay.StepMetrics{Step: step}
+	start := time.Now()
+	res, err := t.Game.Play(ctx, step, policies)
+	if err != nil {
+		return fmt.Errorf("train: step %d: play: %w", step, err)
+	}
+	m.RolloutSeconds = time.Since(start).Seconds()
+	if m.RolloutSeconds > 0 {
+		m.RolloutTokPerSec = float64(res.RolloutTokens) / m.RolloutSeconds
+	}
+
+	upd, err := t.update(ctx, step, plan, train, res, &m)
+	if err != nil {
+		return fmt.Errorf("train: step %d: %w", step, err)
+	}
+	if upd.skipped {
+		t.badSteps++
+		t.Log.Warn().Int("step", step).Float64("loss", m.Loss).Float64("grad_norm", m.GradNorm).
+			Msg("non-finite loss or gradient: step skipped, adapter unchanged")
+		if t.badSteps >= maxBadSteps {
+			return fmt.Errorf("train: %d steps in a row had a non-finite loss or gradient (last: step %d); "+
+				"the adapter of step %d is kept. Lower --lr or check the model", t.badSteps, step, step-t.badSteps)
+		}
+	} else {
+		t.badSteps = 0
+	}
+
+	gm := res.Metrics
+	m.Phase, m.RewardMean, m.RewardStd, m.FracZeroStd = plan.Stage, gm.RewardMean, gm.RewardStd, gm.FracZeroStd
+	m.DecisionAccuracy, m.AbstainRate, m.InvalidRate, m.SpyWinRate = gm.DecisionAccuracy, gm.AbstainRate, gm.InvalidRate, gm.SpyWinRate
+	m.BaselineSpy, m.BaselineCiv = gm.BaselineSpy, gm.BaselineCiv
+	switched := t.Game.EndStep(step, res)
+	m.AccEMA, m.AbstainEMA = res.Metrics.AccEMA, res.Metrics.AbstainEMA
+	m.PhaseSwitched = step > 0 && plan.Stage != t.lastStage
+	if switched {
+		t.stale = true
+	}
+
+	if t.Evaluate != nil && t.Config.EvalEvery > 0 && (step+1)%t.Config.EvalEvery == 0 {
+		ev, err := t.Evaluate(ctx, step, t.primary().llm)
+		if err != nil {
+			return fmt.Errorf("train: step %d: evaluation: %w", step, err)
+		}
+		m.EvalGames = ev.Games
+		m.EvalWinRate, m.EvalWinLow, m.EvalWinHigh = &ev.WinRate, &ev.Low, &ev.High
+	}
+
+	m.Time = time.Now().UTC().Format(time.RFC3339)
+	m.PeakMemBytes = peakRSS()
+	for _, tr := range res.Transcripts {
+		if err := t.games.append(tr); err != nil {
+			return err
+		}
+	}
+	if err := t.metrics.append(m); err != nil {
+		return err
+	}
+	t.lastStage = plan.Stage
+	t.step++
+	if t.OnStep != nil {
+		t.OnStep(m)
+	}
+	return nil
+}

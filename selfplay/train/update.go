@@ -1,0 +1,347 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vzlocal/vzlocal/llm"
+	"github.com/vzlocal/vzlocal/lora"
+	"github.com/vzlocal/vzlocal/optim"
+	"github.com/vzlocal/vzlocal/selfplay"
+)
+
+type updateOutcome struct{ skipped bool }
+
+// group is the samples of one prompt: one gradient-engine batch, so the prompt is computed once.
+type group struct {
+	batch   *lora.Batch
+	samples []Sample
+	prompt  []int // prompt length of each sequence: completion token k sits at prompt+k
+}
+
+// update trains plan.Train on the step's samples and swaps the result into llama.cpp.
+func (t *Trainer) update(ctx context.Context, step int, plan StepPlan, train *trainedAdapter, res *StepResult, m *selfplay.StepMetrics) (updateOutcome, error) {
+	if len(res.Samples) == 0 {
+		t.Log.Info().Int("step", step).Msg("no samples to train on this step (nothing kept by the game)")
+		return updateOutcome{}, nil
+	}
+	groups, err := t.groups(train, res.Samples)
+	if err != nil {
+		return updateOutcome{}, err
+	}
+	if err := t.checkMemory(groups); err != nil {
+		return updateOutcome{}, err
+	}
+	var ref *lora.Adapter
+	if t.pg.BetaKL > 0 && plan.Reference != "" {
+		s, ok := t.snapshots[plan.Reference]
+		if !ok {
+			return updateOutcome{}, fmt.Errorf("KL reference %q was not snapshotted", plan.Reference)
+		}
+		ref = s.lora
+	}
+
+	seqs := make([]optim.PGSequence, 0, len(res.Samples))
+	for _, g := range groups {
+		for _, s := range g.samples {
+			seqs = append(seqs, optim.PGSequence{
+				LogpBehaviour: optim.Float64s(s.Completion.LogProbs),
+				Advantage:     s.Advantage,
+			})
+		}
+	}
+	var old [][]float64
+	for u := 0; u < max(t.Config.Loss.UpdatesPerBatch, 1); u++ {
+		if err := ctx.Err(); err != nil {
+			return updateOutcome{}, err
+		}
+		start := time.Now()
+		newLP, err := t.completionLogProbs(groups, train.lora)
+		if err != nil {
+			return updateOutcome{}, err
+		}
+		var refLP [][]float64
+		if t.pg.BetaKL > 0 && u == 0 {
+			if refLP, err = t.completionLogProbs(groups, ref); err != nil {
+				return updateOutcome{}, err
+			}
+			for i := range seqs {
+				seqs[i].LogpRef = refLP[i]
+			}
+		}
+		m.ScoreSeconds += time.Since(start).Seconds()
+		for i := range seqs {
+			seqs[i].LogpNew = newLP[i]
+			if u > 0 {
+				seqs[i].LogpOld = old[i]
+			}
+		}
+		if u == 0 {
+			old = newLP
+		}
+		pg, err := optim.PGLoss(seqs, t.pg)
+		if err != nil {
+			return updateOutcome{}, err
+		}
+		if u == 0 {
+			st := pg.Stats
+			m.Loss, m.KL, m.ClippedFrac = pg.Loss, st.KLMean, st.ClippedFrac
+			m.LogRatioMean, m.LogRatioP99, m.SeqLogRatioMean = st.LogRatioAbsMean, st.LogRatioAbsP99, st.SeqLogRatioMean
+			lengthStats(res.Samples, m)
+		}
+
+		start = time.Now()
+		grads, tokens, err := t.backward(groups, train.lora, pg.Weights32())
+		if err != nil {
+			return updateOutcome{}, err
+		}
+		secs := time.Since(start).Seconds()
+		m.TrainSeconds += secs
+		if secs > 0 {
+			m.TrainTokPerSec = float64(tokens) / secs
+		}
+
+		start = time.Now()
+		params := adamParams(train.lora, grads)
+		norm := optim.GradNorm(params)
+		m.GradNorm = norm
+		if isBad(pg.Loss) || isBad(norm) {
+			m.Skipped = true
+			return updateOutcome{skipped: true}, nil
+		}
+		if t.Config.Optim.ClipNorm > 0 {
+			if _, err := optim.ClipGradNorm(params, t.Config.Optim.ClipNorm); err != nil {
+				return updateOutcome{}, err
+			}
+		}
+		lr, err := t.sched.LR(step)
+		if err != nil {
+			return updateOutcome{}, err
+		}
+		m.LR = lr
+		if err := train.opt.Step(params, lr); err != nil {
+			return updateOutcome{}, err
+		}
+		m.OptimSeconds += time.Since(start).Seconds()
+	}
+	start := time.Now()
+	if err := t.syncRollout(train); err != nil {
+		return updateOutcome{}, err
+	}
+	m.SwapSeconds = time.Since(start).Seconds()
+	return updateOutcome{}, nil
+}
+
+// groups rebuilds every sample's exact input (prompt rows, image embedding rows, completion) and
+// packs the samples of one prompt into one engine batch.
+func (t *Trainer) groups(train *trainedAdapter, samples []Sample) ([]*group, error) {
+	var out []*group
+	index := map[string]*group{}
+	for _, s := range samples {
+		seq, promptLen, err := t.sequence(train.policy, s)
+		if err != nil {
+			return nil, err
+		}
+		g, ok := index[s.Group]
+		if !ok {
+			g = &group{batch: &lora.Batch{Temperature: samplingTemperature(s)}}
+			index[s.Group] = g
+			out = append(out, g)
+		}
+		g.batch.Seqs = append(g.batch.Seqs, seq)
+		g.samples = append(g.samples, s)
+		g.prompt = append(g.prompt, promptLen)
+	}
+	return out, nil
+}
+
+// samplingTemperature is the temperature the completion was drawn at: the engine scores the same
+// tempered distribution, so log pi_theta and the behaviour log-prob compare like with like.
+func samplingTemperature(s Sample) float32 {
+	if s.Request.Temperature > 0 {
+		return float32(s.Request.Temperature)
+	}
+	return 1
+}
+
+func (t *Trainer) sequence(pol *selfplay.LlamaPolicy, s Sample) (lora.Sequence, int, error) {
+	c := s.Completion
+	if len(c.Tokens) == 0 || len(c.Tokens) != len(c.LogProbs) {
+		return lora.Sequence{}, 0, fmt.Errorf("sample of %s has %d tokens and %d behaviour log-probs: the rollout backend gives no token-level output (train with the llama.cpp backend)",
+			s.Group, len(c.Tokens), len(c.LogProbs))
+	}
+	pr, err := pol.Prompt(s.Request)
+	if err != nil {
+		return lora.Sequence{}, 0, err
+	}
+	if !equalTokens(pr.Tokens, c.PromptTokens) {
+		return lora.Sequence{}, 0, fmt.Errorf("sample of %s: the rebuilt prompt (%d tokens) differs from the one sampled (%d)", s.Group, len(pr.Tokens), len(c.PromptTokens))
+	}
+	if t.Model.Info().MRoPE {
+		return lora.Sequence{}, 0, fmt.Errorf("training %s models (M-RoPE image positions) is not supported by the gradient engine yet", t.Model.Info().Arch)
+	}
+	n := len(pr.Tokens)
+	seq := lora.Sequence{Tokens: make([]int32, n+len(c.Tokens)), Mask: make([]bool, n+len(c.Tokens))}
+	copy(seq.Tokens, pr.Tokens)
+	copy(seq.Tokens[n:], c.Tokens)
+	for i := range seq.Tokens[:n] {
+		if seq.Tokens[i] == llm.ImageRow {
+			seq.Tokens[i] = 0 // the engine takes the embedding row at this index
+		}
+	}
+	for i := n; i < len(seq.Mask); i++ {
+		seq.Mask[i] = true
+	}
+	for _, sp := range pr.Images {
+		seq.Embeds = append(seq.Embeds, lora.EmbedSpan{Pos: sp.Index, Rows: sp.Embd})
+	}
+	return seq, n, nil
+}
+
+// completionLogProbs scores every group's completions with adapter a (nil: the base model).
+func (t *Trainer) completionLogProbs(groups []*group, a *lora.Adapter) ([][]float64, error) {
+	if err := t.Engine.SetAdapter(a); err != nil {
+		return nil, err
+	}
+	var out [][]float64
+	for _, g := range groups {
+		lps, err := t.Engine.LogProbs(g.batch)
+		if err != nil {
+			return nil, err
+		}
+		for i, lp := range lps {
+			out = append(out, optim.Float64s(lp[g.prompt[i]:]))
+		}
+	}
+	return out, nil
+}
+
+// backward accumulates d(loss)/d(adapter) over the groups; weights are per completion token in
+// sample order.
+func (t *Trainer) backward(groups []*group, a *lora.Adapter, weights [][]float32) (*lora.Adapter, int, error) {
+	if err := t.Engine.SetAdapter(a); err != nil {
+		return nil, 0, err
+	}
+	total := a.ZeroLike()
+	acc := total.Params()
+	k, tokens := 0, 0
+	for _, g := range groups {
+		w := make([][]float32, len(g.batch.Seqs))
+		for i, seq := range g.batch.Seqs {
+			w[i] = make([]float32, len(seq.Tokens))
+			copy(w[i][g.prompt[i]:], weights[k])
+			k++
+		}
+		r, err := t.Engine.Backward(g.batch, w)
+		if err != nil {
+			return nil, 0, err
+		}
+		tokens += r.Tokens
+		for i, p := range r.Grads.Params() {
+			for j, v := range p {
+				acc[i][j] += v
+			}
+		}
+	}
+	return total, tokens, nil
+}
+
+// adamParams names the adapter's matrices as the GGUF does ("blk.0.attn_q.weight.lora_a"),
+// pairing each with its gradient.
+func adamParams(a, grads *lora.Adapter) []optim.Param {
+	vals, gs := a.Params(), grads.Params()
+	out := make([]optim.Param, 0, len(vals))
+	for i, p := range a.Pairs {
+		out = append(out,
+			optim.Param{Name: p.Name + ".lora_a", Value: vals[2*i], Grad: gs[2*i]},
+			optim.Param{Name: p.Name + ".lora_b", Value: vals[2*i+1], Grad: gs[2*i+1]})
+	}
+	return out
+}
+
+// syncRollout copies the updated adapter into llama.cpp in place (same tensors, no allocation).
+func (t *Trainer) syncRollout(a *trainedAdapter) error {
+	for _, p := range a.lora.Pairs {
+		if err := a.llm.Update(p.Name+".lora_a", p.A); err != nil {
+			return fmt.Errorf("swap adapter %s: %w", a.name, err)
+		}
+		if err := a.llm.Update(p.Name+".lora_b", p.B); err != nil {
+			return fmt.Errorf("swap adapter %s: %w", a.name, err)
+		}
+	}
+	return nil
+}
+
+// checkMemory refuses a step whose engine working memory will not fit, before it is attempted.
+func (t *Trainer) checkMemory(groups []*group) error {
+	var worst int64
+	for _, g := range groups {
+		est, err := t.Engine.MemoryEstimate(g.batch)
+		if err != nil {
+			return err
+		}
+		worst = max(worst, est)
+	}
+	avail := memAvailable()
+	if avail > 0 && worst > avail*9/10 {
+		return fmt.Errorf("a batch of this step needs about %.1f GiB of working memory and %.1f GiB is available: "+
+			"lower --spy-observer-samples or the max tokens (--spy-clue-max-tokens, --spy-decision-max-tokens)",
+			float64(worst)/(1<<30), float64(avail)/(1<<30))
+	}
+	return nil
+}
+
+func lengthStats(samples []Sample, m *selfplay.StepMetrics) {
+	total := 0
+	for _, s := range samples {
+		n := len(s.Completion.Tokens)
+		total += n
+		m.CompletionLenMax = max(m.CompletionLenMax, n)
+	}
+	m.CompletionLenMean = float64(total) / float64(len(samples))
+}
+
+func equalTokens(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func isBad(x float64) bool { return math.IsNaN(x) || math.IsInf(x, 0) }
+
+// memAvailable reads MemAvailable from /proc/meminfo (0 when unknown).
+func memAvailable() int64 { return meminfo("MemAvailable:") }
+
+// peakRSS is the process's peak resident set (VmHWM).
+func peakRSS() int64 { return procStatus("VmHWM:") }
+
+func meminfo(key string) int64    { return kbField("/proc/meminfo", key) }
+func procStatus(key string) int64 { return kbField("/proc/self/status", key) }
+
+func kbField(path, key string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, key) {
+			f := strings.Fields(line[len(key):])
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}

@@ -352,3 +352,25 @@ func TestPairsFromImagesBadInput(t *testing.T) {
 	require.ErrorContains(t, err, "line 1")
 	require.True(t, strings.Contains(err.Error(), "manifest.jsonl"))
 }
+
+// debianPhotos are real WebP pictures from the Debian package gnome-backgrounds (the test skips
+// when it is not installed).
+var debianPhotos = []string{"/usr/share/backgrounds/gnome/wood-d.webp", "/usr/share/backgrounds/gnome/symbolic-l.webp"}
+
+func TestPairsFromDebianPackagePhotos(t *testing.T) {
+	src := t.TempDir()
+	for _, f := range debianPhotos {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Skipf("gnome-backgrounds not installed: %v", err)
+		}
+		writeFile(t, filepath.Join(src, filepath.Base(f)), b)
+	}
+	pairs, rep, err := PairsFromImages(src, t.TempDir(), EditOptions{Seed: 2, EditsPerPair: 2, Limits: ImageLimits{MaxSide: 512}})
+	require.NoError(t, err)
+	require.Empty(t, rep.Skipped)
+	require.Len(t, pairs, len(debianPhotos))
+	for _, p := range pairs {
+		requireDiffInsideBoxes(t, p, readRGBA(t, p.OriginalPath()), readRGBA(t, p.ModifiedPath()))
+	}
+}

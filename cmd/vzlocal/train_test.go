@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vzlocal/vzlocal/llm"
+	"github.com/vzlocal/vzlocal/llm/testmodel"
+	"github.com/vzlocal/vzlocal/lora"
+	"github.com/vzlocal/vzlocal/selfplay/train"
+)
+
+// vzlocalCmd runs the vzlocal command line in a child process (see TestMain).
+func vzlocalCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "VZLOCAL_RUN_MAIN=1")
+	return cmd
+}
+
+// TestTrainKillAndResume kills `vzlocal train` with SIGKILL once it has checkpointed, resumes it
+// with --resume, and checks that no step was lost or repeated and that the adapter on disk is
+// valid (read by the gradient engine and loaded by llama.cpp).
+func TestTrainKillAndResume(t *testing.T) {
+	files, err := testmodel.Write(t.TempDir(), testmodel.Config{Family: "llava", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(t.TempDir(), "run")
+	args := []string{"--log-json", "train", "--model", files.Text, "--mmproj", files.MMProj, "--data", "clevr", "--data-n", "6",
+		"--steps", "6", "--games-per-step", "1", "--checkpoint-every", "1", "--threads", "1", "--seed", "3",
+		"--spy-observer-samples", "2", "--spy-clue-max-tokens", "8", "--spy-decision-max-tokens", "8",
+		"--lora-rank", "2", "--out", run}
+	cmd := vzlocalCmd(args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		if _, step, ok, _ := train.LatestCheckpoint(run); ok && step >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no checkpoint of step 2 within 3 minutes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	_, killedAt, _, _ := train.LatestCheckpoint(run)
+	t.Logf("killed after checkpoint of step %d", killedAt)
+
+	resume := vzlocalCmd("--log-json", "train", "--resume", run)
+	if out, err := resume.CombinedOutput(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	f, err := os.Open(filepath.Join(run, train.MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var steps []int
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m struct{ Step int }
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("metrics line %q: %v", sc.Text(), err)
+		}
+		steps = append(steps, m.Step)
+	}
+	for i, s := range steps {
+		if s != i {
+			t.Fatalf("steps in metrics.jsonl %v: lost or repeated", steps)
+		}
+	}
+	if len(steps) != 6 {
+		t.Fatalf("%d steps recorded, want 6", len(steps))
+	}
+	cfg, err := lora.ReadConfig(files.Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapter := filepath.Join(run, train.AdapterFile)
+	if _, err := lora.ReadAdapterGGUF(adapter, cfg); err != nil {
+		t.Fatal(err)
+	}
+	m, err := llm.Load(files.Text, "", llm.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	a, err := m.LoadAdapter(adapter)
+	if err != nil {
+		t.Fatalf("llama.cpp refuses the adapter left on disk: %v", err)
+	}
+	a.Free()
+	entries, _ := os.ReadDir(filepath.Join(run, "checkpoints"))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".tmp") {
+			t.Fatalf("temporary checkpoint %s left after resume", e.Name())
+		}
+	}
+}

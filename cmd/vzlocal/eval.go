@@ -208,41 +208,75 @@ func (c *evalCmd) seed(run *train.Config) int64 {
 }
 
 // evalConfig is the game of the run (players, rounds, spy image, sampling) with the evaluation's
-// decision mode, on the run's held-out split.
+// decision mode, on the run's held-out split; flags override the run.
 func (c *evalCmd) evalConfig(run *train.Config, pairs []*data.Pair) (selfplay.SpyEvalConfig, error) {
+	cfg, err := runSpyEvalConfig(run, pairs, c.Games, c.Decision, c.workDir())
+	if err != nil {
+		return cfg, err
+	}
+	if c.HeldOut != nil {
+		cfg.HeldOut = *c.HeldOut
+	}
+	if c.Samples > 0 {
+		cfg.Settings.ObserverSamples = c.Samples
+	}
+	cfg.Settings.Seed = c.seed(run)
+	cfg.SplitSeed, cfg.Batch = cfg.Settings.Seed, c.Batch
+	return cfg, nil
+}
+
+// runSpyEvalConfig is an evaluation of games games with the run's game settings (defaults when
+// run is nil: held-out fraction 0.1, seed 1).
+func runSpyEvalConfig(run *train.Config, pairs []*data.Pair, games int, decision, workDir string) (selfplay.SpyEvalConfig, error) {
 	s := selfplay.DefaultSpySettings()
-	fraction := 0.1
+	cfg := selfplay.SpyEvalConfig{Pairs: pairs, HeldOut: 0.1, Games: games, SplitSeed: 1}
+	s.Seed = 1
 	prompts := ""
-	var topK int
-	var topP float32
 	if run != nil {
 		sc := run.Spy
 		s.Players, s.Rounds, s.SpyImage, s.ObserverSamples = sc.Players, sc.Rounds, sc.SpyImage, sc.ObserverSamples
 		s.Clue = selfplay.StageSampling{Temperature: sc.Temperature, MaxTokens: sc.ClueMaxTokens}
 		s.Decide = selfplay.StageSampling{Temperature: sc.Temperature, MaxTokens: sc.DecisionMaxTokens}
-		topK, topP = sc.TopK, float32(sc.TopP)
-		if topP >= 1 {
-			topP = 0
+		cfg.TopK, cfg.TopP = sc.TopK, float32(sc.TopP)
+		if cfg.TopP >= 1 {
+			cfg.TopP = 0 // 1 is "off" in the run's config
 		}
 		prompts = sc.Prompts
-		fraction = run.HeldOut
+		cfg.HeldOut, cfg.SplitSeed, s.Seed = run.HeldOut, run.Seed, run.Seed
 	}
-	if c.HeldOut != nil {
-		fraction = *c.HeldOut
-	}
-	if c.Samples > 0 {
-		s.ObserverSamples = c.Samples
-	}
-	s.Decision, s.Seed = c.Decision, c.seed(run)
-	s.BlankDir = filepath.Join(c.workDir(), "blank")
+	s.Decision = decision
+	s.BlankDir = filepath.Join(workDir, "blank")
 	p, err := selfplay.LoadSpyPrompts(prompts)
 	if err != nil {
-		return selfplay.SpyEvalConfig{}, err
+		return cfg, err
 	}
-	return selfplay.SpyEvalConfig{
-		Settings: s, Prompts: p, Pairs: pairs, HeldOut: fraction, SplitSeed: s.Seed,
-		Games: c.Games, Batch: c.Batch, TopK: topK, TopP: topP,
-	}, nil
+	cfg.Settings, cfg.Prompts = s, p
+	return cfg, nil
+}
+
+// scheduledSpyEval is the trainer's evaluation every --eval-every steps (train.Setup.Evaluate):
+// --eval-games games of the training adapter against the base model, civilians voting, on the
+// run's held-out pairs with fixed seeds, so successive evaluations are comparable. nil when the
+// run does not evaluate.
+func scheduledSpyEval(cfg train.Config, runDir string, run *train.Run) (func(context.Context, int, *llm.Adapter) (train.EvalResult, error), error) {
+	if cfg.EvalEvery <= 0 {
+		return nil, nil
+	}
+	if cfg.Game != "" && cfg.Game != "spy" {
+		return nil, fmt.Errorf("train: --eval-every: scheduled evaluation plays the spy game, not --game %s", cfg.Game)
+	}
+	if cfg.EvalGames%2 != 0 {
+		return nil, fmt.Errorf("train: --eval-games %d is odd: half the games have the candidate as the spy and half as the civilians", cfg.EvalGames)
+	}
+	ec, err := runSpyEvalConfig(&cfg, run.HeldOut, cfg.EvalGames, selfplay.DecisionVote, runDir)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := selfplay.NewSpyEvaluator(ec)
+	if err != nil {
+		return nil, fmt.Errorf("train: --eval-every: %w", err)
+	}
+	return spyEvalHook(ev, run.Model), nil
 }
 
 // evalInterval is the Wilson 95% interval of package report.

@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"github.com/vzlocal/vzlocal/data"
 )
 
@@ -18,6 +20,7 @@ const paperSecondsPerPair = 6 * 3600.0 / 2000
 //
 //	./scripts/go test ./bench/ -run '^$' -bench DataCLEVR -benchtime 40x
 func BenchmarkDataCLEVR(b *testing.B) {
+	defer quietLogs()()
 	for _, size := range [][2]int{{320, 240}, {480, 320}} {
 		for _, workers := range []int{1, runtime.NumCPU()} {
 			b.Run(fmt.Sprintf("%dx%d/workers=%d", size[0], size[1], workers), func(b *testing.B) {
@@ -63,6 +66,7 @@ func cpuSeconds() float64 {
 
 // BenchmarkDataCharts measures chart pairs per second with every core, files included.
 func BenchmarkDataCharts(b *testing.B) {
+	defer quietLogs()()
 	out := b.TempDir()
 	cpu0 := cpuSeconds()
 	b.ResetTimer()
@@ -71,4 +75,11 @@ func BenchmarkDataCharts(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pairs/s")
 	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N)*1000, "cpu_ms/pair")
+}
+
+// quietLogs silences the per-pair debug lines for the length of a benchmark.
+func quietLogs() (restore func()) {
+	old := zerolog.GlobalLevel()
+	zerolog.SetGlobalLevel(zerolog.InfoLevel)
+	return func() { zerolog.SetGlobalLevel(old) }
 }

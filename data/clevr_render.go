@@ -181,12 +181,39 @@ func (o *robj) hitCylinder(ro, rd vec3, tmax float64) (float64, vec3, bool) {
 	return best, n, hit
 }
 
+// footprint is the ground rectangle that holds the shadow of an object's bounding sphere under a
+// distant light: a ground point outside it cannot be shadowed by the object.
+type footprint struct {
+	dir            vec3 // the light it was made for
+	x0, y0, x1, y1 float64
+}
+
+func makeFootprint(o *robj, dir vec3) footprint {
+	br := math.Sqrt(o.br2)
+	// the sphere's points c+v (|v| <= br) reach the ground at (c+v) - dir*(c.z+v.z)/dir.z
+	sx, sy := dir.X/dir.Z, dir.Y/dir.Z
+	cx, cy := o.bc.X-sx*o.bc.Z, o.bc.Y-sy*o.bc.Z
+	ex, ey := br*(1+math.Abs(sx))+1e-6, br*(1+math.Abs(sy))+1e-6
+	return footprint{dir: dir, x0: cx - ex, y0: cy - ey, x1: cx + ex, y1: cy + ey}
+}
+
+// contains answers for ground points and the footprint's own light; anything else may be shadowed.
+func (f *footprint) contains(p, dir vec3) bool {
+	if dir != f.dir || p.Z > 1e-9 || p.Z < -1e-9 {
+		return true
+	}
+	return p.X >= f.x0 && p.X <= f.x1 && p.Y >= f.y0 && p.Y <= f.y1
+}
+
 // renderer holds one scene ready to trace.
 type renderer struct {
 	cam    camera
 	objs   []robj
 	lights []light
-	ground vec3 // ground albedo, linear
+	ground vec3     // ground albedo, linear
+	cand   []uint32 // per pixel, the objects a camera ray may hit (see screenCandidates)
+	// footprints[i] bounds object i's shadow on the ground under the key light
+	footprints []footprint
 }
 
 // hit is the nearest surface along a ray: id is an object index, idGround or idSky.
@@ -196,9 +223,15 @@ type hit struct {
 	n  vec3
 }
 
-func (r *renderer) trace(ro, rd vec3) hit {
+func (r *renderer) trace(ro, rd vec3) hit { return r.traceSome(ro, rd, ^uint32(0)) }
+
+// traceSome is trace restricted to the objects whose bit is set in candidates.
+func (r *renderer) traceSome(ro, rd vec3, candidates uint32) hit {
 	h := hit{id: idSky, t: math.MaxFloat64}
 	for i := range r.objs {
+		if candidates&(1<<i) == 0 {
+			continue
+		}
 		if t, n, ok := r.objs[i].intersect(ro, rd, h.t); ok {
 			h = hit{id: i, t: t, n: n}
 		}
@@ -215,6 +248,9 @@ func (r *renderer) trace(ro, rd vec3) hit {
 func (r *renderer) occluded(p, dir vec3, skip int) bool {
 	for i := range r.objs {
 		if i == skip {
+			continue
+		}
+		if skip == idGround && !r.footprints[i].contains(p, dir) {
 			continue
 		}
 		if _, _, ok := r.objs[i].intersect(p, dir, math.MaxFloat64); ok {
@@ -307,14 +343,46 @@ func (r *renderer) shade(ro, rd vec3, h hit, depth int) (vec3, bool) {
 	return col.add(vec3{spec, spec, spec}), shadowed
 }
 
+// screenCandidates says, per pixel, which objects a camera ray through it can hit: the screen
+// rectangle of an object is the box of its bounding sphere's bounding cube projected, grown by two
+// pixels, so that skipping the other objects never changes a result. Most pixels see only the
+// ground and test no object at all.
+func (r *renderer) screenCandidates() []uint32 {
+	w, h := r.cam.w, r.cam.h
+	cand := make([]uint32, w*h)
+	for i := range r.objs {
+		o := &r.objs[i]
+		br := math.Sqrt(o.br2)
+		x0, y0, x1, y1 := math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)
+		for k := 0; k < 8; k++ {
+			c := o.bc.add(vec3{br * float64(k&1*2-1), br * float64(k>>1&1*2-1), br * float64(k>>2&1*2-1)})
+			px, py, depth := r.cam.project(c)
+			if depth <= 0 { // behind the camera: no bound, test it everywhere
+				x0, y0, x1, y1 = 0, 0, float64(w), float64(h)
+				break
+			}
+			x0, y0, x1, y1 = math.Min(x0, px), math.Min(y0, py), math.Max(x1, px), math.Max(y1, py)
+		}
+		bx0, by0 := max(0, int(math.Floor(x0))-2), max(0, int(math.Floor(y0))-2)
+		bx1, by1 := min(w, int(math.Ceil(x1))+2), min(h, int(math.Ceil(y1))+2)
+		for y := by0; y < by1; y++ {
+			for x := bx0; x < bx1; x++ {
+				cand[y*w+x] |= 1 << i
+			}
+		}
+	}
+	return cand
+}
+
 // primaryIDs fills the object-id buffer with one ray per pixel centre.
 func (r *renderer) primaryIDs() ([]int8, []hit) {
 	w, h := r.cam.w, r.cam.h
 	ids := make([]int8, w*h)
 	hits := make([]hit, w*h)
+	r.cand = r.screenCandidates()
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
-			hh := r.trace(r.cam.pos, r.cam.ray(float64(x)+0.5, float64(y)+0.5))
+			hh := r.traceSome(r.cam.pos, r.cam.ray(float64(x)+0.5, float64(y)+0.5), r.cand[y*w+x])
 			ids[y*w+x] = int8(hh.id)
 			hits[y*w+x] = hh
 		}
@@ -328,6 +396,9 @@ var aaOffsets = [4][2]float64{{0.375, 0.125}, {0.875, 0.375}, {0.625, 0.875}, {0
 // render shades the image from the primary hits of primaryIDs.
 func (r *renderer) render(ids []int8, hits []hit) *image.RGBA {
 	w, h := r.cam.w, r.cam.h
+	if r.cand == nil {
+		r.cand = r.screenCandidates()
+	}
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	cols := make([]vec3, w*h)
 	shadow := make([]bool, w*h)
@@ -345,7 +416,7 @@ func (r *renderer) render(ids []int8, hits []hit) *image.RGBA {
 			if isEdge(ids, shadow, w, h, x, y) {
 				for _, o := range aaOffsets {
 					rd := r.cam.ray(float64(x)+o[0], float64(y)+o[1])
-					sc, _ := r.shade(r.cam.pos, rd, r.trace(r.cam.pos, rd), 0)
+					sc, _ := r.shade(r.cam.pos, rd, r.traceSome(r.cam.pos, rd, r.cand[i]), 0)
 					c = c.add(sc)
 				}
 				c = c.scale(1.0 / 5)

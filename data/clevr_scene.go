@@ -178,6 +178,13 @@ func newRenderer(l *layout, w, h int) *renderer {
 	for _, o := range l.objs {
 		r.objs = append(r.objs, toRobj(o))
 	}
+	for i := range r.objs {
+		fp := footprint{x0: math.Inf(-1), y0: math.Inf(-1), x1: math.Inf(1), y1: math.Inf(1)}
+		if len(r.lights) > 0 && r.lights[0].dir.Z > 0 {
+			fp = makeFootprint(&r.objs[i], r.lights[0].dir)
+		}
+		r.footprints = append(r.footprints, fp)
+	}
 	return r
 }
 

@@ -355,3 +355,32 @@ func TestReadDirWithoutIndex(t *testing.T) {
 	require.NoError(t, err, "settings.json is not a pair")
 	require.Len(t, pairs, 2)
 }
+
+// TestCLEVRCullingIsExact: the fast path (screen-space candidates for camera rays, ground
+// footprints for shadow rays) gives the same bytes as testing every object for every ray.
+func TestCLEVRCullingIsExact(t *testing.T) {
+	for idx := 0; idx < 3; idx++ {
+		p, orig, _, err := RenderCLEVRPair(idx, CLEVROptions{Seed: 31, Width: 160, Height: 120, MaxObjects: 9})
+		require.NoError(t, err)
+		d := decodeCLEVR(t, p)
+		r := sceneRenderer(d.Original)
+		fastIDs, _ := r.primaryIDs()
+		w, h := r.cam.w, r.cam.h
+		ids, hits := make([]int8, w*h), make([]hit, w*h)
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				hits[y*w+x] = r.trace(r.cam.pos, r.cam.ray(float64(x)+0.5, float64(y)+0.5))
+				ids[y*w+x] = int8(hits[y*w+x].id)
+			}
+		}
+		require.Equal(t, ids, fastIDs, "object-id buffer of pair %d", idx)
+		for i := range r.cand {
+			r.cand[i] = ^uint32(0)
+		}
+		for i := range r.footprints {
+			r.footprints[i] = footprint{x0: math.Inf(-1), y0: math.Inf(-1), x1: math.Inf(1), y1: math.Inf(1)}
+		}
+		full := r.render(ids, hits)
+		require.Equal(t, orig.Pix, full.Pix, "pair %d", idx)
+	}
+}

@@ -174,9 +174,9 @@ func scanSources(dir, manifest string) ([]string, []userPair, error) {
 			return nil, nil, err
 		}
 		for _, u := range users {
-			used[filepath.Clean(u.source)], used[filepath.Clean(u.edited)] = true, true
+			used[absPath(u.source)], used[absPath(u.edited)] = true, true
 		}
-		used[filepath.Clean(manifest)] = true
+		used[absPath(manifest)] = true
 	}
 	names := map[string]bool{}
 	for _, e := range entries {
@@ -188,7 +188,7 @@ func scanSources(dir, manifest string) ([]string, []userPair, error) {
 	for _, e := range entries {
 		name := e.Name()
 		path := filepath.Join(dir, name)
-		if !names[name] || used[filepath.Clean(path)] {
+		if !names[name] || used[absPath(path)] {
 			continue
 		}
 		ext := filepath.Ext(name)
@@ -208,6 +208,14 @@ func scanSources(dir, manifest string) ([]string, []userPair, error) {
 	sort.Strings(singles)
 	sort.Slice(users, func(i, j int) bool { return users[i].id < users[j].id })
 	return singles, users, nil
+}
+
+// absPath is the key that matches a file named relative to --from with one named in a manifest.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return filepath.Clean(p)
 }
 
 // partnerOf finds stem + an image extension among names.

@@ -374,3 +374,22 @@ func TestPairsFromDebianPackagePhotos(t *testing.T) {
 		requireDiffInsideBoxes(t, p, readRGBA(t, p.OriginalPath()), readRGBA(t, p.ModifiedPath()))
 	}
 }
+
+func TestManifestFilesAreNotSingles(t *testing.T) {
+	dir := t.TempDir()
+	base := photo(120, 90, 30)
+	edited := image.NewRGBA(base.Bounds())
+	copy(edited.Pix, base.Pix)
+	draw.Draw(edited, image.Rect(10, 10, 40, 40), image.NewUniform(color.RGBA{0, 255, 0, 255}), image.Point{}, draw.Src)
+	writeFile(t, filepath.Join(dir, "before.png"), encodePNG(t, base))
+	writeFile(t, filepath.Join(dir, "after.png"), encodePNG(t, edited))
+	manifest := writeFile(t, filepath.Join(t.TempDir(), "edits.jsonl"),
+		[]byte(fmt.Sprintf(`{"id": "e1", "source": %q, "edited": %q, "instruction": "paint a green square"}`+"\n",
+			filepath.Join(dir, "before.png"), filepath.Join(dir, "after.png"))))
+	pairs, _, err := PairsFromImages(dir, t.TempDir(), EditOptions{Manifest: manifest})
+	require.NoError(t, err)
+	require.Len(t, pairs, 1, "the manifest's files are one user pair, not two photos")
+	require.Equal(t, "e1", pairs[0].ID)
+	require.Equal(t, KindUser, pairs[0].Kind)
+	require.Equal(t, Box{X0: 10, Y0: 10, X1: 40, Y1: 40}, pairs[0].Changes[0].Box)
+}

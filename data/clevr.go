@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
+	"math"
 	"math/rand/v2"
 	"slices"
 )
@@ -183,7 +184,7 @@ func modifyLayout(rng *rand.Rand, l layout, rule string, k int) (layout, []int, 
 				r := clevrRadius[o.Size]
 				o.Coords[2] = r
 				if o.Shape == "cube" {
-					o.Coords[2] = r / 1.4142135623730951
+					o.Coords[2] = r / math.Sqrt2
 				}
 			}
 			changed = append(changed, o.ID)

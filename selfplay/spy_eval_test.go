@@ -509,7 +509,7 @@ func TestSpyEvalTinyModelAgainstItself(t *testing.T) {
 	quiet(t)
 	m := tinyModel(t)
 	pairs := evalPairs(t, 12)
-	cfg := evalConfig(t, pairs, 32, func(s *selfplay.SpySettings) {
+	cfg := evalConfig(t, pairs, 24, func(s *selfplay.SpySettings) {
 		s.Players, s.Rounds = 3, 1
 		s.Clue.MaxTokens, s.Decide.MaxTokens = 6, 6
 	})
@@ -524,7 +524,7 @@ func TestSpyEvalTinyModelAgainstItself(t *testing.T) {
 	}
 	rec := record(res)
 	t.Logf("tiny model against itself:\n%s", res.Summary("base", "base", wilson))
-	if rec.Games != 32 || !(rec.Low <= 0.5 && 0.5 <= rec.High) {
+	if rec.Games != 24 || !(rec.Low <= 0.5 && 0.5 <= rec.High) {
 		t.Errorf("win rate %.3f [%.3f, %.3f] over %d games; want an interval containing 0.5", rec.WinRate, rec.Low, rec.High, rec.Games)
 	}
 	// The candidate's spy games against the reference's spy games.
@@ -537,8 +537,8 @@ func TestSpyEvalTinyModelAgainstItself(t *testing.T) {
 			spy.Wins, spy.Games, refSpyWins, civ.Games)
 	}
 	c, r := res.Candidate, res.Reference
-	if c.Completions != r.Completions || c.Decisions != r.Decisions || c.Decisions != 16*2 {
-		t.Errorf("candidate %+v and reference %+v: want equal counts, 32 decisions each", c, r)
+	if c.Completions != r.Completions || c.Decisions != r.Decisions || c.Decisions != 12*2 {
+		t.Errorf("candidate %+v and reference %+v: want equal counts, 24 decisions each", c, r)
 	}
 	if c.Tokens == 0 || r.Tokens == 0 || math.Abs(c.MeanTokens()-r.MeanTokens()) > 2 {
 		t.Errorf("mean tokens %.2f vs %.2f: want both measured and close", c.MeanTokens(), r.MeanTokens())

@@ -323,8 +323,12 @@ func (r *SpyEvalResult) Judge() string {
 func (r *SpyEvalResult) Summary(candidate, reference string, interval func(wins, games int) (low, high float64)) string {
 	var b strings.Builder
 	_, n := r.Wins("")
-	fmt.Fprintf(&b, "%s vs %s: %d games on %d held-out pairs, %d players, %d rounds; %s\n",
-		candidate, reference, n, r.HeldOutPairs, r.Players, r.Rounds, r.Judge())
+	rounds := "clue rounds"
+	if r.Rounds == 1 {
+		rounds = "clue round"
+	}
+	fmt.Fprintf(&b, "%s vs %s: %d games on %d held-out pairs, %d players, %d %s; %s\n",
+		candidate, reference, n, r.HeldOutPairs, r.Players, r.Rounds, rounds, r.Judge())
 	line := func(label, side string) {
 		w, n := r.Wins(side)
 		lo, hi := interval(w, n)

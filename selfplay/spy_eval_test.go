@@ -159,16 +159,16 @@ func (p *seatLog) Complete(_ context.Context, reqs []selfplay.Request) ([][]self
 // TestSpyEvalTallies plays games whose outcome is fixed by rule and checks the routing of every
 // seat, the per-side win tallies, their Wilson intervals and the decision and length statistics.
 func TestSpyEvalTallies(t *testing.T) {
-	// The candidate votes for the spy unless the game id is a multiple of 3 (then N/A); the
-	// reference votes for the spy in games whose id is a multiple of 4, else an invalid answer.
+	// The candidate votes for the spy unless the game id is a multiple of 5 (then N/A); the
+	// reference votes for the spy in games whose id is a multiple of 6, else an invalid answer.
 	cand := &seatLog{name: "cand", seats: map[[2]int]string{}, vote: func(t *selfplay.SpyTruth, _ selfplay.Request) string {
-		if t.Game%3 == 0 {
+		if t.Game%5 == 0 {
 			return `\boxed{N/A}`
 		}
 		return fmt.Sprintf(`\boxed{%d}`, t.Spy)
 	}}
 	ref := &seatLog{name: "reference", seats: map[[2]int]string{}, vote: func(t *selfplay.SpyTruth, _ selfplay.Request) string {
-		if t.Game%4 == 0 {
+		if t.Game%6 == 0 {
 			return fmt.Sprintf(`\boxed{%d}`, t.Spy)
 		}
 		return `\boxed{maybe}`
@@ -176,6 +176,7 @@ func TestSpyEvalTallies(t *testing.T) {
 	const games = 24
 	cfg := evalConfig(t, evalPairs(t, 30), games, func(s *selfplay.SpySettings) { s.Players, s.Rounds = 4, 2 })
 	res := runEval(t, cfg, cand, ref)
+	checkAuthors(t, res, "cand")
 
 	var wantSpy, wantCiv report.Tally
 	var wantCand, wantRef selfplay.SpyEvalPlayer
@@ -190,11 +191,11 @@ func TestSpyEvalTallies(t *testing.T) {
 		}
 		if id%2 == 0 { // candidate is the spy; the reference civilians vote
 			wantSpy.Games++
-			if id%4 != 0 {
+			if id%6 != 0 {
 				wantSpy.Wins++
 			}
 			wantRef.Decisions += 3
-			if id%4 == 0 {
+			if id%6 == 0 {
 				wantRef.Correct += 3
 			} else {
 				wantRef.Invalid += 3
@@ -202,7 +203,7 @@ func TestSpyEvalTallies(t *testing.T) {
 		} else { // candidate civilians vote
 			wantCiv.Games++
 			wantCand.Decisions += 3
-			if id%3 != 0 {
+			if id%5 != 0 {
 				wantCiv.Wins++
 				wantCand.Correct += 3
 			} else {
@@ -233,14 +234,14 @@ func TestSpyEvalTallies(t *testing.T) {
 	if rec.Games != games || rec.Wins != wantSpy.Wins+wantCiv.Wins {
 		t.Errorf("overall %d/%d, want %d/%d", rec.Wins, rec.Games, wantSpy.Wins+wantCiv.Wins, games)
 	}
-	// 6 of the 12 spy games go uncaught (ids 2, 6, 10, ...); 8 of the 12 civilian games catch the
-	// spy (odd ids that are not multiples of 3).
-	if wantSpy.Wins != 6 || wantCiv.Wins != 8 {
+	// 8 of the 12 spy games go uncaught (even ids that are not multiples of 6); 10 of the 12
+	// civilian games catch the spy (odd ids but 5 and 15).
+	if wantSpy.Wins != 8 || wantCiv.Wins != 10 {
 		t.Fatalf("test arithmetic: %v %v", wantSpy, wantCiv)
 	}
-	// Known value: the Wilson 95% interval of 14/24 is [0.38835, 0.75532].
-	if math.Abs(rec.Low-0.38835) > 1e-4 || math.Abs(rec.High-0.75532) > 1e-4 {
-		t.Errorf("overall interval [%.5f, %.5f], want [0.38835, 0.75532]", rec.Low, rec.High)
+	// Known value: the Wilson 95% interval of 18/24 is [0.55101, 0.88001].
+	if math.Abs(rec.Low-0.55101) > 1e-4 || math.Abs(rec.High-0.88001) > 1e-4 {
+		t.Errorf("overall interval [%.5f, %.5f], want [0.55101, 0.88001]", rec.Low, rec.High)
 	}
 	for _, c := range []struct {
 		name      string
@@ -260,13 +261,63 @@ func TestSpyEvalTallies(t *testing.T) {
 		t.Errorf("lengths: %d tokens (scripted: none), %.1f chars", res.Candidate.Tokens, res.Candidate.MeanChars())
 	}
 	sum := res.Summary("cand", "reference", wilson)
-	for _, want := range []string{"24 games", "the civilians vote", "58.3%", "as the spy", "50.0%", "66.7%", "decision accuracy", "n/a"} {
+	for _, want := range []string{"24 games", "the civilians vote", "75.0%", "as the spy", "66.7%", "83.3%", "decision accuracy", "n/a"} {
 		if !strings.Contains(sum, want) {
 			t.Errorf("summary lacks %q:\n%s", want, sum)
 		}
 	}
 	if n := strings.Count(sum, "\n"); n > 24 {
 		t.Errorf("summary is %d lines, want one screen", n)
+	}
+}
+
+// checkAuthors checks that the policy that wrote each sample (named at the start of its text) is
+// the one the result counts it for: the candidate in the spy's seat of even games and in the
+// civilians' seats of odd games, the reference elsewhere, the observer included.
+func checkAuthors(t *testing.T, res *selfplay.SpyEvalResult, cand string) {
+	t.Helper()
+	var candSamples int
+	for _, g := range res.Games {
+		for _, x := range g.Samples {
+			want := x.Player != 0 && (x.Player == g.Spy) == (g.ID%2 == 0)
+			if got := strings.HasPrefix(x.Text, cand); got != want {
+				t.Fatalf("game %d, player %d (%s, spy %d): written by the candidate %v, want %v", g.ID, x.Player, x.Role, g.Spy, got, want)
+			}
+			if want {
+				candSamples++
+			}
+		}
+	}
+	if candSamples != res.Candidate.Completions {
+		t.Fatalf("the candidate wrote %d samples, the result counts %d", candSamples, res.Candidate.Completions)
+	}
+}
+
+// TestSpyEvalObserverIsReference: in observer mode the reference judges every game, whichever side
+// the candidate plays, and the candidate makes no decisions.
+func TestSpyEvalObserverIsReference(t *testing.T) {
+	vote := func(t *selfplay.SpyTruth, _ selfplay.Request) string { return fmt.Sprintf(`\boxed{%d}`, t.Spy) }
+	cand := &seatLog{name: "cand", seats: map[[2]int]string{}, vote: vote}
+	ref := &seatLog{name: "reference", seats: map[[2]int]string{}, vote: vote}
+	cfg := evalConfig(t, evalPairs(t, 30), 8, func(s *selfplay.SpySettings) {
+		s.Players, s.Rounds, s.Decision, s.ObserverSamples = 3, 1, selfplay.DecisionObserver, 2
+	})
+	res := runEval(t, cfg, cand, ref)
+	checkAuthors(t, res, "cand")
+	for id := range 8 {
+		if cand.seats[[2]int{id, 0}] != "" || ref.seats[[2]int{id, 0}] != selfplay.RoleObserver {
+			t.Fatalf("game %d: observer played by candidate %q, reference %q", id, cand.seats[[2]int{id, 0}], ref.seats[[2]int{id, 0}])
+		}
+	}
+	if res.Candidate.Decisions != 0 || res.Reference.Decisions != 8*2 || res.Reference.Correct != 8*2 {
+		t.Fatalf("decisions: candidate %+v, reference %+v", res.Candidate, res.Reference)
+	}
+	// A judge that always finds the spy: the candidate loses every spy game, wins every civilian one.
+	if w, n := res.Wins(selfplay.SpyEvalSpy); w != 0 || n != 4 {
+		t.Errorf("as the spy %d/%d, want 0/4", w, n)
+	}
+	if w, n := res.Wins(selfplay.SpyEvalCivilians); w != 4 || n != 4 {
+		t.Errorf("as the civilians %d/%d, want 4/4", w, n)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -29,7 +30,8 @@ type EditOptions struct {
 	// N caps the number of pairs (0: every source once, times PairsPerImage).
 	N int
 	// Manifest is an ImgEdit-style JSONL file of user pairs: {"source": ..., "edited": ...,
-	// "instruction": ...} per line, paths relative to the manifest. Default: manifest.jsonl in the
+	// "instruction": ...} per line (common aliases such as src/target/prompt or img0/img1/sents are
+	// accepted), paths relative to the manifest. Default: manifest.jsonl in the
 	// source folder when present.
 	Manifest string
 	// SpyBlank makes every modified image a blank gray image (the spy-image=blank game variant).
@@ -244,17 +246,19 @@ func readManifest(path string) ([]userPair, error) {
 		if s == "" {
 			continue
 		}
-		var m struct {
-			ID          string `json:"id"`
-			Source      string `json:"source"`
-			Edited      string `json:"edited"`
-			Instruction string `json:"instruction"`
-		}
-		if err := json.Unmarshal([]byte(s), &m); err != nil {
+		var raw map[string]any
+		if err := json.Unmarshal([]byte(s), &raw); err != nil {
 			return nil, fmt.Errorf("manifest %s line %d: %w", path, line, err)
 		}
+		m := struct{ ID, Source, Edited, Instruction string }{
+			ID:          firstString(raw, "id", "uid", "key"),
+			Source:      firstString(raw, manifestSourceKeys...),
+			Edited:      firstString(raw, manifestEditedKeys...),
+			Instruction: firstString(raw, "instruction", "prompt", "edit_prompt", "edit_instruction", "text", "sents"),
+		}
 		if m.Source == "" || m.Edited == "" {
-			return nil, fmt.Errorf("manifest %s line %d: needs \"source\" and \"edited\"", path, line)
+			return nil, fmt.Errorf("manifest %s line %d: needs a source image (%s) and an edited image (%s)",
+				path, line, strings.Join(manifestSourceKeys, ", "), strings.Join(manifestEditedKeys, ", "))
 		}
 		abs := func(p string) string {
 			if filepath.IsAbs(p) {
@@ -272,6 +276,33 @@ func readManifest(path string) ([]userPair, error) {
 		return nil, fmt.Errorf("manifest %s: %w", path, err)
 	}
 	return out, nil
+}
+
+// Manifest field names: ours first, then those of common image-editing data sets.
+var (
+	manifestSourceKeys = []string{"source", "src", "input", "input_image", "source_image", "original", "img0"}
+	manifestEditedKeys = []string{"edited", "edit", "target", "output", "output_image", "edited_image", "img1"}
+)
+
+// firstString is the first of keys that holds a string (or a list whose first item is one).
+func firstString(m map[string]any, keys ...string) string {
+	for _, k := range keys {
+		switch v := m[k].(type) {
+		case string:
+			if v != "" {
+				return v
+			}
+		case []any:
+			if len(v) > 0 {
+				if s, ok := v[0].(string); ok && s != "" {
+					return s
+				}
+			}
+		case float64:
+			return strconv.FormatFloat(v, 'f', -1, 64)
+		}
+	}
+	return ""
 }
 
 // sanitizeID makes a file-name-safe pair ID from a path.

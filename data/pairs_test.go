@@ -284,7 +284,7 @@ func TestPairsFromImagesUserPairsAndManifest(t *testing.T) {
 	draw.Draw(big, image.Rect(200, 20, 300, 100), image.NewUniform(color.RGBA{0, 0, 0, 255}), image.Point{}, draw.Src)
 	writeFile(t, filepath.Join(sub, "src.png"), encodePNG(t, smooth))
 	writeFile(t, filepath.Join(sub, "dst.png"), encodePNG(t, big))
-	writeFile(t, filepath.Join(dir, "manifest.jsonl"), []byte(`{"source": "imgedit/src.png", "edited": "imgedit/dst.png", "instruction": "add a black square"}`+"\n"))
+	writeFile(t, filepath.Join(dir, "manifest.jsonl"), []byte(`{"img0": "imgedit/src.png", "img1": "imgedit/dst.png", "sents": ["add a black square"], "uid": 7}`+"\n"))
 
 	pairs, rep, err := PairsFromImages(dir, t.TempDir(), EditOptions{})
 	require.NoError(t, err)
@@ -350,7 +350,11 @@ func TestPairsFromImagesBadInput(t *testing.T) {
 	writeFile(t, filepath.Join(badManifest, "manifest.jsonl"), []byte("{\"source\": \"a.png\"}\n"))
 	_, _, err = PairsFromImages(badManifest, t.TempDir(), EditOptions{})
 	require.ErrorContains(t, err, "line 1")
+	require.ErrorContains(t, err, "edited image")
 	require.True(t, strings.Contains(err.Error(), "manifest.jsonl"))
+	writeFile(t, filepath.Join(badManifest, "manifest.jsonl"), []byte("{\"source\": \"a.png\", \"edited\": \"b.png\"}\n{oops\n"))
+	_, _, err = PairsFromImages(badManifest, t.TempDir(), EditOptions{})
+	require.ErrorContains(t, err, "line 2")
 }
 
 // debianPhotos are real WebP pictures from the Debian package gnome-backgrounds (the test skips

@@ -96,6 +96,9 @@ var backendOnce sync.Once
 // context is created.
 const graphReuseEnv = "LLAMA_GRAPH_REUSE_DISABLE"
 
+// graphReuse is set only by the benchmark that measures what disabling reuse costs.
+var graphReuse = false
+
 // Load validates the files, then loads the text model, its context and, if mmprojPath is not
 // empty, the vision projector.
 func Load(modelPath, mmprojPath string, opts Options) (*Model, error) {
@@ -132,7 +135,11 @@ func Load(modelPath, mmprojPath string, opts Options) (*Model, error) {
 		return nil, fileErr("model", modelPath, "llama.cpp could not load it: %s", takeLogErrors())
 	}
 
-	if err := os.Setenv(graphReuseEnv, "1"); err != nil {
+	reuse := "1"
+	if graphReuse {
+		reuse = "0"
+	}
+	if err := os.Setenv(graphReuseEnv, reuse); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("set %s: %w", graphReuseEnv, err)
 	}

@@ -1,0 +1,113 @@
+package llm
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vzlocal/vzlocal/llm/testmodel"
+)
+
+// These benchmarks back two choices of the engine (see bench/README.md, section rollout):
+// graph reuse is disabled (what does it cost?), and adapters follow training either by a new GGUF
+// (SwapAdapter) or in place (Update). Models: the tiny test VLM and a random 8-layer, 512-wide,
+// 32k-vocab Q8_0 llama ("small").
+
+func benchModelFiles(b *testing.B, name string) testmodel.Files {
+	cfg := testmodel.Config{Family: "llava", Seed: 1, NoMMProj: true}
+	if name == "small" {
+		cfg = testmodel.Config{Family: "llava", Seed: 1, Layers: 8, Embd: 512, Heads: 8, KVHeads: 4, FFN: 1408,
+			Vocab: 32000, WeightType: "q8_0", NoMMProj: true}
+	}
+	f, err := testmodel.Write(filepath.Join(b.TempDir(), name), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+func BenchmarkGraphReuse(b *testing.B) {
+	for _, name := range []string{"tiny", "small"} {
+		f := benchModelFiles(b, name)
+		for _, reuse := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/reuse=%v", name, reuse), func(b *testing.B) {
+				graphReuse = reuse
+				defer func() { graphReuse = false }()
+				m, err := Load(f.Text, "", Options{Threads: 1, Parallel: 4, Seed: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer m.Close()
+				p, err := m.Tokenize("<|im_start|>user\nHello there, who is the spy?<|im_end|>\n<|im_start|>assistant\n")
+				if err != nil {
+					b.Fatal(err)
+				}
+				s := Sampling{Temperature: 1, N: 4, MaxTokens: 32, Seed: 1}
+				tokens := 0
+				b.ResetTimer()
+				for range b.N {
+					cs, err := m.Generate(bg, p, s)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, c := range cs {
+						tokens += len(c.Tokens)
+					}
+				}
+				b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tok/s")
+			})
+		}
+	}
+}
+
+func BenchmarkAdapterSwap(b *testing.B) {
+	for _, name := range []string{"tiny", "small"} {
+		f := benchModelFiles(b, name)
+		text := readGGUF(b, f.Text)
+		lora := []string{filepath.Join(b.TempDir(), "a.gguf"), filepath.Join(b.TempDir(), "b.gguf")}
+		l1 := loraFile(b, text, 1, 16, 16)
+		l1.write(b, lora[0])
+		loraFile(b, text, 2, 16, 16).write(b, lora[1])
+		floats := 0
+		for _, tb := range l1.tensors {
+			floats += len(tb.data) / 4
+		}
+		m, err := Load(f.Text, "", Options{Threads: 1, Parallel: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name+"/file", func(b *testing.B) {
+			for i := range b.N {
+				if _, err := m.SwapAdapter(lora[i%2]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(floats*4)/(1<<20), "adapter_MiB")
+		})
+		b.Run(name+"/in-place", func(b *testing.B) {
+			a, err := m.LoadAdapter(lora[0])
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := m.SetAdapter(a, 1); err != nil {
+				b.Fatal(err)
+			}
+			vals := map[string][]float32{}
+			for _, tb := range l1.tensors {
+				vals[tb.name] = tb.f32(b)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				for n, v := range vals {
+					if err := a.Update(n, v); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(floats*4*b.N)/(1<<30)/time.Since(start).Seconds(), "GiB/s")
+		})
+		m.Close()
+	}
+}

@@ -145,7 +145,11 @@ func RenderCLEVRPair(index int, opts CLEVROptions) (*Pair, *image.RGBA, *image.R
 		if !allVisible(idsM, len(mod.objs), c.MinVisible) {
 			continue
 		}
-		imgO, imgM := ro.render(idsO, hitsO), rm.render(idsM, hitsM)
+		// the original is rendered watching the changed objects of both scenes, so that the
+		// modified image reshades only the pixels they can affect
+		ro.watch = append(watchSpheres(ro, &orig, changed), watchSpheres(rm, &mod, changed)...)
+		imgO, memoO := ro.renderFrom(idsO, hitsO, nil)
+		imgM, _ := rm.renderFrom(idsM, hitsM, memoO)
 		d := CLEVRDetail{Rule: c.Rule, Changed: changed,
 			Original: finishScene(&orig, ro, idsO), Modified: finishScene(&mod, rm, idsM)}
 		p := &Pair{ID: pairID(index), Kind: KindCLEVR, Width: c.Width, Height: c.Height, Seed: seed}

@@ -214,6 +214,9 @@ type renderer struct {
 	cand   []uint32 // per pixel, the objects a camera ray may hit (see screenCandidates)
 	// footprints[i] bounds object i's shadow on the ground under the key light
 	footprints []footprint
+	// watch and taint serve the incremental render of a modified scene (clevr_incremental.go)
+	watch []wsphere
+	taint bool
 }
 
 // hit is the nearest surface along a ray: id is an object index, idGround or idSky.
@@ -297,11 +300,14 @@ func (r *renderer) shade(ro, rd vec3, h hit, depth int) (vec3, bool) {
 		if ndl <= 0 {
 			continue
 		}
-		if l.shadows && depth == 0 && r.occluded(p, l.dir, h.id) {
-			if li == 0 {
-				shadowed = true
+		if l.shadows && depth == 0 {
+			r.note(p, l.dir)
+			if r.occluded(p, l.dir, h.id) {
+				if li == 0 {
+					shadowed = true
+				}
+				continue
 			}
-			continue
 		}
 		diffuse += l.intensity * ndl
 		if h.id != idGround {
@@ -329,6 +335,7 @@ func (r *renderer) shade(ro, rd vec3, h hit, depth int) (vec3, bool) {
 	col := albedo.scale(0.2 * diffuse)
 	if depth == 0 {
 		rdir := reflect(rd, n)
+		r.note(p, rdir)
 		rh := r.trace(p, rdir)
 		rc, _ := r.shade(p, rdir, rh, 1)
 		// Schlick's Fresnel with the colour as the reflectance at normal incidence: metal
@@ -395,38 +402,7 @@ var aaOffsets = [4][2]float64{{0.375, 0.125}, {0.875, 0.375}, {0.625, 0.875}, {0
 
 // render shades the image from the primary hits of primaryIDs.
 func (r *renderer) render(ids []int8, hits []hit) *image.RGBA {
-	w, h := r.cam.w, r.cam.h
-	if r.cand == nil {
-		r.cand = r.screenCandidates()
-	}
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	cols := make([]vec3, w*h)
-	shadow := make([]bool, w*h)
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			i := y*w + x
-			rd := r.cam.ray(float64(x)+0.5, float64(y)+0.5)
-			cols[i], shadow[i] = r.shade(r.cam.pos, rd, hits[i], 0)
-		}
-	}
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			i := y*w + x
-			c := cols[i]
-			if isEdge(ids, shadow, w, h, x, y) {
-				for _, o := range aaOffsets {
-					rd := r.cam.ray(float64(x)+o[0], float64(y)+o[1])
-					sc, _ := r.shade(r.cam.pos, rd, r.traceSome(r.cam.pos, rd, r.cand[i]), 0)
-					c = c.add(sc)
-				}
-				c = c.scale(1.0 / 5)
-			}
-			img.Pix[4*i] = toSRGB(c.X)
-			img.Pix[4*i+1] = toSRGB(c.Y)
-			img.Pix[4*i+2] = toSRGB(c.Z)
-			img.Pix[4*i+3] = 255
-		}
-	}
+	img, _ := r.renderFrom(ids, hits, nil)
 	return img
 }
 

@@ -384,3 +384,19 @@ func TestCLEVRCullingIsExact(t *testing.T) {
 		require.Equal(t, orig.Pix, full.Pix, "pair %d", idx)
 	}
 }
+
+// TestCLEVRIncrementalRenderIsExact: the modified image, made by reusing the original's clean
+// pixels, equals a full render of the modified scene byte for byte, for every change rule.
+func TestCLEVRIncrementalRenderIsExact(t *testing.T) {
+	for ri, rule := range []string{RuleReplace, RuleRecolor, RuleAdd, RuleRemove, RuleMove} {
+		for idx := 0; idx < 3; idx++ {
+			p, _, mod, err := RenderCLEVRPair(idx, CLEVROptions{Seed: int64(40 + ri), Width: 160, Height: 120, Rule: rule})
+			require.NoError(t, err)
+			d := decodeCLEVR(t, p)
+			r := sceneRenderer(d.Modified)
+			ids, hits := r.primaryIDs()
+			full := r.render(ids, hits)
+			require.Equal(t, full.Pix, mod.Pix, "%s pair %d", rule, idx)
+		}
+	}
+}

@@ -141,6 +141,7 @@ func RenderCLEVRPair(index int, opts CLEVROptions) (*Pair, *image.RGBA, *image.R
 		if !allVisible(idsO, len(orig.objs), c.MinVisible) {
 			continue
 		}
+		rm.dirs = ro.dirs // one camera
 		idsM, hitsM := rm.primaryIDs()
 		if !allVisible(idsM, len(mod.objs), c.MinVisible) {
 			continue

@@ -66,10 +66,13 @@ func (r *renderer) renderFrom(ids []int8, hits []hit, from *memo) (*image.RGBA, 
 	if r.cand == nil {
 		r.cand = r.screenCandidates()
 	}
+	if r.dirs == nil {
+		r.dirs = r.cam.centreRays()
+	}
 	m := &memo{
 		img:  image.NewRGBA(image.Rect(0, 0, w, h)),
 		cols: make([]vec3, w*h), shadow: make([]bool, w*h),
-		edge: make([]bool, w*h), clean: make([]bool, w*h), aaClean: make([]bool, w*h),
+		clean: make([]bool, w*h), aaClean: make([]bool, w*h),
 	}
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
@@ -78,7 +81,7 @@ func (r *renderer) renderFrom(ids []int8, hits []hit, from *memo) (*image.RGBA, 
 				m.cols[i], m.shadow[i] = from.cols[i], from.shadow[i]
 				continue
 			}
-			rd := r.cam.ray(float64(x)+0.5, float64(y)+0.5)
+			rd := r.dirs[i]
 			r.taint = false
 			r.note(r.cam.pos, rd)
 			m.cols[i], m.shadow[i] = r.shade(r.cam.pos, rd, hits[i], 0)
@@ -86,11 +89,12 @@ func (r *renderer) renderFrom(ids []int8, hits []hit, from *memo) (*image.RGBA, 
 		}
 	}
 	pix := m.img.Pix
+	m.edge = edgeMap(ids, m.shadow, w, h)
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
 			i := y*w + x
 			c := m.cols[i]
-			if m.edge[i] = isEdge(ids, m.shadow, w, h, x, y); m.edge[i] {
+			if m.edge[i] {
 				if from != nil && from.clean[i] && from.edge[i] && from.aaClean[i] {
 					copy(pix[4*i:4*i+4], from.img.Pix[4*i:4*i+4])
 					continue

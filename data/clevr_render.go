@@ -217,6 +217,7 @@ type renderer struct {
 	// watch and taint serve the incremental render of a modified scene (clevr_incremental.go)
 	watch []wsphere
 	taint bool
+	dirs  []vec3 // centre ray directions (see centreRays)
 }
 
 // hit is the nearest surface along a ray: id is an object index, idGround or idSky.
@@ -381,15 +382,30 @@ func (r *renderer) screenCandidates() []uint32 {
 	return cand
 }
 
+// centreRays are the directions of the camera rays through the pixel centres; the two scenes of a
+// pair share a camera and so share them.
+func (c *camera) centreRays() []vec3 {
+	d := make([]vec3, c.w*c.h)
+	for y := 0; y < c.h; y++ {
+		for x := 0; x < c.w; x++ {
+			d[y*c.w+x] = c.ray(float64(x)+0.5, float64(y)+0.5)
+		}
+	}
+	return d
+}
+
 // primaryIDs fills the object-id buffer with one ray per pixel centre.
 func (r *renderer) primaryIDs() ([]int8, []hit) {
 	w, h := r.cam.w, r.cam.h
 	ids := make([]int8, w*h)
 	hits := make([]hit, w*h)
 	r.cand = r.screenCandidates()
+	if r.dirs == nil {
+		r.dirs = r.cam.centreRays()
+	}
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
-			hh := r.traceSome(r.cam.pos, r.cam.ray(float64(x)+0.5, float64(y)+0.5), r.cand[y*w+x])
+			hh := r.traceSome(r.cam.pos, r.dirs[y*w+x], r.cand[y*w+x])
 			ids[y*w+x] = int8(hh.id)
 			hits[y*w+x] = hh
 		}
@@ -406,26 +422,33 @@ func (r *renderer) render(ids []int8, hits []hit) *image.RGBA {
 	return img
 }
 
-// isEdge reports whether a pixel's id or key-shadow state differs from one of its 8 neighbours.
-func isEdge(ids []int8, shadow []bool, w, h, x, y int) bool {
-	i := y*w + x
-	for dy := -1; dy <= 1; dy++ {
-		yy := y + dy
-		if yy < 0 || yy >= h {
-			continue
+// edgeMap marks the pixels whose id or key-shadow state differs from one of their 8 neighbours
+// (each neighbouring pair is compared once and marks both pixels).
+func edgeMap(ids []int8, shadow []bool, w, h int) []bool {
+	e := make([]bool, w*h)
+	differ := func(i, j int) {
+		if ids[i] != ids[j] || shadow[i] != shadow[j] {
+			e[i], e[j] = true, true
 		}
-		for dx := -1; dx <= 1; dx++ {
-			xx := x + dx
-			if xx < 0 || xx >= w {
-				continue
+	}
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			i := y*w + x
+			if x+1 < w {
+				differ(i, i+1)
 			}
-			j := yy*w + xx
-			if ids[j] != ids[i] || shadow[j] != shadow[i] {
-				return true
+			if y+1 < h {
+				differ(i, i+w)
+				if x+1 < w {
+					differ(i, i+w+1)
+				}
+				if x > 0 {
+					differ(i, i+w-1)
+				}
 			}
 		}
 	}
-	return false
+	return e
 }
 
 var srgbLUT = func() [4097]uint8 {

@@ -55,6 +55,9 @@ func (c *trainCmd) Run(kctx *kong.Context) error {
 		return err
 	}
 	defer run.Close()
+	if run.Evaluate, err = scheduledSpyEval(c.Settings, runDir, run); err != nil {
+		return err
+	}
 	log.Info().Str("run", runDir).Int("train_pairs", len(run.Train)).Int("held_out", len(run.HeldOut)).
 		Int("from_step", run.Step()).Int("steps", c.Settings.Steps).Msg("training")
 	run.OnStep = stepPrinter(c.Settings.Steps, run.Step())

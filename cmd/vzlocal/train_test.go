@@ -112,3 +112,49 @@ func TestTrainKillAndResume(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainEvalAndReport trains a short run with a scheduled evaluation every step, then renders
+// `vzlocal report` on it: eval.jsonl must hold one record per evaluation and the page every chart
+// the run measured.
+func TestTrainEvalAndReport(t *testing.T) {
+	files, err := testmodel.Write(t.TempDir(), testmodel.Config{Family: "llava", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(t.TempDir(), "run")
+	trainRun := vzlocalCmd("--log-json", "train", "--model", files.Text, "--mmproj", files.MMProj, "--data", "clevr", "--data-n", "8",
+		"--held-out", "0.3", "--steps", "2", "--games-per-step", "1", "--threads", "1", "--seed", "4",
+		"--spy-players", "3", "--spy-rounds", "1", "--spy-observer-samples", "2", "--spy-clue-max-tokens", "8",
+		"--spy-decision-max-tokens", "8", "--lora-rank", "2", "--eval-every", "1", "--eval-games", "2", "--out", run)
+	if out, err := trainRun.CombinedOutput(); err != nil {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(run, "eval.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n"); n != 2 {
+		t.Fatalf("eval.jsonl has %d records, want 2:\n%s", n, b)
+	}
+	out := filepath.Join(t.TempDir(), "report")
+	rep := vzlocalCmd("report", run, "--out", out)
+	if b, err := rep.CombinedOutput(); err != nil {
+		t.Fatalf("report: %v\n%s", err, b)
+	}
+	page, err := os.ReadFile(filepath.Join(out, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pngs, _ := filepath.Glob(filepath.Join(out, "*.png"))
+	if len(pngs) < 5 {
+		t.Fatalf("report wrote %d charts: %v", len(pngs), pngs)
+	}
+	for _, p := range pngs {
+		if !strings.Contains(string(page), filepath.Base(p)) {
+			t.Fatalf("page does not show %s", filepath.Base(p))
+		}
+	}
+	if !strings.Contains(string(page), "win") {
+		t.Fatal("page has no win-rate section")
+	}
+}

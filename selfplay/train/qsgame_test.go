@@ -13,7 +13,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alecthomas/kong"
+	"github.com/rs/zerolog"
+
 	"github.com/vzlocal/vzlocal/data"
+	"github.com/vzlocal/vzlocal/llm"
+	"github.com/vzlocal/vzlocal/llm/testmodel"
+	"github.com/vzlocal/vzlocal/lora"
 	"github.com/vzlocal/vzlocal/selfplay"
 )
 
@@ -290,4 +296,279 @@ func TestQSGameImagesCoverThePool(t *testing.T) {
 	if !reflect.DeepEqual(g.imagesForStep(3), g.imagesForStep(3)) {
 		t.Fatal("a step's images are not a function of the step")
 	}
+}
+
+// qsParityPolicy wraps a trainer's llama.cpp policy for the tiny model, whose random weights never
+// write a question: each completion keeps the model's tokens and behaviour log-probs, but its
+// text becomes a scripted player's when the first sampled token is even. The reward stays a
+// function of the sampled tokens, so GRPO has real groups with spread to learn from.
+type qsParityPolicy struct {
+	model, script selfplay.Policy
+}
+
+func (p *qsParityPolicy) Complete(ctx context.Context, reqs []selfplay.Request) ([][]selfplay.Completion, error) {
+	out, err := p.model.Complete(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	scripted, err := p.script.Complete(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		for k := range out[i] {
+			if toks := out[i][k].Tokens; len(toks) > 0 && toks[0]%2 == 0 {
+				out[i][k].Text = scripted[i][k].Text
+			}
+		}
+	}
+	return out, nil
+}
+
+// qsParityGame is the real game with its policies wrapped in qsParityPolicy.
+type qsParityGame struct{ *QSGame }
+
+func (g qsParityGame) Play(ctx context.Context, step int, pols map[string]selfplay.Policy) (*StepResult, error) {
+	wrapped := map[string]selfplay.Policy{}
+	for name, p := range pols {
+		wrapped[name] = &qsParityPolicy{model: p, script: &selfplay.ScriptedQSPolicy{Seed: 1, NoiseRate: 0.2}}
+	}
+	return g.QSGame.Play(ctx, step, wrapped)
+}
+
+func qsRunConfig(t *testing.T, files testmodel.Files) Config {
+	t.Helper()
+	var c struct {
+		C Config `embed:""`
+	}
+	p, err := kong.New(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.C
+	cfg.Model, cfg.MMProj, cfg.Game = files.Text, files.MMProj, "qs"
+	cfg.Steps, cfg.GamesPerStep, cfg.CheckpointEvery, cfg.Threads, cfg.Seed = 4, 2, 2, 1, 3
+	cfg.Spy.ClueMaxTokens, cfg.Spy.DecisionMaxTokens = 10, 10
+	cfg.LoRA.Rank, cfg.LoRA.Alpha = 4, 8
+	cfg.Optim.LR = 5e-3
+	return cfg
+}
+
+// qsTrainer opens the tiny model and a trainer of one V-Zero iteration (two Questioner steps, two
+// Solver steps) on pool.
+func qsTrainer(t *testing.T, cfg Config, files testmodel.Files, pool []selfplay.QSImage, runDir string, resume bool) (*Trainer, *llm.Model) {
+	t.Helper()
+	m, err := llm.Load(files.Text, files.MMProj, llm.Options{Threads: 1, Seed: 1, ContextSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	eng, err := lora.LoadCPU(files.Text, lora.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qc := QSConfig{Iterations: 1, QuestionerSteps: 2, SolverSteps: 2, Questions: 4, SolverVotes: 4, LabelVotes: 4, SolverSamples: 3,
+		MinConfidence: 0.3, MaxConfidence: 0.8, Temperature: 1, QuestionTokens: 10, AnswerTokens: 10}
+	g, err := NewQSGameFromConfig(qc, cfg.Seed, pool, cfg.GamesPerStep, cfg.Steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := New(Setup{Config: cfg, RunDir: runDir, Game: qsParityGame{g}, Model: m, Engine: eng, Resume: resume, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, m
+}
+
+func qsReadAdapter(t *testing.T, path string, files testmodel.Files) *lora.Adapter {
+	t.Helper()
+	eng, err := lora.LoadCPU(files.Text, lora.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := lora.ReadAdapterGGUF(path, eng.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestQSTrainingIteration trains one whole V-Zero iteration on the tiny model with CLEVR pairs'
+// original images as the unlabeled pool: both adapters are trained and written, a run cut inside
+// the Questioner stage and again inside the Solver stage resumes to the very same adapters, and
+// swapping the Questioner and Solver adapters over the one base changes the logits.
+func TestQSTrainingIteration(t *testing.T) {
+	files, err := testmodel.Write(t.TempDir(), testmodel.Config{Family: "llava", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairDir := t.TempDir()
+	if _, err := data.GenerateCLEVR(pairDir, data.CLEVROptions{N: 4, Seed: 2, Workers: 1, Width: 96, Height: 64}); err != nil {
+		t.Fatal(err)
+	}
+	pairs, err := data.ReadDir(pairDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := selfplay.QSImagesOfPairs(pairs)
+	cfg := qsRunConfig(t, files)
+
+	whole := t.TempDir()
+	tr, _ := qsTrainer(t, cfg, files, pool, whole, false)
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ms := readQSMetrics(t, whole)
+	var phases []string
+	for _, m := range ms {
+		phases = append(phases, m.Phase)
+		if m.Skipped || m.GradNorm == 0 {
+			t.Fatalf("step %d did not train: %+v", m.Step, m)
+		}
+	}
+	if strings.Join(phases, ",") != "questioner,questioner,solver,solver" || !ms[2].PhaseSwitched {
+		t.Fatalf("phases %v (switch flags %v %v)", phases, ms[1].PhaseSwitched, ms[2].PhaseSwitched)
+	}
+	lines := readQSTranscript(t, whole)
+	var records, summaries int
+	for _, l := range lines {
+		switch l["kind"] {
+		case selfplay.QSKindQuestion:
+			records++
+			if img, _ := l["image"].(string); !strings.HasSuffix(img, ".original.png") {
+				t.Fatalf("question on %q, not an original image", img)
+			}
+		case selfplay.QSKindStep:
+			summaries++
+		}
+	}
+	if records != 2*2*4+2*2 || summaries != 4 {
+		t.Fatalf("%d question records and %d step summaries", records, summaries)
+	}
+	q := qsReadAdapter(t, filepath.Join(whole, QSQuestioner+".gguf"), files)
+	s := qsReadAdapter(t, filepath.Join(whole, QSSolver+".gguf"), files)
+	if maxAbs(q.Pairs[0].B) == 0 || maxAbs(s.Pairs[0].B) == 0 {
+		t.Fatal("an adapter was not trained (B = 0)")
+	}
+
+	// Cut after step 1 (inside the Questioner stage) and after step 3 (inside the Solver stage,
+	// with the previous Solver's snapshot in the checkpoint), resume each time.
+	cut := t.TempDir()
+	for _, stopAfter := range []int{0, 2, -1} {
+		tr, _ := qsTrainer(t, cfg, files, pool, cut, stopAfter != 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		tr.OnStep = func(m selfplay.StepMetrics) {
+			if m.Step == stopAfter {
+				cancel()
+			}
+		}
+		err := tr.Run(ctx)
+		cancel()
+		if (err != nil) != (stopAfter >= 0) {
+			t.Fatalf("run stopping after step %d: %v", stopAfter, err)
+		}
+	}
+	for _, name := range []string{QSQuestioner, QSSolver} {
+		a := qsReadAdapter(t, filepath.Join(whole, name+".gguf"), files)
+		b := qsReadAdapter(t, filepath.Join(cut, name+".gguf"), files)
+		pa, pb := a.Params(), b.Params()
+		for i := range pa {
+			if !reflect.DeepEqual(pa[i], pb[i]) {
+				t.Fatalf("resumed %s adapter differs from the uninterrupted run's", name)
+			}
+		}
+	}
+	if got := readQSTranscript(t, cut); !reflect.DeepEqual(got, lines) {
+		t.Fatalf("resumed transcript differs (%d lines, want %d)", len(got), len(lines))
+	}
+
+	// One base, two adapters: the logits of one sequence under each.
+	m, err := llm.Load(files.Text, files.MMProj, llm.Options{Threads: 1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	qa, err := m.LoadAdapter(filepath.Join(whole, QSQuestioner+".gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := m.LoadAdapter(filepath.Join(whole, QSSolver+".gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := m.FormatChat([]llm.Message{{Role: "user", Content: llm.MediaMarker() + "\nWhat colour is the cube? A) red B) blue C) green D) gray"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := os.ReadFile(pool[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, err := m.Tokenize(text, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	completion, err := m.TokenizeText(`\boxed{B}`, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits := func(a *llm.Adapter) [][]float32 {
+		scale := float32(1)
+		if a == nil {
+			scale = 0
+		}
+		if err := m.SetAdapter(a, scale); err != nil {
+			t.Fatal(err)
+		}
+		l, err := m.Logits(prompt, completion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	lq, ls, lbase := logits(qa), logits(sa), logits(nil)
+	if reflect.DeepEqual(lq, ls) || reflect.DeepEqual(lq, lbase) || reflect.DeepEqual(ls, lbase) {
+		t.Fatal("questioner, solver and base give the same logits: the adapter swap changes nothing")
+	}
+	if !reflect.DeepEqual(logits(qa), lq) {
+		t.Fatal("swapping back to the questioner does not give its logits again")
+	}
+}
+
+func readQSMetrics(t *testing.T, runDir string) []selfplay.StepMetrics {
+	t.Helper()
+	var out []selfplay.StepMetrics
+	for _, l := range readJSONL(t, filepath.Join(runDir, MetricsFile)) {
+		var m selfplay.StepMetrics
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func readQSTranscript(t *testing.T, runDir string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range readJSONL(t, filepath.Join(runDir, GamesFile)) {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func readJSONL(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
 }

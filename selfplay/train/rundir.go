@@ -14,6 +14,7 @@ const (
 	ConfigFile  = "config.json"
 	MetricsFile = "metrics.jsonl"
 	GamesFile   = "games.jsonl"
+	EvalFile    = "eval.jsonl"   // scheduled evaluations, one record per evaluation
 	AdapterFile = "adapter.gguf" // the newest trained adapter (the first game adapter), for export
 	adaptersDir = "adapters"     // every adapter and snapshot llama.cpp has loaded
 )

@@ -22,6 +22,7 @@ type checkpointState struct {
 	Game        json.RawMessage `json:"game"`
 	MetricsSize int64           `json:"metrics_size"` // bytes of metrics.jsonl at this step
 	GamesSize   int64           `json:"games_size"`
+	EvalSize    int64           `json:"eval_size"`
 	BadSteps    int             `json:"bad_steps"`
 	LastStage   string          `json:"last_stage"`
 	Stale       bool            `json:"stale"`
@@ -56,6 +57,9 @@ func (t *Trainer) checkpoint() error {
 		return err
 	}
 	if st.GamesSize, err = t.games.size(); err != nil {
+		return err
+	}
+	if st.EvalSize, err = t.evals.size(); err != nil {
 		return err
 	}
 	for name := range t.snapshots {

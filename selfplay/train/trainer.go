@@ -61,7 +61,7 @@ type Trainer struct {
 	lastStage string // stage of the last completed step
 	saved     int    // step of the newest checkpoint (-1: none this session)
 
-	metrics, games *jsonlLog
+	metrics, games, evals *jsonlLog
 }
 
 // trainedAdapter is one adapter in its three forms: the float32 master copy the optimizer
@@ -127,14 +127,17 @@ func New(s Setup) (*Trainer, error) {
 	if err := WriteConfig(s.RunDir, c); err != nil {
 		return nil, err
 	}
-	var metricsAt, gamesAt int64
+	var metricsAt, gamesAt, evalsAt int64
 	if state != nil {
-		metricsAt, gamesAt = state.MetricsSize, state.GamesSize
+		metricsAt, gamesAt, evalsAt = state.MetricsSize, state.GamesSize, state.EvalSize
 	}
 	if t.metrics, err = openLog(filepath.Join(s.RunDir, MetricsFile), metricsAt); err != nil {
 		return nil, err
 	}
 	if t.games, err = openLog(filepath.Join(s.RunDir, GamesFile), gamesAt); err != nil {
+		return nil, err
+	}
+	if t.evals, err = openLog(filepath.Join(s.RunDir, EvalFile), evalsAt); err != nil {
 		return nil, err
 	}
 	for i, name := range s.Game.Adapters() {
@@ -215,6 +218,7 @@ func (t *Trainer) Run(ctx context.Context) (err error) {
 		}
 		t.metrics.close()
 		t.games.close()
+		t.evals.close()
 	}()
 	for t.step < t.Config.Steps {
 		if err := ctx.Err(); err != nil {
@@ -300,6 +304,11 @@ func (t *Trainer) runStep(ctx context.Context) error {
 		}
 		m.EvalGames = ev.Games
 		m.EvalWinRate, m.EvalWinLow, m.EvalWinHigh = &ev.WinRate, &ev.Low, &ev.High
+		if ev.Transcript != nil {
+			if err := t.evals.append(ev.Transcript); err != nil {
+				return err
+			}
+		}
 	}
 
 	m.Time = time.Now().UTC().Format(time.RFC3339)

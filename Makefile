@@ -5,7 +5,7 @@
 #   make test      every test that runs without a GPU
 #   make bench     benchmarks; results in bench/README.md
 GO       := ./scripts/go
-APT_PKGS := nlohmann-json3-dev libstb-dev libopenblas-dev pkg-config
+APT_PKGS := nlohmann-json3-dev libstb-dev libopenblas-dev pkg-config gnome-backgrounds
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VZ_INC   := $(HOME)/.cache/vzlocal/include
 TOOLS    := $(HOME)/.cache/vzlocal/tools
@@ -58,3 +58,17 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# GPU builds (docs/cuda.md); never part of setup/build/test, which need no CUDA toolkit.
+#   make cuda        bin/libvzlocal_cuda.so (the gradient engine) and ggml's CUDA backend in
+#                    bin/lib/ollama/cuda_vNN (rollouts); then eval "$$(lora/cuda/env.sh)"
+#   make cuda-check  compile the engine's CUDA sources with whatever nvcc exists (exit 0 with a
+#                    SKIPPED message when there is none; CUDA_CHECK_REQUIRED=1 makes that an error)
+# CUDA_ARCH=90 (H100/H200) by default; NVCC=/path/to/nvcc to choose a compiler.
+.PHONY: cuda cuda-check
+cuda:
+	lora/cuda/build.sh lib
+	lora/cuda/build.sh ggml
+
+cuda-check:
+	lora/cuda/build.sh check

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Builds vzlocal's GPU parts; `make cuda` and `make cuda-check` call it.
+#
+#   build.sh lib     bin/libvzlocal_cuda.so, the CUDA gradient engine (nvcc + cuBLAS)
+#   build.sh check   compile and link the engine's sources into a temporary folder and check the
+#                    exported symbols: catches compile errors on a machine without a GPU. With no
+#                    nvcc it prints why and exits 0 (set CUDA_CHECK_REQUIRED=1 to make that fail).
+#   build.sh ggml-src  copy the CMake sources of ggml from the Ollama Go module to bin/ollama-src
+#                    (writable, and small enough to carry to a machine without Go)
+#   build.sh ggml    build ggml's CUDA backend from bin/ollama-src with CMake and install
+#                    libggml-base.so + libggml-cuda.so (+ the CUDA runtime libraries) into
+#                    bin/lib/ollama/cuda_vNN, where OLLAMA_LIBRARY_PATH points (see env.sh)
+#
+# Variables: NVCC (default: nvcc on PATH, then /usr/local/cuda/bin/nvcc), CUDA_ARCH (default 90,
+# the H100/H200; one architecture keeps the build short), OLLAMA_SRC (the module folder; default
+# from `go env GOMODCACHE`), JOBS (parallel compile jobs for the ggml build, default nproc).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+arch=${CUDA_ARCH:-90}
+out=$root/bin
+
+find_nvcc() {
+  if [ -n "${NVCC:-}" ]; then echo "$NVCC"; return; fi
+  if command -v nvcc >/dev/null 2>&1; then command -v nvcc; return; fi
+  if [ -x /usr/local/cuda/bin/nvcc ]; then echo /usr/local/cuda/bin/nvcc; return; fi
+  echo ""
+}
+
+srcs=(engine.cu layers.cu attention.cu kernels.cu gemm.cu memory.cu workspace.cu)
+# -fvisibility=hidden: only the vz_* C ABI is exported (VZ_API). cudart is linked statically
+# (nvcc's default), cuBLAS dynamically from the toolkit.
+flags=(-std=c++17 -O3 -gencode "arch=compute_${arch},code=sm_${arch}" -Xcompiler -fPIC
+  -Xcompiler -fvisibility=hidden -Xcompiler -Wall -Xptxas -warn-spills)
+
+build_lib() { # $1 = output .so
+  local nvcc
+  nvcc=$(find_nvcc)
+  [ -n "$nvcc" ] || { echo "build.sh: no nvcc (install the CUDA toolkit, or set NVCC)" >&2; exit 1; }
+  mkdir -p "$(dirname "$1")"
+  echo "nvcc: $("$nvcc" --version | tail -1); arch sm_$arch"
+  (cd "$here/csrc" && "$nvcc" "${flags[@]}" -shared -o "$1.tmp" "${srcs[@]}" -lcublas)
+  mv "$1.tmp" "$1"
+}
+
+check_exports() { # $1 = .so: the exported vz_* functions must be exactly those of vz_cuda.h
+  local want got
+  want=$(grep -o 'VZ_API [a-z0-9_ ]*\*\? *vz_[a-z_]*' "$here/csrc/vz_cuda.h" | grep -o 'vz_[a-z_]*$' | sort)
+  got=$(nm -D --defined-only "$1" | awk '$2 == "T" {print $3}' | grep -v '^_' | sort)
+  if [ "$want" != "$got" ]; then
+    echo "exported symbols differ from vz_cuda.h:"; diff <(echo "$want") <(echo "$got") || true; exit 1
+  fi
+}
+
+case "${1:-}" in
+lib)
+  build_lib "$out/libvzlocal_cuda.so"
+  check_exports "$out/libvzlocal_cuda.so"
+  echo "built $out/libvzlocal_cuda.so"
+  ;;
+check)
+  if [ -z "$(find_nvcc)" ]; then
+    echo "cuda-check: SKIPPED: no nvcc found (Debian: enable the non-free component and apt-get install nvidia-cuda-toolkit; see docs/cuda.md)"
+    [ "${CUDA_CHECK_REQUIRED:-0}" = 1 ] && exit 1
+    exit 0
+  fi
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  build_lib "$tmp/libvzlocal_cuda.so"
+  check_exports "$tmp/libvzlocal_cuda.so"
+  echo "cuda-check: OK (compiled and linked for sm_$arch; exports match vz_cuda.h)"
+  ;;
+ggml-src)
+  src=${OLLAMA_SRC:-$(go env GOMODCACHE)/github.com/ollama/ollama@v0.17.4}
+  [ -f "$src/CMakeLists.txt" ] || { echo "no Ollama module at $src (run make setup)"; exit 1; }
+  rm -rf "$out/ollama-src"
+  mkdir -p "$out/ollama-src/ml/backend/ggml"
+  cp "$src/CMakeLists.txt" "$src/CMakePresets.json" "$out/ollama-src/"
+  cp -r "$src/ml/backend/ggml/ggml" "$out/ollama-src/ml/backend/ggml/"
+  chmod -R u+w "$out/ollama-src"   # the module cache is read-only
+  echo "copied ggml's CMake sources to $out/ollama-src ($(du -sh "$out/ollama-src" | cut -f1))"
+  ;;
+ggml)
+  [ -d "$out/ollama-src" ] || "$0" ggml-src
+  nvcc=$(find_nvcc)
+  [ -n "$nvcc" ] || { echo "build.sh: no nvcc" >&2; exit 1; }
+  command -v cmake >/dev/null || { echo "build.sh: no cmake" >&2; exit 1; }
+  major=$("$nvcc" --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
+  preset="CUDA $major"   # CMakePresets.json has CUDA 11, 12 and 13
+  dir=cuda_v$major
+  cd "$out/ollama-src"
+  gen=()
+  command -v ninja >/dev/null && gen=(-G Ninja)
+  cmake --preset "$preset" "${gen[@]}" -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+    -DCMAKE_INSTALL_PREFIX="$out/ollama-dist"
+  cmake --build --preset "$preset" -j "${JOBS:-$(nproc)}"
+  rm -rf "$out/ollama-dist"
+  cmake --install build --component CUDA --strip
+  cmake --install build --component CPU --strip
+  # Keep ggml-base and the CUDA backend (with the cuBLAS/cudart copies CMake installed beside
+  # it); leave out the CPU variants: the Go binary has its own CPU backend compiled in.
+  mkdir -p "$out/lib/ollama/$dir"
+  find "$out/ollama-dist/lib/ollama" -name 'libggml-cpu*' -delete
+  cp -a "$out/ollama-dist/lib/ollama/$dir/." "$out/lib/ollama/$dir/"
+  ls -la "$out/lib/ollama/$dir"
+  echo "ggml CUDA backend installed in $out/lib/ollama/$dir; run: eval \$(lora/cuda/env.sh)"
+  ;;
+*)
+  echo "usage: $0 lib|check|ggml-src|ggml" >&2
+  exit 2
+  ;;
+esac

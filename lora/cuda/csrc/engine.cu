@@ -1,0 +1,402 @@
+// engine.cu: the C ABI (vz_cuda.h): probe, create/destroy, weight and adapter upload, and vz_run,
+// which strings the layers together like lora/forward.go's run: embedding rows in, every block
+// (keeping each block's input as its recomputation checkpoint when a backward follows), the final
+// norm, the chunked vocabulary log-softmax, then the blocks' backward from the last to the first,
+// each block's activations recomputed from its checkpoint just before its backward.
+#include "internal.cuh"
+
+#include <algorithm>
+#include <cstring>
+
+namespace {
+
+// The device is per host thread in the CUDA runtime and Go moves goroutines between threads, so
+// every entry point selects it again.
+#define ENTER(e)                                                                                   \
+  Err err{errbuf, errlen};                                                                         \
+  if ((e) == nullptr) return vz_seterr(err, VZ_ERR_ARG, "nil engine");                             \
+  CUDA_CK(cudaSetDevice((e)->c.device))
+
+size_t weight_elems(const vz_engine *e, int kind) {
+  const vz_config &c = e->c;
+  int in, out;
+  switch (kind) {
+    case VZ_W_ATTN_NORM: case VZ_W_FFN_NORM: case VZ_W_OUT_NORM: return c.n_embd;
+    case VZ_W_BQ: return e->qd;
+    case VZ_W_BK: case VZ_W_BV: return e->kvd;
+    case VZ_W_OUTPUT: return (size_t)c.n_vocab * c.n_embd;
+    default: target_shape(e, kind, &in, &out); return (size_t)in * out;
+  }
+}
+
+bool is_matrix(int kind) { return kind < VZ_NTARGET || kind == VZ_W_OUTPUT; }
+
+// upload_matrix copies fp32 host data into dst in the engine's precision, through a bounded
+// staging buffer in bf16 mode (a 7B model's head is 2.2 GB as fp32).
+int upload_matrix(vz_engine *e, Err &err, void *dst, const float *src, size_t n) {
+  if (e->wtype == CUDA_R_32F) {
+    CUDA_CK(cudaMemcpy(dst, src, n * 4, cudaMemcpyHostToDevice));
+    return 0;
+  }
+  const size_t chunk = (size_t)16 << 20;  // floats: 64 MB of staging
+  size_t sz = std::min(chunk, n) * 4;
+  void *stage;
+  TRY(dalloc(e, &stage, sz, err));
+  int rc = 0;
+  for (size_t o = 0; o < n && rc == 0; o += chunk) {
+    size_t m = std::min(chunk, n - o);
+    cudaError_t ce = cudaMemcpyAsync(stage, src + o, m * 4, cudaMemcpyHostToDevice, e->stream);
+    if (ce != cudaSuccess) {
+      rc = vz_seterr(err, VZ_ERR_CUDA, "upload: cudaMemcpyAsync: %s", cudaGetErrorString(ce));
+      break;
+    }
+    rc = k_convert_bf16(e, err, (__nv_bfloat16 *)dst + o, (const float *)stage, m);
+  }
+  if (rc == 0) {
+    cudaError_t ce = cudaStreamSynchronize(e->stream);
+    if (ce != cudaSuccess) rc = vz_seterr(err, VZ_ERR_CUDA, "upload: cudaStreamSynchronize: %s", cudaGetErrorString(ce));
+  }
+  dfree(e, stage, sz);
+  return rc;
+}
+
+void **weight_slot(vz_engine *e, int layer, int kind) {
+  if (layer < 0) return kind == VZ_W_OUT_NORM ? (void **)&e->out_norm : &e->output;
+  LayerW &L = e->layers[layer];
+  switch (kind) {
+    case VZ_W_ATTN_NORM: return (void **)&L.attn_norm;
+    case VZ_W_FFN_NORM: return (void **)&L.ffn_norm;
+    case VZ_W_BQ: return (void **)&L.bq;
+    case VZ_W_BK: return (void **)&L.bk;
+    case VZ_W_BV: return (void **)&L.bv;
+    default: return &L.w[kind];
+  }
+}
+
+size_t weight_bytes(const vz_engine *e, int kind) {
+  return weight_elems(e, kind) * (is_matrix(kind) && e->wtype == CUDA_R_16BF ? 2 : 4);
+}
+
+void free_adapter(vz_engine *e) {
+  dfree(e, e->lora_slab, (size_t)e->n_flat * 4);
+  dfree(e, e->grad_slab, (size_t)e->n_flat * 4);
+  e->bytes_adapter = 0;
+  e->lora_slab = e->grad_slab = nullptr;
+  e->n_flat = 0;
+  e->rank = 0;
+  e->present.clear();
+  for (auto &L : e->layers)
+    for (auto &p : L.lora) p = LoraPair{};
+}
+
+int check_weights(const vz_engine *e, Err &err) {
+  for (int il = 0; il < e->c.n_layer; il++) {
+    const LayerW &L = e->layers[il];
+    for (int t = 0; t < VZ_NTARGET; t++)
+      if (!L.w[t]) return vz_seterr(err, VZ_ERR_ARG, "weight kind %d of layer %d was never uploaded", t, il);
+    if (!L.attn_norm || !L.ffn_norm) return vz_seterr(err, VZ_ERR_ARG, "norms of layer %d were never uploaded", il);
+    if (e->c.has_qkv_bias && (!L.bq || !L.bk || !L.bv))
+      return vz_seterr(err, VZ_ERR_ARG, "q/k/v biases of layer %d were never uploaded", il);
+  }
+  if (!e->out_norm || !e->output) return vz_seterr(err, VZ_ERR_ARG, "output norm or head was never uploaded");
+  return 0;
+}
+
+// Batch bookkeeping done on the host: checks, the largest segment, the unique scored rows.
+struct Plan {
+  int maxseg = 0;
+  std::vector<int32_t> urow, ustart;
+};
+
+int plan_batch(const vz_engine *e, const vz_batch *b, Plan *pl, Err &err) {
+  if (b == nullptr || b->n <= 0 || b->x0 == nullptr || b->rope_cos == nullptr || b->rope_sin == nullptr)
+    return vz_seterr(err, VZ_ERR_ARG, "batch has no rows or no inputs");
+  if (b->n_seg <= 0 || b->seg == nullptr) return vz_seterr(err, VZ_ERR_ARG, "batch has no segments");
+  long long maxseg = 0;
+  for (int s = 0; s < b->n_seg; s++) {
+    int r0 = b->seg[3 * s], r1 = b->seg[3 * s + 1], p = b->seg[3 * s + 2];
+    if (r0 < 0 || r1 <= r0 || r1 > b->n || p < 0 || p > r0)
+      return vz_seterr(err, VZ_ERR_ARG, "segment %d = {%d, %d, %d} invalid for %d rows", s, r0, r1, p, b->n);
+    long long m = r1 - r0, sz = m * (p + m);
+    maxseg = std::max(maxseg, sz);
+  }
+  if (maxseg > (1ll << 31) - 1) return vz_seterr(err, VZ_ERR_ARG, "a segment's score matrix has %lld entries (> 2^31)", maxseg);
+  pl->maxseg = (int)maxseg;
+  if (b->n_target < 0 || (b->n_target > 0 && (b->t_row == nullptr || b->t_tok == nullptr)))
+    return vz_seterr(err, VZ_ERR_ARG, "batch targets missing");
+  for (int t = 0; t < b->n_target; t++) {
+    if (b->t_row[t] < 0 || b->t_row[t] >= b->n || b->t_tok[t] < 0 || b->t_tok[t] >= e->c.n_vocab)
+      return vz_seterr(err, VZ_ERR_ARG, "target %d: row %d token %d out of range", t, b->t_row[t], b->t_tok[t]);
+    if (t > 0 && b->t_row[t] < b->t_row[t - 1]) return vz_seterr(err, VZ_ERR_ARG, "targets are not sorted by row");
+    if (t == 0 || b->t_row[t] != b->t_row[t - 1]) {
+      pl->urow.push_back(b->t_row[t]);
+      pl->ustart.push_back(t);
+    }
+  }
+  pl->ustart.push_back(b->n_target);
+  return 0;
+}
+
+int ensure_workspace(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool backward) {
+  size_t need = workspace_layout(e, nullptr, nullptr, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, backward);
+  if (need > e->ws_bytes) {
+    dfree(e, e->ws, e->ws_bytes);
+    e->ws = nullptr;
+    e->ws_bytes = 0;
+    void *p;
+    TRY(dalloc(e, &p, need, err));
+    e->ws = (char *)p;
+    e->ws_bytes = need;
+  }
+  workspace_layout(e, &e->w, e->ws, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, backward);
+  e->w.seg = b->seg;
+  e->w.nseg = b->n_seg;
+  return 0;
+}
+
+int run(vz_engine *e, Err &err, const vz_batch *b, float *logp, float *grads) {
+  const vz_config &c = e->c;
+  bool backward = grads != nullptr;
+  if (backward && e->rank == 0) return vz_seterr(err, VZ_ERR_ARG, "backward without an adapter");
+  if (backward && b->t_w == nullptr) return vz_seterr(err, VZ_ERR_ARG, "backward without per-token weights");
+  TRY(check_weights(e, err));
+  Plan pl;
+  TRY(plan_batch(e, b, &pl, err));
+  TRY(ensure_workspace(e, err, b, pl, backward));
+  Work &w = e->w;
+  cudaStream_t st = e->stream;
+  int n = b->n, E = c.n_embd, V = c.n_vocab, L = c.n_layer, nu = (int)pl.urow.size();
+  size_t nE = (size_t)n * E;
+  CUDA_CK(cudaMemcpyAsync(w.x, b->x0, nE * 4, cudaMemcpyHostToDevice, st));
+  CUDA_CK(cudaMemcpyAsync(w.cos, b->rope_cos, (size_t)n * e->half * 4, cudaMemcpyHostToDevice, st));
+  CUDA_CK(cudaMemcpyAsync(w.sin, b->rope_sin, (size_t)n * e->half * 4, cudaMemcpyHostToDevice, st));
+  CUDA_CK(cudaMemcpyAsync(w.urow, pl.urow.data(), (size_t)nu * 4, cudaMemcpyHostToDevice, st));
+  CUDA_CK(cudaMemcpyAsync(w.ustart, pl.ustart.data(), (size_t)(nu + 1) * 4, cudaMemcpyHostToDevice, st));
+  if (b->n_target > 0) {
+    CUDA_CK(cudaMemcpyAsync(w.t_tok, b->t_tok, (size_t)b->n_target * 4, cudaMemcpyHostToDevice, st));
+    if (b->t_w) CUDA_CK(cudaMemcpyAsync(w.t_w, b->t_w, (size_t)b->n_target * 4, cudaMemcpyHostToDevice, st));
+  }
+  // Forward. Backward keeps block il's input at x + il*nE (its recomputation checkpoint);
+  // log-probs alone ping-pong between two buffers.
+  auto xin = [&](int il) { return w.x + (backward ? (size_t)il : (size_t)(il % 2)) * nE; };
+  for (int il = 0; il < L; il++) TRY(layer_forward(e, err, il, xin(il), xin(il + 1)));
+  float *xlast = xin(L);
+  TRY(k_rmsnorm_fwd(e, err, w.xf, w.rstdf, xlast, e->out_norm, n, E));
+  // Head: chunks of R unique scored rows; logits never exist for more rows than that.
+  if (backward) CUDA_CK(cudaMemsetAsync(w.dxf, 0, nE * 4, st));
+  float it = b->inv_temp > 0 ? b->inv_temp : 1.f;
+  for (int c0 = 0; c0 < nu; c0 += w.R) {
+    int m = std::min(w.R, nu - c0);
+    const void *xc;
+    TRY(k_gather_rows(e, err, w.xb, w.xf, w.urow + c0, m, E));
+    TRY(to_compute(e, err, w.xb, (size_t)m * E, w.slot, &xc));
+    TRY(gemm(e, err, false, true, m, V, E, it, xc, E, e->output, E, 0.f, w.logits, V, e->wtype));
+    TRY(k_head(e, err, w.logits, m, V, w.ustart, c0, w.t_tok, w.t_w, w.logp, backward));
+    if (backward) {
+      const void *gc;
+      TRY(to_compute(e, err, w.logits, (size_t)m * V, w.slot, &gc));
+      TRY(gemm(e, err, false, false, m, E, V, it, gc, V, e->output, E, 0.f, w.dxb, E, e->wtype));
+      TRY(k_scatter_add_rows(e, err, w.dxf, w.dxb, w.urow + c0, m, E));
+    }
+  }
+  if (backward) {
+    CUDA_CK(cudaMemsetAsync(e->grad_slab, 0, (size_t)e->n_flat * 4, st));
+    float *dy = w.dy, *dx = w.dx;
+    CUDA_CK(cudaMemsetAsync(dy, 0, nE * 4, st));
+    TRY(k_rmsnorm_bwd(e, err, dy, w.dxf, xlast, e->out_norm, w.rstdf, n, E));
+    for (int il = L - 1; il >= 0; il--) {
+      // Recompute the block's activations; its output overwrites the next checkpoint, which the
+      // backward no longer needs (and gets the same values).
+      TRY(layer_forward(e, err, il, xin(il), xin(il + 1)));
+      TRY(layer_backward(e, err, il, xin(il), dy, il == 0 ? nullptr : dx));
+      std::swap(dy, dx);
+    }
+    CUDA_CK(cudaMemcpyAsync(grads, e->grad_slab, (size_t)e->n_flat * 4, cudaMemcpyDeviceToHost, st));
+  }
+  if (b->n_target > 0) CUDA_CK(cudaMemcpyAsync(logp, w.logp, (size_t)b->n_target * 4, cudaMemcpyDeviceToHost, st));
+  CUDA_CK(cudaStreamSynchronize(st));  // kernel faults surface here
+  return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+int vz_abi_version(void) { return VZ_ABI_VERSION; }
+
+int vz_probe(int *n_dev, char *name, int name_len, int *cc_major, int *cc_minor, size_t *mem_free,
+             size_t *mem_total, char *errbuf, int errlen) {
+  Err err{errbuf, errlen};
+  *n_dev = 0;
+  int n = 0;
+  cudaError_t rc = cudaGetDeviceCount(&n);
+  if (rc != cudaSuccess) {
+    cudaGetLastError();
+    return vz_seterr(err, VZ_ERR_NODEVICE, "no usable CUDA device: cudaGetDeviceCount: %s", cudaGetErrorString(rc));
+  }
+  if (n == 0) return vz_seterr(err, VZ_ERR_NODEVICE, "no CUDA device");
+  *n_dev = n;
+  cudaDeviceProp p;
+  CUDA_CK(cudaGetDeviceProperties(&p, 0));
+  snprintf(name, (size_t)name_len, "%s", p.name);
+  *cc_major = p.major;
+  *cc_minor = p.minor;
+  CUDA_CK(cudaSetDevice(0));
+  CUDA_CK(cudaMemGetInfo(mem_free, mem_total));
+  return 0;
+}
+
+int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
+  Err err{errbuf, errlen};
+  *out = nullptr;
+  const vz_config &c = *cfg;
+  if (c.n_layer <= 0 || c.n_embd <= 0 || c.n_head <= 0 || c.n_head_kv <= 0 || c.head_dim <= 0 || c.n_ff <= 0 ||
+      c.n_vocab <= 0 || c.n_head % c.n_head_kv != 0 || c.n_rot <= 0 || c.n_rot % 2 != 0 || c.n_rot > c.head_dim)
+    return vz_seterr(err, VZ_ERR_ARG, "invalid model dimensions");
+  if (c.precision != VZ_PREC_F32 && c.precision != VZ_PREC_BF16)
+    return vz_seterr(err, VZ_ERR_ARG, "unknown precision %d", c.precision);
+  if (c.rope_type != VZ_ROPE_NORM && c.rope_type != VZ_ROPE_NEOX)
+    return vz_seterr(err, VZ_ERR_ARG, "unknown rope type %d", c.rope_type);
+  CUDA_CK(cudaSetDevice(c.device));
+  cudaDeviceProp p;
+  CUDA_CK(cudaGetDeviceProperties(&p, c.device));
+  if (c.precision == VZ_PREC_BF16 && p.major < 8)
+    return vz_seterr(err, VZ_ERR_NODEVICE, "%s (sm_%d%d) has no bf16 tensor cores; use the fp32 precision", p.name,
+                     p.major, p.minor);
+  // A kernel of this library must exist for the device's architecture (we build for one arch).
+  cudaFuncAttributes fa;
+  cudaError_t ke = cudaFuncGetAttributes(&fa, vz_probe_kernel_ptr());
+  if (ke != cudaSuccess) {
+    cudaGetLastError();
+    return vz_seterr(err, VZ_ERR_NODEVICE, "libvzlocal_cuda.so has no kernels for %s (sm_%d%d): %s; rebuild with CUDA_ARCH=%d%d",
+                     p.name, p.major, p.minor, cudaGetErrorString(ke), p.major, p.minor);
+  }
+  vz_engine *e = new vz_engine();
+  e->c = c;
+  if (e->c.head_chunk <= 0) e->c.head_chunk = 256;
+  e->qd = c.n_head * c.head_dim;
+  e->kvd = c.n_head_kv * c.head_dim;
+  e->half = c.n_rot / 2;
+  e->wtype = c.precision == VZ_PREC_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+  e->layers.resize(c.n_layer);
+  cudaError_t ce = cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking);
+  if (ce != cudaSuccess) {
+    delete e;
+    return vz_seterr(err, VZ_ERR_CUDA, "cudaStreamCreate: %s", cudaGetErrorString(ce));
+  }
+  cublasStatus_t bs = cublasCreate(&e->blas);
+  if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(e->blas, e->stream);
+  if (bs != CUBLAS_STATUS_SUCCESS) {
+    if (e->blas) cublasDestroy(e->blas);
+    cudaStreamDestroy(e->stream);
+    delete e;
+    return vz_seterr(err, VZ_ERR_CUBLAS, "cublasCreate/SetStream: status %d", (int)bs);
+  }
+  *out = e;
+  return 0;
+}
+
+void vz_destroy(vz_engine *e) {
+  if (e == nullptr) return;
+  cudaSetDevice(e->c.device);
+  cudaStreamSynchronize(e->stream);
+  free_adapter(e);
+  dfree(e, e->ws, e->ws_bytes);
+  for (int il = 0; il < e->c.n_layer; il++)
+    for (int k = 0; k < VZ_W_OUT_NORM; k++) dfree(e, *weight_slot(e, il, k), weight_bytes(e, k));
+  dfree(e, e->out_norm, weight_bytes(e, VZ_W_OUT_NORM));
+  dfree(e, e->output, weight_bytes(e, VZ_W_OUTPUT));
+  cublasDestroy(e->blas);
+  cudaStreamDestroy(e->stream);
+  delete e;
+}
+
+int vz_set_weight(vz_engine *e, int layer, int kind, const float *data, int64_t n, char *errbuf, int errlen) {
+  ENTER(e);
+  bool global = kind == VZ_W_OUT_NORM || kind == VZ_W_OUTPUT;
+  if (kind < 0 || kind >= VZ_W_COUNT || (global != (layer == -1)) || layer >= e->c.n_layer || layer < -1)
+    return vz_seterr(err, VZ_ERR_ARG, "weight kind %d for layer %d is invalid", kind, layer);
+  if ((size_t)n != weight_elems(e, kind))
+    return vz_seterr(err, VZ_ERR_ARG, "weight kind %d of layer %d: %lld values, want %zu", kind, layer, (long long)n,
+                     weight_elems(e, kind));
+  void **slot = weight_slot(e, layer, kind);
+  size_t bytes = weight_bytes(e, kind);
+  if (*slot == nullptr) {
+    TRY(dalloc(e, slot, bytes, err));
+    e->bytes_weights += (int64_t)bytes;
+  }
+  if (is_matrix(kind)) return upload_matrix(e, err, *slot, data, (size_t)n);
+  CUDA_CK(cudaMemcpy(*slot, data, bytes, cudaMemcpyHostToDevice));
+  return 0;
+}
+
+int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, const float *flat, int64_t n_flat,
+                   char *errbuf, int errlen) {
+  ENTER(e);
+  CUDA_CK(cudaStreamSynchronize(e->stream));
+  if (rank == 0) {
+    free_adapter(e);
+    return 0;
+  }
+  int L = e->c.n_layer;
+  int64_t want = 0;
+  for (int i = 0; i < L * VZ_NTARGET; i++) {
+    if (!present[i]) continue;
+    int in, out;
+    target_shape(e, i % VZ_NTARGET, &in, &out);
+    want += (int64_t)rank * (in + out);
+  }
+  if (rank < 0 || want != n_flat)
+    return vz_seterr(err, VZ_ERR_ARG, "adapter: %lld values for rank %d, want %lld", (long long)n_flat, rank, (long long)want);
+  bool same = rank == e->rank && n_flat == e->n_flat &&
+              std::equal(e->present.begin(), e->present.end(), present) && (int)e->present.size() == L * VZ_NTARGET;
+  if (!same) {  // new shapes: reallocate; an optimizer step of the same adapter is only a copy
+    free_adapter(e);
+    void *a, *g;
+    TRY(dalloc(e, &a, (size_t)n_flat * 4, err));
+    e->lora_slab = (float *)a;
+    e->n_flat = n_flat;
+    TRY(dalloc(e, &g, (size_t)n_flat * 4, err));
+    e->grad_slab = (float *)g;
+    e->bytes_adapter = 2 * n_flat * 4;
+    e->rank = rank;
+    e->present.assign(present, present + L * VZ_NTARGET);
+    int64_t off = 0;
+    for (int i = 0; i < L * VZ_NTARGET; i++) {
+      if (!present[i]) continue;
+      int in, out;
+      target_shape(e, i % VZ_NTARGET, &in, &out);
+      LoraPair &lp = e->layers[i / VZ_NTARGET].lora[i % VZ_NTARGET];
+      lp.a = e->lora_slab + off, lp.ga = e->grad_slab + off;
+      off += (int64_t)rank * in;
+      lp.b = e->lora_slab + off, lp.gb = e->grad_slab + off;
+      off += (int64_t)rank * out;
+    }
+  }
+  e->scale = scale;
+  CUDA_CK(cudaMemcpy(e->lora_slab, flat, (size_t)n_flat * 4, cudaMemcpyHostToDevice));
+  return 0;
+}
+
+int vz_run(vz_engine *e, const vz_batch *b, float *logp, float *grads, char *errbuf, int errlen) {
+  ENTER(e);
+  return run(e, err, b, logp, grads);
+}
+
+int64_t vz_workspace_bytes(const vz_engine *e, const vz_batch *b, int backward) {
+  Plan pl;
+  Err err{nullptr, 0};
+  if (e == nullptr || plan_batch(e, b, &pl, err) != 0) return -1;
+  return (int64_t)workspace_layout(e, nullptr, nullptr, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, backward != 0);
+}
+
+int vz_memory(const vz_engine *e, int64_t *weights, int64_t *adapter, int64_t *workspace, int64_t *peak) {
+  if (e == nullptr) return VZ_ERR_ARG;
+  *weights = e->bytes_weights;
+  *adapter = e->bytes_adapter;
+  *workspace = (int64_t)e->ws_bytes;
+  *peak = e->bytes_peak;
+  return 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,37 @@
+// gemm.cu: row-major GEMMs on cuBLAS, with the signature of package lora's sgemm so that the CUDA
+// layers read like the CPU reference. cuBLAS is column-major: a row-major C = op(A) op(B) is the
+// column-major C^T = op(B)^T op(A)^T, so the operands swap places and keep their transposes.
+//
+// fp32 operands use CUBLAS_COMPUTE_32F, which is true fp32 (TF32 only with an explicit opt-in,
+// which we never give: the fp32 mode is the tight-parity mode). bf16 operands with the same compute
+// type run on the tensor cores with fp32 accumulation and an fp32 C.
+#include "internal.cuh"
+
+int gemm(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float alpha, const void *A,
+         int lda, const void *B, int ldb, float beta, float *C, int ldc, cudaDataType t) {
+  if (M == 0 || N == 0 || K == 0) return 0;  // callers never rely on beta scaling with K = 0
+  BLAS_CK(cublasGemmEx(e->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                       &alpha, B, t, ldb, A, t, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                       CUBLAS_GEMM_DEFAULT));
+  return 0;
+}
+
+int gemm_batched(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float alpha,
+                 const void *A, int lda, long long sA, const void *B, int ldb, long long sB,
+                 float beta, float *C, int ldc, long long sC, int batch, cudaDataType t) {
+  if (M == 0 || N == 0 || K == 0 || batch == 0) return 0;
+  BLAS_CK(cublasGemmStridedBatchedEx(e->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                     N, M, K, &alpha, B, t, ldb, sB, A, t, lda, sA, &beta, C, CUDA_R_32F,
+                                     ldc, sC, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  return 0;
+}
+
+int to_compute(vz_engine *e, Err &err, const float *x, size_t count, __nv_bfloat16 *dst, const void **out) {
+  if (e->wtype == CUDA_R_32F) {
+    *out = x;
+    return 0;
+  }
+  TRY(k_convert_bf16(e, err, dst, x, count));
+  *out = dst;
+  return 0;
+}

@@ -1,0 +1,159 @@
+// internal.cuh: the engine's state and the helpers shared by its translation units.
+//
+// Layout follows llm.c: base weights and the adapter are a few device allocations with named
+// views, the per-batch workspace is one slab carved into named buffers (workspace.cu), every layer
+// is a forward/backward pair of plain kernels mirroring package lora's CPU reference (kernels.cu,
+// attention.cu, layers.cu). Activations are fp32 everywhere; in bf16 mode only the operands of the
+// base-weight GEMMs (and of the attention GEMMs) are rounded to bf16, accumulation stays fp32.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <vector>
+
+#include "vz_cuda.h"
+
+// Err carries the caller's message buffer through internal calls.
+struct Err {
+  char *buf;
+  int len;
+};
+
+int vz_seterr(Err &err, int code, const char *fmt, ...);
+
+// Every CUDA and cuBLAS call goes through one of these: the failure becomes a return code plus a
+// message naming the call and the source line, never an abort.
+#define CUDA_CK(call)                                                                              \
+  do {                                                                                             \
+    cudaError_t e_ = (call);                                                                       \
+    if (e_ != cudaSuccess)                                                                         \
+      return vz_seterr(err, VZ_ERR_CUDA, "%s:%d: %s: %s", __FILE__, __LINE__, #call,               \
+                       cudaGetErrorString(e_));                                                    \
+  } while (0)
+
+#define BLAS_CK(call)                                                                              \
+  do {                                                                                             \
+    cublasStatus_t s_ = (call);                                                                    \
+    if (s_ != CUBLAS_STATUS_SUCCESS)                                                               \
+      return vz_seterr(err, VZ_ERR_CUBLAS, "%s:%d: %s: cuBLAS status %d", __FILE__, __LINE__,      \
+                       #call, (int)s_);                                                            \
+  } while (0)
+
+// LAUNCH_CK checks a kernel launch (configuration errors; faults surface at the next sync).
+#define LAUNCH_CK() CUDA_CK(cudaGetLastError())
+
+#define TRY(call)                                                                                  \
+  do {                                                                                             \
+    int rc_ = (call);                                                                              \
+    if (rc_ != 0) return rc_;                                                                      \
+  } while (0)
+
+// One LoRA-adapted linear layer's device pointers (A [r][in], B [out][r], fp32) and their grads.
+struct LoraPair {
+  float *a = nullptr, *b = nullptr, *ga = nullptr, *gb = nullptr;
+};
+
+struct LayerW {
+  void *w[VZ_NTARGET] = {};  // [out][in] in the engine's precision
+  float *attn_norm = nullptr, *ffn_norm = nullptr, *bq = nullptr, *bk = nullptr, *bv = nullptr;
+  LoraPair lora[VZ_NTARGET];
+};
+
+// Workspace: the per-batch buffers, carved from one slab (workspace.cu).
+struct Work {
+  int n = 0, maxseg = 0, R = 0, nuniq = 0;
+  bool backward = false;
+  const int32_t *seg = nullptr;  // host copy of the batch's segments {r0, r1, prefix}
+  int nseg = 0;
+  float *x = nullptr;      // backward: [L+1][n][E] every block's input and the last output; else [2][n][E]
+  float *cos = nullptr, *sin = nullptr;  // [n][half]
+  // One block's activations (recomputed per layer in the backward).
+  float *xn1, *rstd1, *q, *k, *v, *lse, *ao, *x2, *xn2, *rstd2, *g, *u, *h, *lu[VZ_NTARGET];
+  float *xf, *rstdf;
+  float *S, *dP, *D;       // attention scores/probabilities, their gradient, rowsum(dO*O)
+  __nv_bfloat16 *qb, *kb, *vb, *dob, *slot;  // bf16 mode: GEMM operand copies
+  float *xb, *logits, *dxb;                  // head chunk
+  int32_t *urow, *ustart, *t_tok;            // unique scored rows, their target ranges, target tokens
+  float *t_w, *logp;
+  // Backward scratch (llm.c's grads_acts): residual gradients and one block's activation grads.
+  float *dy, *dx, *dx2, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *tmp, *dxf;
+};
+
+struct vz_engine {
+  vz_config c;
+  int qd = 0, kvd = 0, half = 0;  // n_head*head_dim, n_head_kv*head_dim, n_rot/2
+  cudaStream_t stream = nullptr;
+  cublasHandle_t blas = nullptr;
+  cudaDataType wtype = CUDA_R_32F;  // type of the base matrices and GEMM operands
+  std::vector<LayerW> layers;
+  float *out_norm = nullptr;
+  void *output = nullptr;  // [vocab][embd]
+  // Adapter: values and gradients are each one slab in vz_set_adapter's flat layout.
+  int rank = 0;
+  float scale = 0;
+  std::vector<uint8_t> present;
+  float *lora_slab = nullptr, *grad_slab = nullptr;
+  int64_t n_flat = 0;
+  // Workspace slab, grown on demand and kept between calls.
+  char *ws = nullptr;
+  size_t ws_bytes = 0;
+  Work w;
+  // Device memory accounting (our allocations only; cuBLAS's own workspace is not counted).
+  int64_t bytes_weights = 0, bytes_adapter = 0, bytes_cur = 0, bytes_peak = 0;
+};
+
+// Allocation with accounting (memory.cu).
+int dalloc(vz_engine *e, void **p, size_t bytes, Err &err);
+void dfree(vz_engine *e, void *p, size_t bytes);
+
+// GEMMs (gemm.cu): row-major C[M][N] = alpha op(A) op(B) + beta C with the signature of package
+// lora's sgemm; A and B of type t (fp32 or bf16), C fp32, fp32 accumulation.
+int gemm(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float alpha, const void *A,
+         int lda, const void *B, int ldb, float beta, float *C, int ldc, cudaDataType t);
+int gemm_batched(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float alpha,
+                 const void *A, int lda, long long sA, const void *B, int ldb, long long sB,
+                 float beta, float *C, int ldc, long long sC, int batch, cudaDataType t);
+// to_compute returns x itself in fp32 mode, or x rounded to bf16 in dst (count values).
+int to_compute(vz_engine *e, Err &err, const float *x, size_t count, __nv_bfloat16 *dst,
+               const void **out);
+
+// Kernels (kernels.cu); each launcher checks its launch.
+int k_convert_bf16(vz_engine *e, Err &err, __nv_bfloat16 *dst, const float *src, size_t n);
+int k_rmsnorm_fwd(vz_engine *e, Err &err, float *y, float *rstd, const float *x, const float *w, int n, int d);
+int k_rmsnorm_bwd(vz_engine *e, Err &err, float *dx, const float *dy, const float *x, const float *w,
+                  const float *rstd, int n, int d);
+int k_rope(vz_engine *e, Err &err, float *x, int n, int heads, bool inverse);
+int k_swiglu_fwd(vz_engine *e, Err &err, float *h, const float *g, const float *u, size_t n);
+int k_swiglu_bwd(vz_engine *e, Err &err, float *dg, float *du, const float *dh, const float *g,
+                 const float *u, size_t n);
+int k_add_bias(vz_engine *e, Err &err, float *y, const float *b, int n, int d);
+int k_add(vz_engine *e, Err &err, float *y, const float *x, size_t n);
+int k_gather_rows(vz_engine *e, Err &err, float *dst, const float *src, const int32_t *rows, int m, int d);
+int k_scatter_add_rows(vz_engine *e, Err &err, float *dst, const float *src, const int32_t *rows, int m, int d);
+int k_head(vz_engine *e, Err &err, float *logits, int m, int V, const int32_t *ustart, int u0,
+           const int32_t *t_tok, const float *t_w, float *logp, bool grad);
+int k_attn_softmax(vz_engine *e, Err &err, float *S, int rows, int m, int nk, int p, float *lse,
+                   int lse_head_stride, bool use_lse);
+int k_attn_rowdot(vz_engine *e, Err &err, float *D, const float *dO, const float *O, int n, int nh, int hd);
+int k_attn_dsoftmax(vz_engine *e, Err &err, float *S, const float *dP, const float *D, int rows,
+                    int m, int nk, int p, int d_head_stride);
+
+// vz_probe_kernel_ptr names one of this library's kernels (kernels.cu).
+void *vz_probe_kernel_ptr();
+
+// Layers (layers.cu) and attention (attention.cu).
+int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y);
+int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *dy, float *dx);
+int attention_forward(vz_engine *e, Err &err);
+int attention_backward(vz_engine *e, Err &err);
+
+// Workspace (workspace.cu).
+size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxseg, int nuniq,
+                        int ntarget, bool backward);
+
+// linear shape of target t: in and out.
+void target_shape(const vz_engine *e, int t, int *in, int *out);

@@ -1,0 +1,331 @@
+// kernels.cu: the element-wise and row-wise kernels, each mirroring a function of package lora
+// (layers.go, forward.go's head, attention.go's softmax). fp32 in and out; one block per row where
+// a row needs a reduction (RMSNorm, softmax), one thread per element otherwise.
+#include "internal.cuh"
+
+#include <cfloat>
+
+namespace {
+
+constexpr int kBlock = 256;
+
+unsigned grid_for(size_t n, int block = kBlock) {
+  size_t g = (n + block - 1) / block;
+  return (unsigned)(g < 1 ? 1 : (g > 1u << 30 ? 1u << 30 : g));
+}
+
+__device__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ double warp_sum_d(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Block-wide reductions for blockDim.x a multiple of 32 (<= 1024); every thread gets the result.
+__device__ float block_sum(float v) {
+  __shared__ float sh[32];
+  int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // sh may still be read by a previous reduction
+  if (lane == 0) sh[wid] = v;
+  __syncthreads();
+  v = lane < nw ? sh[lane] : 0.f;
+  return warp_sum(v);
+}
+__device__ double block_sum_d(double v) {
+  __shared__ double shd[32];
+  int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_sum_d(v);
+  __syncthreads();
+  if (lane == 0) shd[wid] = v;
+  __syncthreads();
+  v = lane < nw ? shd[lane] : 0.0;
+  return warp_sum_d(v);
+}
+__device__ float block_max(float v) {
+  __shared__ float shm[32];
+  int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) shm[wid] = v;
+  __syncthreads();
+  v = lane < nw ? shm[lane] : -FLT_MAX;
+  return warp_max(v);
+}
+
+__global__ void convert_bf16(__nv_bfloat16 *dst, const float *src, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    dst[i] = __float2bfloat16(src[i]);  // round to nearest even
+}
+
+// rmsnorm_fwd: y = x / sqrt(mean(x^2) + eps) * w (lora.rmsnormForward); one block per row.
+__global__ void rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int d, float eps) {
+  const float *xr = x + (size_t)blockIdx.x * d;
+  float *yr = y + (size_t)blockIdx.x * d;
+  double ss = 0;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) ss += (double)xr[j] * xr[j];
+  ss = block_sum_d(ss);  // float64 like ggml and the CPU reference
+  float r = (float)(1.0 / sqrt((double)((float)(ss / d) + eps)));
+  if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) yr[j] = xr[j] * r * w[j];
+}
+
+// rmsnorm_bwd: dx += r * (dy*w - xh * mean(dy*w*xh)), xh = x*r (lora.rmsnormBackward).
+__global__ void rmsnorm_bwd(float *dx, const float *dy, const float *x, const float *w, const float *rstd, int d) {
+  size_t off = (size_t)blockIdx.x * d;
+  float r = rstd[blockIdx.x];
+  double dot = 0;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) dot += (double)(dy[off + j] * w[j]) * (x[off + j] * r);
+  dot = block_sum_d(dot);
+  float m = (float)(dot / d);
+  for (int j = threadIdx.x; j < d; j += blockDim.x) {
+    float xh = x[off + j] * r;
+    dx[off + j] += r * (dy[off + j] * w[j] - xh * m);
+  }
+}
+
+// rope: rotate pairs (2i, 2i+1) (NORM) or (i, i+half) (NEOX) of every head by the row's angle;
+// inverse applies the transpose, the backward of the rotation (lora.ropeApply).
+__global__ void rope(float *x, const float *cs, const float *sn, int n, int heads, int hd, int half, int neox, int inverse) {
+  size_t total = (size_t)n * heads * half;
+  for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total; t += (size_t)gridDim.x * blockDim.x) {
+    int i = (int)(t % half);
+    size_t rh = t / half;  // row * heads + head
+    int r = (int)(rh / heads);
+    float c = cs[(size_t)r * half + i], s = sn[(size_t)r * half + i];
+    if (inverse) s = -s;
+    float *v = x + rh * hd;
+    int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+    float x0 = v[a], x1 = v[b];
+    v[a] = x0 * c - x1 * s;
+    v[b] = x0 * s + x1 * c;
+  }
+}
+
+__global__ void swiglu_fwd(float *h, const float *g, const float *u, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    float gv = g[i];
+    h[i] = gv / (1.f + expf(-gv)) * u[i];
+  }
+}
+
+__global__ void swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    float gv = g[i];
+    float sig = 1.f / (1.f + expf(-gv));
+    dg[i] = dh[i] * u[i] * sig * (1.f + gv * (1.f - sig));
+    du[i] = dh[i] * gv * sig;
+  }
+}
+
+__global__ void add_bias(float *y, const float *b, size_t total, int d) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x)
+    y[i] += b[i % d];
+}
+
+__global__ void add(float *y, const float *x, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    y[i] += x[i];
+}
+
+__global__ void gather_rows(float *dst, const float *src, const int32_t *rows, int d) {
+  const float *s = src + (size_t)rows[blockIdx.x] * d;
+  float *o = dst + (size_t)blockIdx.x * d;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) o[j] = s[j];
+}
+
+// scatter_add_rows: rows are distinct (unique scored rows), so no two blocks touch one row.
+__global__ void scatter_add_rows(float *dst, const float *src, const int32_t *rows, int d) {
+  float *o = dst + (size_t)rows[blockIdx.x] * d;
+  const float *s = src + (size_t)blockIdx.x * d;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) o[j] += s[j];
+}
+
+// head: one block per scored row of the chunk. log p(target) = logit - logsumexp(logits); with grad,
+// the row becomes d(loss)/d(logits) = sum_t w_t (onehot(tok_t) - softmax) (forward.go's head).
+__global__ void head(float *logits, int V, const int32_t *ustart, int u0, const int32_t *t_tok,
+                     const float *t_w, float *logp, int grad) {
+  float *lg = logits + (size_t)blockIdx.x * V;
+  int t0 = ustart[u0 + blockIdx.x], t1 = ustart[u0 + blockIdx.x + 1];
+  float mx = -FLT_MAX;
+  for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, lg[j]);
+  mx = block_max(mx);
+  double sum = 0;
+  for (int j = threadIdx.x; j < V; j += blockDim.x) sum += (double)expf(lg[j] - mx);
+  sum = block_sum_d(sum);
+  double lse = (double)mx + log(sum);
+  for (int t = t0 + threadIdx.x; t < t1; t += blockDim.x) logp[t] = (float)((double)lg[t_tok[t]] - lse);
+  if (!grad) return;
+  __syncthreads();  // every target logit is read before the row is overwritten
+  double wsum = 0;
+  for (int t = t0; t < t1; t++) wsum += (double)t_w[t];
+  float f = (float)(-wsum / sum);
+  for (int j = threadIdx.x; j < V; j += blockDim.x) lg[j] = expf(lg[j] - mx) * f;
+  __syncthreads();
+  if (threadIdx.x == 0)  // sequential: two targets of one row may name the same token
+    for (int t = t0; t < t1; t++) lg[t_tok[t]] += t_w[t];
+}
+
+// attn_softmax: rows = G*m score rows of G query heads (one kv group) of a segment with prompt
+// prefix p; row (g, i) sees keys [0, p+i+1). Forward: probabilities and lse; use_lse: rebuild the
+// probabilities from the stored lse (the backward's recompute). Masked entries become 0.
+__global__ void attn_softmax(float *S, int m, int nk, int p, float *lse, int lse_hs, int use_lse) {
+  int row = blockIdx.x, g = row / m, i = row % m;
+  float *s = S + (size_t)row * nk;
+  int valid = p + i + 1;
+  float *l = lse + (size_t)g * lse_hs + i;
+  if (use_lse) {
+    float lv = *l;
+    for (int j = threadIdx.x; j < nk; j += blockDim.x) s[j] = j < valid ? expf(s[j] - lv) : 0.f;
+    return;
+  }
+  float mx = -FLT_MAX;
+  for (int j = threadIdx.x; j < valid; j += blockDim.x) mx = fmaxf(mx, s[j]);
+  mx = block_max(mx);
+  float sum = 0;
+  for (int j = threadIdx.x; j < valid; j += blockDim.x) sum += expf(s[j] - mx);
+  sum = block_sum(sum);
+  float inv = 1.f / sum;
+  for (int j = threadIdx.x; j < nk; j += blockDim.x) s[j] = j < valid ? expf(s[j] - mx) * inv : 0.f;
+  if (threadIdx.x == 0) *l = mx + logf(sum);
+}
+
+// attn_rowdot: D[h][r] = sum_j dO[r][h][j] * O[r][h][j], the softmax backward's row term.
+__global__ void attn_rowdot(float *D, const float *dO, const float *O, int n, int nh, int hd) {
+  size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+  if (t >= (size_t)n * nh) return;
+  int r = (int)(t / nh), h = (int)(t % nh);
+  const float *a = dO + ((size_t)r * nh + h) * hd, *b = O + ((size_t)r * nh + h) * hd;
+  float dot = 0;
+  for (int j = 0; j < hd; j++) dot += a[j] * b[j];
+  D[(size_t)h * n + r] = dot;
+}
+
+// attn_dsoftmax: dS = P * (dP - D) over visible keys, 0 elsewhere, in place of P.
+__global__ void attn_dsoftmax(float *S, const float *dP, const float *D, int m, int nk, int p, int d_hs) {
+  int row = blockIdx.x, g = row / m, i = row % m;
+  float *s = S + (size_t)row * nk;
+  const float *dp = dP + (size_t)row * nk;
+  float dv = D[(size_t)g * d_hs + i];
+  int valid = p + i + 1;
+  for (int j = threadIdx.x; j < nk; j += blockDim.x) s[j] = j < valid ? s[j] * (dp[j] - dv) : 0.f;
+}
+
+}  // namespace
+
+int k_convert_bf16(vz_engine *e, Err &err, __nv_bfloat16 *dst, const float *src, size_t n) {
+  if (n == 0) return 0;
+  convert_bf16<<<grid_for(n), kBlock, 0, e->stream>>>(dst, src, n);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_rmsnorm_fwd(vz_engine *e, Err &err, float *y, float *rstd, const float *x, const float *w, int n, int d) {
+  if (n == 0) return 0;
+  rmsnorm_fwd<<<n, kBlock, 0, e->stream>>>(y, rstd, x, w, d, e->c.rms_eps);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_rmsnorm_bwd(vz_engine *e, Err &err, float *dx, const float *dy, const float *x, const float *w,
+                  const float *rstd, int n, int d) {
+  if (n == 0) return 0;
+  rmsnorm_bwd<<<n, kBlock, 0, e->stream>>>(dx, dy, x, w, rstd, d);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_rope(vz_engine *e, Err &err, float *x, int n, int heads, bool inverse) {
+  size_t total = (size_t)n * heads * e->half;
+  if (total == 0) return 0;
+  rope<<<grid_for(total), kBlock, 0, e->stream>>>(x, e->w.cos, e->w.sin, n, heads, e->c.head_dim, e->half,
+                                                  e->c.rope_type == VZ_ROPE_NEOX, inverse ? 1 : 0);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_swiglu_fwd(vz_engine *e, Err &err, float *h, const float *g, const float *u, size_t n) {
+  if (n == 0) return 0;
+  swiglu_fwd<<<grid_for(n), kBlock, 0, e->stream>>>(h, g, u, n);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_swiglu_bwd(vz_engine *e, Err &err, float *dg, float *du, const float *dh, const float *g,
+                 const float *u, size_t n) {
+  if (n == 0) return 0;
+  swiglu_bwd<<<grid_for(n), kBlock, 0, e->stream>>>(dg, du, dh, g, u, n);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_add_bias(vz_engine *e, Err &err, float *y, const float *b, int n, int d) {
+  size_t total = (size_t)n * d;
+  if (total == 0) return 0;
+  add_bias<<<grid_for(total), kBlock, 0, e->stream>>>(y, b, total, d);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_add(vz_engine *e, Err &err, float *y, const float *x, size_t n) {
+  if (n == 0) return 0;
+  add<<<grid_for(n), kBlock, 0, e->stream>>>(y, x, n);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_gather_rows(vz_engine *e, Err &err, float *dst, const float *src, const int32_t *rows, int m, int d) {
+  if (m == 0) return 0;
+  gather_rows<<<m, kBlock, 0, e->stream>>>(dst, src, rows, d);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_scatter_add_rows(vz_engine *e, Err &err, float *dst, const float *src, const int32_t *rows, int m, int d) {
+  if (m == 0) return 0;
+  scatter_add_rows<<<m, kBlock, 0, e->stream>>>(dst, src, rows, d);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_head(vz_engine *e, Err &err, float *logits, int m, int V, const int32_t *ustart, int u0,
+           const int32_t *t_tok, const float *t_w, float *logp, bool grad) {
+  if (m == 0) return 0;
+  head<<<m, 1024, 0, e->stream>>>(logits, V, ustart, u0, t_tok, t_w, logp, grad ? 1 : 0);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_attn_softmax(vz_engine *e, Err &err, float *S, int rows, int m, int nk, int p, float *lse,
+                   int lse_head_stride, bool use_lse) {
+  if (rows == 0) return 0;
+  attn_softmax<<<rows, 128, 0, e->stream>>>(S, m, nk, p, lse, lse_head_stride, use_lse ? 1 : 0);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_attn_rowdot(vz_engine *e, Err &err, float *D, const float *dO, const float *O, int n, int nh, int hd) {
+  size_t total = (size_t)n * nh;
+  if (total == 0) return 0;
+  attn_rowdot<<<grid_for(total), kBlock, 0, e->stream>>>(D, dO, O, n, nh, hd);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_attn_dsoftmax(vz_engine *e, Err &err, float *S, const float *dP, const float *D, int rows, int m,
+                    int nk, int p, int d_head_stride) {
+  if (rows == 0) return 0;
+  attn_dsoftmax<<<rows, 128, 0, e->stream>>>(S, dP, D, m, nk, p, d_head_stride);
+  LAUNCH_CK();
+  return 0;
+}
+
+// vz_probe_kernel_ptr names one kernel so that vz_create can ask the runtime whether this
+// library holds machine code for the device (cudaFuncGetAttributes fails when it does not).
+void *vz_probe_kernel_ptr() { return (void *)convert_bf16; }

@@ -1,0 +1,147 @@
+// layers.cu: one decoder block forward and backward, line for line the CPU reference's
+// layerForward/layerBackward (lora/forward.go) and linear.forward/backward (lora/layers.go).
+//
+// Base GEMMs take their activation operand in the engine's precision (to_compute: the fp32 buffer
+// itself, or a bf16 copy in the shared operand slot); every LoRA product is fp32 (A, B, x A^T and
+// the gradients), so the adapter's gradients never see bf16 rounding of their own factors.
+#include "internal.cuh"
+
+void target_shape(const vz_engine *e, int t, int *in, int *out) {
+  int E = e->c.n_embd, F = e->c.n_ff;
+  switch (t) {
+    case VZ_W_Q: *in = E, *out = e->qd; break;
+    case VZ_W_K: case VZ_W_V: *in = E, *out = e->kvd; break;
+    case VZ_W_O: *in = e->qd, *out = E; break;
+    case VZ_W_GATE: case VZ_W_UP: *in = E, *out = F; break;
+    default: *in = F, *out = E; break;  // VZ_W_DOWN
+  }
+}
+
+namespace {
+
+struct Lin {
+  const void *w;
+  const float *bias;
+  const LoraPair *lp;  // nullptr: not adapted
+  int in, out;
+};
+
+Lin lin(vz_engine *e, int il, int t) {
+  LayerW &L = e->layers[il];
+  Lin l{L.w[t], nullptr, nullptr, 0, 0};
+  target_shape(e, t, &l.in, &l.out);
+  if (t == VZ_W_Q) l.bias = L.bq;
+  if (t == VZ_W_K) l.bias = L.bk;
+  if (t == VZ_W_V) l.bias = L.bv;
+  if (e->rank > 0 && L.lora[t].a != nullptr) l.lp = &L.lora[t];
+  return l;
+}
+
+// lin_forward: y = x W^T + b + scale (x A^T) B^T; lu keeps x A^T. xc is x as a GEMM operand.
+int lin_forward(vz_engine *e, Err &err, const Lin &l, float *y, const float *x, const void *xc, float *lu, int n) {
+  TRY(gemm(e, err, false, true, n, l.out, l.in, 1.f, xc, l.in, l.w, l.in, 0.f, y, l.out, e->wtype));
+  if (l.bias) TRY(k_add_bias(e, err, y, l.bias, n, l.out));
+  if (l.lp) {
+    int r = e->rank;
+    TRY(gemm(e, err, false, true, n, r, l.in, 1.f, x, l.in, l.lp->a, l.in, 0.f, lu, r, CUDA_R_32F));
+    TRY(gemm(e, err, false, true, n, l.out, r, e->scale, lu, r, l.lp->b, r, 1.f, y, l.out, CUDA_R_32F));
+  }
+  return 0;
+}
+
+// lin_backward: dx += dy W + scale (dy B) A (dx may be null), dB += scale dy^T lu, dA += scale (dy B)^T x.
+int lin_backward(vz_engine *e, Err &err, const Lin &l, float *dx, const float *dy, const float *x,
+                 const float *lu, int n) {
+  Work &w = e->w;
+  if (dx) {
+    const void *dyc;
+    TRY(to_compute(e, err, dy, (size_t)n * l.out, w.slot, &dyc));
+    TRY(gemm(e, err, false, false, n, l.in, l.out, 1.f, dyc, l.out, l.w, l.in, 1.f, dx, l.in, e->wtype));
+  }
+  if (!l.lp) return 0;
+  int r = e->rank;
+  float s = e->scale;
+  TRY(gemm(e, err, false, false, n, r, l.out, 1.f, dy, l.out, l.lp->b, r, 0.f, w.tmp, r, CUDA_R_32F));
+  TRY(gemm(e, err, true, false, l.out, r, n, s, dy, l.out, lu, r, 1.f, l.lp->gb, r, CUDA_R_32F));
+  TRY(gemm(e, err, true, false, r, l.in, n, s, w.tmp, r, x, l.in, 1.f, l.lp->ga, l.in, CUDA_R_32F));
+  if (dx) TRY(gemm(e, err, false, false, n, l.in, r, s, w.tmp, r, l.lp->a, l.in, 1.f, dx, l.in, CUDA_R_32F));
+  return 0;
+}
+
+}  // namespace
+
+// layer_forward runs block il: y = x2 + ffn(norm(x2)), x2 = x + attn(norm(x)); the block's
+// activations stay in the workspace for layer_backward.
+int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
+  const vz_config &c = e->c;
+  Work &w = e->w;
+  LayerW &L = e->layers[il];
+  int n = w.n, E = c.n_embd;
+  const void *xc;
+  TRY(k_rmsnorm_fwd(e, err, w.xn1, w.rstd1, x, L.attn_norm, n, E));
+  TRY(to_compute(e, err, w.xn1, (size_t)n * E, w.slot, &xc));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_Q), w.q, w.xn1, xc, w.lu[VZ_W_Q], n));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_K), w.k, w.xn1, xc, w.lu[VZ_W_K], n));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_V), w.v, w.xn1, xc, w.lu[VZ_W_V], n));
+  TRY(k_rope(e, err, w.q, n, c.n_head, false));
+  TRY(k_rope(e, err, w.k, n, c.n_head_kv, false));
+  if (e->wtype == CUDA_R_16BF) {
+    TRY(k_convert_bf16(e, err, w.qb, w.q, (size_t)n * e->qd));
+    TRY(k_convert_bf16(e, err, w.kb, w.k, (size_t)n * e->kvd));
+    TRY(k_convert_bf16(e, err, w.vb, w.v, (size_t)n * e->kvd));
+  }
+  TRY(attention_forward(e, err));
+  TRY(to_compute(e, err, w.ao, (size_t)n * e->qd, w.slot, &xc));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_O), w.x2, w.ao, xc, w.lu[VZ_W_O], n));
+  TRY(k_add(e, err, w.x2, x, (size_t)n * E));
+  TRY(k_rmsnorm_fwd(e, err, w.xn2, w.rstd2, w.x2, L.ffn_norm, n, E));
+  TRY(to_compute(e, err, w.xn2, (size_t)n * E, w.slot, &xc));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_GATE), w.g, w.xn2, xc, w.lu[VZ_W_GATE], n));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_UP), w.u, w.xn2, xc, w.lu[VZ_W_UP], n));
+  TRY(k_swiglu_fwd(e, err, w.h, w.g, w.u, (size_t)n * c.n_ff));
+  TRY(to_compute(e, err, w.h, (size_t)n * c.n_ff, w.slot, &xc));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_DOWN), y, w.h, xc, w.lu[VZ_W_DOWN], n));
+  TRY(k_add(e, err, y, w.x2, (size_t)n * E));
+  return 0;
+}
+
+// layer_backward takes dy = d(loss)/d(block output) and writes dx = d(loss)/d(block input) (when
+// dx is not null), accumulating the block's LoRA gradients. The block's activations must be those
+// of layer_forward(il, x) (recomputed just before).
+int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *dy, float *dx) {
+  const vz_config &c = e->c;
+  Work &w = e->w;
+  LayerW &L = e->layers[il];
+  int n = w.n, E = c.n_embd;
+  size_t nE = (size_t)n * E, nF = (size_t)n * c.n_ff, nQ = (size_t)n * e->qd, nKV = (size_t)n * e->kvd;
+  cudaStream_t st = e->stream;
+  CUDA_CK(cudaMemcpyAsync(w.dx2, dy, nE * 4, cudaMemcpyDeviceToDevice, st));
+  CUDA_CK(cudaMemsetAsync(w.dh, 0, nF * 4, st));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_DOWN), w.dh, dy, w.h, w.lu[VZ_W_DOWN], n));
+  TRY(k_swiglu_bwd(e, err, w.dg, w.du, w.dh, w.g, w.u, nF));
+  CUDA_CK(cudaMemsetAsync(w.dxn, 0, nE * 4, st));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_GATE), w.dxn, w.dg, w.xn2, w.lu[VZ_W_GATE], n));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_UP), w.dxn, w.du, w.xn2, w.lu[VZ_W_UP], n));
+  TRY(k_rmsnorm_bwd(e, err, w.dx2, w.dxn, w.x2, L.ffn_norm, w.rstd2, n, E));
+  CUDA_CK(cudaMemsetAsync(w.dao, 0, nQ * 4, st));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_O), w.dao, w.dx2, w.ao, w.lu[VZ_W_O], n));
+  CUDA_CK(cudaMemsetAsync(w.dq, 0, nQ * 4, st));
+  CUDA_CK(cudaMemsetAsync(w.dk, 0, nKV * 4, st));
+  CUDA_CK(cudaMemsetAsync(w.dv, 0, nKV * 4, st));
+  TRY(attention_backward(e, err));
+  TRY(k_rope(e, err, w.dq, n, c.n_head, true));
+  TRY(k_rope(e, err, w.dk, n, c.n_head_kv, true));
+  float *dxn = nullptr;
+  if (dx) {
+    dxn = w.dxn;
+    CUDA_CK(cudaMemsetAsync(dxn, 0, nE * 4, st));
+  }
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_Q), dxn, w.dq, w.xn1, w.lu[VZ_W_Q], n));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_K), dxn, w.dk, w.xn1, w.lu[VZ_W_K], n));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_V), dxn, w.dv, w.xn1, w.lu[VZ_W_V], n));
+  if (dx) {
+    CUDA_CK(cudaMemcpyAsync(dx, w.dx2, nE * 4, cudaMemcpyDeviceToDevice, st));
+    TRY(k_rmsnorm_bwd(e, err, dx, dxn, x, L.attn_norm, w.rstd1, n, E));
+  }
+  return 0;
+}

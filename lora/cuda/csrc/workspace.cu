@@ -1,0 +1,67 @@
+// workspace.cu: the per-batch device buffers, carved from one slab (llm.c's activation memory).
+// workspace_layout is the single source of truth for both the allocation (vz_run) and the estimate
+// (vz_workspace_bytes): with base == nullptr it only counts.
+//
+// With n packed rows, E = n_embd, Q = n_head*head_dim, KV = n_head_kv*head_dim, F = n_ff, r = rank,
+// L = n_layer, G = n_head/n_head_kv, S = the largest segment's m*(prefix+m), R = head chunk rows:
+//   forward only:  2nE (ping-pong) + one block's activations
+//   backward:      (L+1)nE (every block's input: the recomputation checkpoints) + one block's
+//                  activations (recomputed per layer) + one block's activation gradients
+//   attention:     G*S scores (+ G*S their gradient in the backward), fp32
+//   head:          R*V logits + R*E rows in and out
+//   bf16 mode:     bf16 copies of q, k, v (and dO) and one operand slot
+#include "internal.cuh"
+
+size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxseg, int nuniq, int ntarget,
+                        bool backward) {
+  const vz_config &c = e->c;
+  size_t E = c.n_embd, Q = e->qd, KV = e->kvd, F = c.n_ff, H = c.n_head, L = c.n_layer, V = c.n_vocab;
+  size_t r = e->rank, half = e->half, G = c.n_head / c.n_head_kv, N = n;
+  size_t R = c.head_chunk;
+  if ((size_t)nuniq < R) R = nuniq;
+  if (R < 1) R = 1;
+  size_t off = 0;
+  auto take = [&](size_t bytes) -> char * {
+    size_t o = off;
+    off += (bytes + 255) & ~(size_t)255;
+    return base ? base + o : nullptr;
+  };
+  auto f32 = [&](size_t count) { return (float *)take(count * 4); };
+  auto bf = [&](size_t count) { return (__nv_bfloat16 *)take(count * 2); };
+  auto i32 = [&](size_t count) { return (int32_t *)take(count * 4); };
+  Work tmp;
+  Work &k = w ? *w : tmp;
+  k.n = n, k.maxseg = maxseg, k.R = (int)R, k.nuniq = nuniq, k.backward = backward;
+  k.x = f32((backward ? L + 1 : 2) * N * E);
+  k.cos = f32(N * half), k.sin = f32(N * half);
+  k.xn1 = f32(N * E), k.rstd1 = f32(N), k.q = f32(N * Q), k.k = f32(N * KV), k.v = f32(N * KV);
+  k.lse = f32(H * N), k.ao = f32(N * Q), k.x2 = f32(N * E), k.xn2 = f32(N * E), k.rstd2 = f32(N);
+  k.g = f32(N * F), k.u = f32(N * F), k.h = f32(N * F);
+  for (int t = 0; t < VZ_NTARGET; t++) k.lu[t] = f32(N * r);
+  k.xf = f32(N * E), k.rstdf = f32(N);
+  k.S = f32(G * maxseg);
+  k.dP = backward ? f32(G * maxseg) : nullptr;
+  k.D = backward ? f32(H * N) : nullptr;
+  if (e->wtype == CUDA_R_16BF) {
+    size_t slot = N * (E > Q ? (E > F ? E : F) : (Q > F ? Q : F));
+    if (G * maxseg > slot) slot = G * maxseg;
+    if (R * V > slot) slot = R * V;
+    k.qb = bf(N * Q), k.kb = bf(N * KV), k.vb = bf(N * KV);
+    k.dob = backward ? bf(N * Q) : nullptr;
+    k.slot = bf(slot);
+  } else {
+    k.qb = k.kb = k.vb = k.dob = k.slot = nullptr;
+  }
+  k.xb = f32(R * E), k.logits = f32(R * V), k.dxb = backward ? f32(R * E) : nullptr;
+  k.urow = i32(nuniq), k.ustart = i32(nuniq + 1), k.t_tok = i32(ntarget);
+  k.t_w = f32(ntarget), k.logp = f32(ntarget);
+  if (backward) {
+    k.dy = f32(N * E), k.dx = f32(N * E), k.dx2 = f32(N * E), k.dxn = f32(N * E);
+    k.dq = f32(N * Q), k.dk = f32(N * KV), k.dv = f32(N * KV), k.dao = f32(N * Q);
+    k.dg = f32(N * F), k.du = f32(N * F), k.dh = f32(N * F), k.tmp = f32(N * (r > 0 ? r : 1));
+    k.dxf = f32(N * E);
+  } else {
+    k.dy = k.dx = k.dx2 = k.dxn = k.dq = k.dk = k.dv = k.dao = k.dg = k.du = k.dh = k.tmp = k.dxf = nullptr;
+  }
+  return off;
+}

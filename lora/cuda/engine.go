@@ -1,0 +1,297 @@
+package cuda
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/rs/zerolog/log"
+
+	"github.com/vzlocal/vzlocal/lora"
+)
+
+// Precision is the type of the base weights on the GPU and of the base GEMMs' operands.
+type Precision int
+
+const (
+	// BF16 (the zero value, the default) keeps the base weights in bf16 and rounds the operands of the base and attention
+	// GEMMs to bf16 (tensor cores, fp32 accumulation); activations, norms, softmaxes and every
+	// LoRA product and gradient stay fp32. The default: half the weight memory of F32.
+	BF16 Precision = iota
+	// F32 keeps everything fp32 (no TF32): the tight-parity mode for tests.
+	F32
+)
+
+func (p Precision) String() string {
+	if p == F32 {
+		return "f32"
+	}
+	return "bf16"
+}
+
+// Options configure Open.
+type Options struct {
+	Library   string    // path of libvzlocal_cuda.so; "" searches (see candidates)
+	Device    int       // CUDA device ordinal
+	Precision Precision // BF16 (the default) or F32
+	HeadChunk int       // rows per vocabulary-projection chunk; <= 0 means 256
+}
+
+// Engine is the CUDA gradient engine: the same interface and math as lora.CPU, on one GPU.
+// Not safe for concurrent use; calls are serialized by a mutex.
+type Engine struct {
+	mu  sync.Mutex
+	m   *lora.Model // the host copy: config and the token-embedding rows gathered per batch
+	h   unsafe.Pointer
+	ad  *lora.Adapter
+	opt Options
+	dev Device
+}
+
+var _ lora.Engine = (*Engine)(nil)
+
+// Open loads the library, checks for a GPU, creates an engine and uploads the model's base
+// weights (converted to the chosen precision on the GPU). The returned error wraps ErrNoLibrary
+// or ErrNoDevice when the engine cannot run here.
+func Open(m *lora.Model, o Options) (*Engine, error) {
+	path, err := load(o.Library)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := probe(path)
+	if err != nil {
+		return nil, err
+	}
+	if o.Device < 0 || o.Device >= dev.Count {
+		return nil, fmt.Errorf("%w: device %d requested, %d present", ErrNoDevice, o.Device, dev.Count)
+	}
+	t0 := time.Now()
+	h, err := cCreate(m.Cfg, o.Precision, o.HeadChunk, o.Device)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{m: m, h: h, opt: o, dev: dev}
+	runtime.SetFinalizer(e, func(e *Engine) { e.Close() })
+	if err := e.upload(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	mem := cMemory(h)
+	log.Info().Str("device", dev.String()).Str("precision", o.Precision.String()).
+		Float64("weights_GiB", float64(mem.Weights)/(1<<30)).Dur("took", time.Since(t0)).Msg("lora: CUDA engine ready")
+	return e, nil
+}
+
+type vec struct {
+	kind int
+	w    []float32
+}
+
+// upload sends every base tensor of the model.
+func (e *Engine) upload() error {
+	m := e.m
+	for il := range m.Layers {
+		l := &m.Layers[il]
+		mats := [][]float32{l.Wq, l.Wk, l.Wv, l.Wo, l.Wgate, l.Wup, l.Wdown}
+		for k, w := range mats {
+			if err := cSetWeight(e.h, il, k, w); err != nil {
+				return err
+			}
+		}
+		vecs := []vec{{wAttnNorm, l.AttnNorm}, {wFFNNorm, l.FFNNorm}}
+		if m.Cfg.HasQKVBias {
+			vecs = append(vecs, vec{wBq, l.Bq}, vec{wBk, l.Bk}, vec{wBv, l.Bv})
+		}
+		for _, v := range vecs {
+			if err := cSetWeight(e.h, il, v.kind, v.w); err != nil {
+				return err
+			}
+		}
+	}
+	if err := cSetWeight(e.h, -1, wOutNorm, m.OutNorm); err != nil {
+		return err
+	}
+	return cSetWeight(e.h, -1, wOutput, m.Output)
+}
+
+// Close frees the engine's device memory. The engine cannot be used afterwards.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.h != nil {
+		cDestroy(e.h)
+		e.h = nil
+	}
+	runtime.SetFinalizer(e, nil)
+	return nil
+}
+
+func (e *Engine) Config() lora.Config { return e.m.Cfg }
+
+// Device describes the GPU the engine runs on.
+func (e *Engine) Device() Device { return e.dev }
+
+// Memory reports device memory by purpose and the high-water mark of the engine's allocations.
+func (e *Engine) Memory() Memory {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.h == nil {
+		return Memory{}
+	}
+	return cMemory(e.h)
+}
+
+// flatAdapter lays the adapter out as vz_set_adapter wants it: present[l*7+t], then A and B of
+// every present pair in (layer, target) order. Gradients come back in the same layout.
+func flatAdapter(a *lora.Adapter, nLayer int) (present []uint8, flat []float32, pairs []*lora.Pair) {
+	present = make([]uint8, nLayer*nTarget)
+	for il := 0; il < nLayer; il++ {
+		for t, name := range lora.Targets {
+			if p := a.Lookup(il, name); p != nil {
+				present[il*nTarget+t] = 1
+				flat = append(flat, p.A...)
+				flat = append(flat, p.B...)
+				pairs = append(pairs, p)
+			}
+		}
+	}
+	return present, flat, pairs
+}
+
+// SetAdapter uploads the adapter (nil removes it). Calling it again with the same shapes after an
+// optimizer step only copies the values.
+func (e *Engine) SetAdapter(a *lora.Adapter) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.h == nil {
+		return fmt.Errorf("cuda: engine is closed")
+	}
+	if a == nil {
+		e.ad = nil
+		return cSetAdapter(e.h, 0, 0, nil, nil)
+	}
+	if err := a.CheckModel(e.m.Cfg); err != nil {
+		return fmt.Errorf("set adapter: %w", err)
+	}
+	present, flat, _ := flatAdapter(a, e.m.Cfg.NLayer)
+	if err := cSetAdapter(e.h, a.Rank, a.Scale(), present, flat); err != nil {
+		return err
+	}
+	e.ad = a
+	return nil
+}
+
+func (e *Engine) pack(b *lora.Batch, weights [][]float32) (*packed, error) {
+	pk, err := packBatch(b, e.m, weights)
+	if err != nil {
+		return nil, err
+	}
+	pk.cos, pk.sin = ropeTable(e.m.Cfg, pk.pos)
+	return pk, nil
+}
+
+// logProbs spreads per-target log-probs back to [seq][token].
+func (pk *packed) logProbs(lp []float32) [][]float32 {
+	out := make([][]float32, len(pk.seqLen))
+	for s, n := range pk.seqLen {
+		out[s] = make([]float32, n)
+	}
+	for i := range pk.tRow {
+		out[pk.tSeq[i]][pk.tIdx[i]] = lp[i]
+	}
+	return out
+}
+
+func (e *Engine) LogProbs(b *lora.Batch) ([][]float32, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.h == nil {
+		return nil, fmt.Errorf("cuda: engine is closed")
+	}
+	pk, err := e.pack(b, nil)
+	if err != nil {
+		return nil, fmt.Errorf("log-probs: %w", err)
+	}
+	lp := make([]float32, len(pk.tRow))
+	if err := cRun(e.h, pk, nil, lp, nil); err != nil {
+		return nil, err
+	}
+	return pk.logProbs(lp), nil
+}
+
+func (e *Engine) Backward(b *lora.Batch, weights [][]float32) (*lora.Result, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.h == nil {
+		return nil, fmt.Errorf("cuda: engine is closed")
+	}
+	if weights == nil {
+		return nil, fmt.Errorf("backward: no per-token weights")
+	}
+	pk, err := e.pack(b, weights)
+	if err != nil {
+		return nil, fmt.Errorf("backward: %w", err)
+	}
+	tw := make([]float32, len(pk.tRow))
+	for i := range tw {
+		tw[i] = weights[pk.tSeq[i]][pk.tIdx[i]]
+	}
+	lp := make([]float32, len(pk.tRow))
+	t0 := time.Now()
+	res := &lora.Result{Tokens: pk.n}
+	if e.ad == nil {
+		// No adapter: nothing to differentiate (as the CPU engine, which returns nil Grads).
+		if err := cRun(e.h, pk, tw, lp, nil); err != nil {
+			return nil, err
+		}
+	} else {
+		g := e.ad.ZeroLike()
+		_, flat, pairs := flatAdapter(e.ad, e.m.Cfg.NLayer)
+		grads := make([]float32, len(flat))
+		if err := cRun(e.h, pk, tw, lp, grads); err != nil {
+			return nil, err
+		}
+		off := 0
+		for _, p := range pairs {
+			gp := g.Lookup(p.Layer, p.Target)
+			off += copy(gp.A, grads[off:off+len(p.A)])
+			off += copy(gp.B, grads[off:off+len(p.B)])
+		}
+		res.Grads = g
+	}
+	res.LogProbs = pk.logProbs(lp)
+	for i := range lp {
+		res.Loss += float64(tw[i]) * float64(lp[i])
+	}
+	log.Debug().Int("seqs", len(b.Seqs)).Int("rows", pk.n).Int("shared_prefix", pk.prefix).
+		Int("scored", len(pk.tRow)).Dur("took", time.Since(t0)).Msg("lora: CUDA backward")
+	return res, nil
+}
+
+// MemoryEstimate is the device workspace a Backward of the batch allocates plus the adapter's
+// gradient buffer (weights and the adapter's values excluded), as the CPU engine counts it.
+func (e *Engine) MemoryEstimate(b *lora.Batch) (int64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.h == nil {
+		return 0, fmt.Errorf("cuda: engine is closed")
+	}
+	pk, err := e.pack(b, nil)
+	if err != nil {
+		return 0, fmt.Errorf("memory estimate: %w", err)
+	}
+	ws := cWorkspace(e.h, pk, true)
+	if ws < 0 {
+		return 0, fmt.Errorf("memory estimate: the library rejected the batch")
+	}
+	if e.ad != nil {
+		ws += 4 * int64(e.ad.NumParams())
+	}
+	return ws, nil
+}
+
+// sortedTargets reports whether pk's targets are sorted by row (the library's precondition).
+func (pk *packed) sortedTargets() bool { return slices.IsSorted(pk.tRow) }

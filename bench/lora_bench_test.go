@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -80,6 +81,18 @@ func loraCPUSeconds() float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
+// loraSkipLong skips a run that takes minutes on a 2-core machine unless the test binary's -timeout
+// leaves room for it (make bench runs with the default 10m; the README command uses 60m).
+func loraSkipLong(b *testing.B) {
+	f := flag.Lookup("test.timeout")
+	if f == nil {
+		return
+	}
+	if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > 0 && d < 30*time.Minute {
+		b.Skipf("takes minutes on 2 cores: run with -timeout 30m or more (have %v)", d)
+	}
+}
+
 // loraSeqBatch is one sequence of n tokens, every token after the first scored, with weights of mixed sign.
 func loraSeqBatch(c lora.Config, n int) (*lora.Batch, [][]float32) {
 	r := rand.New(rand.NewPCG(1, 1))
@@ -105,6 +118,9 @@ func BenchmarkLoRABackward(b *testing.B) {
 			for _, threads := range []int{1, runtime.NumCPU()} {
 				name := fmt.Sprintf("%s/seq=%d/threads=%d", model, n, threads)
 				b.Run(name, func(b *testing.B) {
+					if model != "tiny" && n > 512 {
+						loraSkipLong(b)
+					}
 					m := loraBenchModel(b, model)
 					// Beyond 512 tokens of a real-sized model, recompute activations per layer.
 					recompute := model != "tiny" && n > 512
@@ -166,6 +182,7 @@ func BenchmarkLoRABackward(b *testing.B) {
 //
 //	./scripts/go test ./bench/ -run '^$' -bench LoRAGroup -benchtime 1x
 func BenchmarkLoRAGroup(b *testing.B) {
+	loraSkipLong(b)
 	const prompt, g, completion = 384, 4, 32
 	m := loraBenchModel(b, "qwen2.5-0.5b")
 	r := rand.New(rand.NewPCG(2, 2))

@@ -12,7 +12,7 @@ import (
 	"github.com/vzlocal/vzlocal/optim"
 )
 
-func qsTestEngine(t *testing.T, mutate func(*QSSettings)) *QSEngine {
+func qsTestEngine(t testing.TB, mutate func(*QSSettings)) *QSEngine {
 	t.Helper()
 	s := DefaultQSSettings()
 	if mutate != nil {
@@ -347,4 +347,39 @@ func TestQSEngineBadInput(t *testing.T) {
 	if _, err := NewQSEngine(DefaultQSSettings(), nil); err == nil {
 		t.Error("engine without prompts accepted")
 	}
+}
+
+// FuzzQSStages plays both stages with arbitrary Questioner and Solver text: nothing panics, and
+// every reward is in the rules' range ({-1} U [0, 0.5] for questions, {0, 1} for answers).
+func FuzzQSStages(f *testing.F) {
+	f.Add(qsFixedQuestion("B"), `\boxed{B}`, `\boxed{C}`)
+	f.Add("<question>Q? A) 1 B) 2 C) 3 D) 4</question><answer>(d)</answer>", `\boxed{\text{D}}`, "no box")
+	f.Add("<question>A) B) C) D)</question><answer>A</answer>", `\boxed{`, `\boxed{{A}}`)
+	f.Add("", "", "")
+	e := qsTestEngine(f, func(s *QSSettings) { s.Questions, s.SolverVotes, s.LabelVotes, s.SolverSamples = 2, 3, 3, 2 })
+	imgs := []QSImage{{ID: "x", Path: "x.png"}}
+	f.Fuzz(func(t *testing.T, question, a1, a2 string) {
+		q := &spyFuncPolicy{text: func(Request, int) string { return question }}
+		s := &spyFuncPolicy{text: func(_ Request, k int) string { return []string{a1, a2}[k%2] }}
+		res, err := e.PlayQuestioner(context.Background(), q, s, imgs, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res.Records {
+			if x := *r.Reward; x != -1 && (x < 0 || x > 0.5) {
+				t.Fatalf("questioner reward %v", x)
+			}
+		}
+		res, err = e.PlaySolver(context.Background(), q, s, s, imgs, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range res.Groups {
+			for _, x := range g.Rewards {
+				if x != 0 && x != 1 {
+					t.Fatalf("solver reward %v", x)
+				}
+			}
+		}
+	})
 }

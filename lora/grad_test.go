@@ -244,3 +244,45 @@ func TestRecomputeSameGradients(t *testing.T) {
 	}
 	t.Logf("memory estimate: %d bytes plain, %d with recomputation", est[0], est[1])
 }
+
+// TestPositionsShiftInvariance: RoPE depends only on relative positions, so shifting every
+// position by a constant (through Sequence.Positions) leaves the log-probs unchanged up to float32
+// rounding of the angles; a wrong use of the position array would not.
+func TestPositionsShiftInvariance(t *testing.T) {
+	for _, arch := range []string{"llama", "qwen2"} {
+		c := tinyConfig(arch)
+		c.RopeBase = 100 // fast-turning frequencies make positions matter
+		e := NewCPU(RandomModel(c, 1), Options{})
+		b, _ := groupBatch(c, 1, 3)
+		base, err := e.LogProbs(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shifted := b.Seqs[0]
+		shifted.Positions = make([]int32, len(shifted.Tokens))
+		for i := range shifted.Positions {
+			shifted.Positions[i] = int32(i + 7)
+		}
+		got, err := e.LogProbs(&Batch{Seqs: []Sequence{shifted}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		scrambled := b.Seqs[0]
+		scrambled.Positions = make([]int32, len(scrambled.Tokens))
+		for i := range scrambled.Positions {
+			scrambled.Positions[i] = int32((i * 5) % len(scrambled.Tokens))
+		}
+		other, _ := e.LogProbs(&Batch{Seqs: []Sequence{scrambled}})
+		var d, dOther float64
+		for i := range base[0] {
+			d = math.Max(d, math.Abs(float64(base[0][i]-got[0][i])))
+			dOther = math.Max(dOther, math.Abs(float64(base[0][i]-other[0][i])))
+		}
+		if d > 1e-4 {
+			t.Fatalf("%s: shifting positions by 7 changed log-probs by %g", arch, d)
+		}
+		if dOther < 1e-3 {
+			t.Fatalf("%s: scrambled positions changed log-probs by only %g: positions are not used", arch, dOther)
+		}
+	}
+}

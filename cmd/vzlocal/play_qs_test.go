@@ -10,6 +10,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/vzlocal/vzlocal/data"
+	"github.com/vzlocal/vzlocal/llm/testmodel"
 	"github.com/vzlocal/vzlocal/selfplay"
 )
 
@@ -71,5 +72,35 @@ func TestPlayQSScripted(t *testing.T) {
 	games, err := selfplay.ReadSpyGames(filepath.Join(spyOut, selfplay.SpyGamesFile))
 	if err != nil || len(games) != 1 || games[0].Players != 4 {
 		t.Fatalf("spy game: %d games, %v", len(games), err)
+	}
+}
+
+// TestPlayQSTinyModel plays through llama.cpp with the tiny test model in both roles: its noise
+// is never a question, so every question is invalid and scored -1.
+func TestPlayQSTinyModel(t *testing.T) {
+	files, err := testmodel.Write(t.TempDir(), testmodel.Config{Family: "llava", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := t.TempDir()
+	if _, err := data.GenerateCLEVR(pairs, data.CLEVROptions{N: 1, Seed: 3, Workers: 1, Width: 96, Height: 64}); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if err := runPlay(t, "--game", "qs", "--images", pairs, "--model", files.Text, "--mmproj", files.MMProj, "--threads", "1",
+		"--games", "1", "--out", out, "--qs-questions", "2", "--qs-max-tokens", "8"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, selfplay.QSGamesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2+1+2 {
+		t.Fatalf("%d transcript lines", len(lines))
+	}
+	var r selfplay.QSRecord
+	if err := json.Unmarshal([]byte(lines[0]), &r); err != nil || r.Valid || r.Reward == nil || *r.Reward != selfplay.QSInvalidReward {
+		t.Fatalf("first question %s: %v", lines[0], err)
 	}
 }

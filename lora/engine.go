@@ -147,12 +147,7 @@ func (e *CPU) memory(pk *packed, backward bool) int64 {
 	n := int64(pk.n)
 	cache := layerCacheFloats(c, e.rank(), pk.n)
 	var f int64
-	maxSeg := int64(0)
-	for _, s := range pk.segs {
-		m := int64(s.r1 - s.r0)
-		maxSeg = max(maxSeg, m*(int64(s.prefix)+m))
-	}
-	f += 2 * maxSeg                                                  // attention scores and their gradient
+	f += 2 * int64(attnScratch(pk.segs))                             // attention scores and their gradient
 	f += int64(e.opt.HeadChunk) * (int64(c.NVocab) + int64(c.NEmbd)) // logits chunk
 	f += 2 * n * int64(c.NEmbd)                                      // residual stream and its gradient
 	if !backward {

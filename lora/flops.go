@@ -26,11 +26,10 @@ func (e *CPU) FLOPs(b *Batch, backward bool) (int64, error) {
 			loraBwd += 4 * n * r * int64(in+out) // dy B, dB, dA, dx
 		}
 	}
-	var attFwd int64
-	for _, s := range pk.segs {
-		m := int64(s.r1 - s.r0)
-		attFwd += 4 * m * (int64(s.prefix) + m) * int64(c.HeadDim) * int64(c.NHead)
-	}
+	var attFwd int64 // scores and P V over the keys each query block computes (attnBlocks)
+	attnBlocks(pk.segs, func(sg segment, a, b int) {
+		attFwd += 4 * int64(b-a) * int64(sg.prefix+b) * int64(c.HeadDim) * int64(c.NHead)
+	})
 	rows := map[int]bool{}
 	for _, t := range pk.targets {
 		rows[t.row] = true

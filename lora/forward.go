@@ -168,15 +168,10 @@ func (e *CPU) forward(pk *packed, grads *Adapter, keep bool) *forwardState {
 	SetThreads(e.opt.Threads)
 	c := e.m.Cfg
 	n, E := pk.n, c.NEmbd
-	maxSeg := 0
-	for _, s := range pk.segs {
-		m := s.r1 - s.r0
-		maxSeg = max(maxSeg, m*(s.prefix+m))
-	}
 	ps := &pass{
 		e: e, c: c, pk: pk, rope: newRopeTable(c, pk.pos),
 		dims:    attnDims{n: n, nh: c.NHead, nkv: c.NHeadKV, hd: c.HeadDim, workers: e.opt.Threads, f16: e.emulateF16KV},
-		scratch: make([]float32, 2*maxSeg), grads: grads,
+		scratch: make([]float32, 2*attnScratch(pk.segs)), grads: grads,
 	}
 	rank := e.rank()
 	fs := &forwardState{ps: ps, shared: newLayerCache(c, rank, n), spare: make([]float32, n*E)}

@@ -108,8 +108,13 @@ func fdFailures(t *testing.T, e *CPU, ad *Adapter, b *Batch, w [][]float32, seed
 // forward).
 func TestGradientsFiniteDifference(t *testing.T) {
 	for _, arch := range []string{"llama", "qwen2"} {
-		for _, recompute := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/recompute=%v", arch, recompute), func(t *testing.T) {
+		for _, v := range []struct {
+			recompute bool
+			block     int
+		}{{false, attnBlock}, {true, attnBlock}, {false, 4}} {
+			recompute := v.recompute
+			t.Run(fmt.Sprintf("%s/recompute=%v/attn-block=%d", arch, recompute, v.block), func(t *testing.T) {
+				withAttnBlock(t, v.block)
 				c := tinyConfig(arch)
 				e := NewCPU(RandomModel(c, 1), Options{Threads: 1, Recompute: recompute, HeadChunk: 5})
 				ad := randomAdapter(t, c, 3, 6, 2)
@@ -153,6 +158,7 @@ func TestGradientCheckCatchesFaults(t *testing.T) {
 // TestSharedPromptMatchesSeparate: the group computed with its prompt once must give the same
 // log-probs, loss and gradients as each sequence run alone (prompt recomputed), summed.
 func TestSharedPromptMatchesSeparate(t *testing.T) {
+	withAttnBlock(t, 3) // several query blocks per segment
 	c := tinyConfig("qwen2")
 	e := NewCPU(RandomModel(c, 1), Options{Threads: 1})
 	ad := randomAdapter(t, c, 3, 6, 2)
@@ -283,6 +289,46 @@ func TestPositionsShiftInvariance(t *testing.T) {
 		}
 		if dOther < 1e-3 {
 			t.Fatalf("%s: scrambled positions changed log-probs by only %g: positions are not used", arch, dOther)
+		}
+	}
+}
+
+// withAttnBlock sets the attention query-block size for one test.
+func withAttnBlock(t *testing.T, n int) {
+	old := attnBlock
+	attnBlock = n
+	t.Cleanup(func() { attnBlock = old })
+}
+
+// TestAttentionBlocksSameResult: the blocked attention gives the same log-probs and gradients for
+// any block size (blocks only skip keys that are masked anyway).
+func TestAttentionBlocksSameResult(t *testing.T) {
+	c := tinyConfig("llama")
+	e := NewCPU(RandomModel(c, 1), Options{})
+	ad := randomAdapter(t, c, 3, 6, 2)
+	e.SetAdapter(ad)
+	b, w := groupBatch(c, 3, 4)
+	var ref *Result
+	for _, blk := range []int{1000, 1, 2, 5} {
+		withAttnBlock(t, blk)
+		res, err := e.Backward(b, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref == nil {
+			ref = res
+			continue
+		}
+		if math.Abs(res.Loss-ref.Loss) > 1e-5*math.Abs(ref.Loss) {
+			t.Fatalf("block %d: loss %g vs %g", blk, res.Loss, ref.Loss)
+		}
+		for k, g := range res.Grads.Params() {
+			for i, v := range g {
+				r := ref.Grads.Params()[k][i]
+				if math.Abs(float64(v-r)) > 1e-5*(1+math.Abs(float64(r))) {
+					t.Fatalf("block %d: gradient %d[%d] %g vs %g", blk, k, i, v, r)
+				}
+			}
 		}
 	}
 }

@@ -157,6 +157,9 @@ func TestForwardParityWithLlamaCpp(t *testing.T) {
 			}
 			for _, withAdapter := range []bool{false, true} {
 				t.Run(fmt.Sprintf("adapter=%v", withAdapter), func(t *testing.T) {
+					if withAdapter {
+						withAttnBlock(t, 5) // and several attention query blocks
+					}
 					var a *Adapter
 					ap := ""
 					if withAdapter {

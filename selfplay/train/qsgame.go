@@ -110,12 +110,15 @@ type QSGame struct {
 	st      qsGameState
 }
 
-// qsGameState is the game's checkpoint state: where in the schedule the next step is.
+// qsGameState is the game's checkpoint state: where in the schedule the next step is, and the
+// schedule itself. A resumed run may change --steps, from which the stage lengths default: the
+// saved schedule keeps a run's stages where they were.
 type qsGameState struct {
-	Stage        string `json:"stage"`
-	Iteration    int    `json:"iteration"` // 1-based
-	StepsInStage int    `json:"steps_in_stage"`
-	Switches     []int  `json:"switches"` // steps at which a new stage began
+	Stage        string      `json:"stage"`
+	Iteration    int         `json:"iteration"` // 1-based
+	StepsInStage int         `json:"steps_in_stage"`
+	Switches     []int       `json:"switches"` // steps at which a new stage began
+	Schedule     *QSSchedule `json:"schedule,omitempty"`
 }
 
 // NewQSGame prepares the game on a pool of unlabeled images (selfplay.QSImagesOfPairs: the
@@ -259,22 +262,35 @@ func (g *QSGame) EndStep(step int, _ *StepResult) bool {
 	return true
 }
 
-func (g *QSGame) State() ([]byte, error) { return json.Marshal(g.st) }
+func (g *QSGame) State() ([]byte, error) {
+	st := g.st
+	sched := g.sched
+	st.Schedule = &sched
+	return json.Marshal(st)
+}
 
 func (g *QSGame) Restore(b []byte) error {
 	var st qsGameState
 	if err := json.Unmarshal(b, &st); err != nil {
 		return fmt.Errorf("qs game state: %w", err)
 	}
+	sched := g.sched
+	if st.Schedule != nil {
+		if err := st.Schedule.Validate(); err != nil {
+			return fmt.Errorf("qs game state: %w", err)
+		}
+		sched = *st.Schedule
+	}
 	switch {
 	case st.Stage != selfplay.StageQuestioner && st.Stage != selfplay.StageSolver:
 		return fmt.Errorf("qs game state: stage %q, want %s or %s", st.Stage, selfplay.StageQuestioner, selfplay.StageSolver)
 	case st.Iteration < 1:
 		return fmt.Errorf("qs game state: iteration %d, want >= 1", st.Iteration)
-	case st.StepsInStage < 0 || st.StepsInStage >= g.sched.stageSteps(st.Stage):
-		return fmt.Errorf("qs game state: %d steps into a %s stage of %d steps", st.StepsInStage, st.Stage, g.sched.stageSteps(st.Stage))
+	case st.StepsInStage < 0 || st.StepsInStage >= sched.stageSteps(st.Stage):
+		return fmt.Errorf("qs game state: %d steps into a %s stage of %d steps", st.StepsInStage, st.Stage, sched.stageSteps(st.Stage))
 	}
-	g.st = st
+	st.Schedule = nil
+	g.st, g.sched = st, sched
 	return nil
 }
 

@@ -257,6 +257,19 @@ func TestQSGameBadInput(t *testing.T) {
 	if err := g.Restore([]byte(`{"stage":"solver","iteration":2,"steps_in_stage":0}`)); err != nil || g.Plan().Train != QSSolver {
 		t.Fatalf("good state: %v", err)
 	}
+	// A resumed run keeps the schedule it began with (--steps may change on resume).
+	saved := qsTestGame(t, pool, QSSchedule{Iterations: 1, QuestionerSteps: 5, SolverSteps: 4})
+	saved.EndStep(0, &StepResult{})
+	st, err := saved.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Restore(st); err != nil || g.Schedule() != saved.Schedule() || g.Plan().Stage != selfplay.StageQuestioner {
+		t.Fatalf("restored schedule %+v, want %+v (%v)", g.Schedule(), saved.Schedule(), err)
+	}
+	if err := g.Restore([]byte(`{"stage":"solver","iteration":1,"schedule":{"iterations":0,"questioner_steps":1,"solver_steps":1}}`)); err == nil {
+		t.Error("state with an impossible schedule accepted")
+	}
 	eng := g.engine
 	for _, c := range []struct {
 		images []selfplay.QSImage

@@ -145,7 +145,7 @@ func (e *QSEngine) PlayQuestioner(ctx context.Context, questioner, solver Policy
 		if err != nil {
 			return nil, fmt.Errorf("qs step %d, image %s: %w", step, r.ImageID, err)
 		}
-		r.Vote, r.Reward = &vote, qsFloat(reward)
+		r.Vote, r.Reward = qsVoteRecord(vote), qsFloat(reward)
 	}
 	for i := range images {
 		recs := res.Records[i*s.Questions : (i+1)*s.Questions]
@@ -217,7 +217,7 @@ func (e *QSEngine) PlaySolver(ctx context.Context, questioner, previous, solver 
 		if err != nil {
 			return nil, fmt.Errorf("qs step %d, image %s: %w", step, r.ImageID, err)
 		}
-		r.Label = &label
+		r.Label = qsLabelRecord(label)
 		if !label.Keep {
 			continue
 		}

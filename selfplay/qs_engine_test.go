@@ -105,7 +105,7 @@ func TestQSQuestionerStageScripted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if *r.Reward != want || *r.Vote != vote {
+		if *r.Reward != want || *r.Vote != *qsVoteRecord(vote) {
 			t.Fatalf("record %d: reward %v vote %+v, the rules say %v %+v", i, *r.Reward, *r.Vote, want, vote)
 		}
 		g := res.Groups[r.Slot]
@@ -171,7 +171,7 @@ func TestQSSolverStageScripted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if *r.Label != want {
+		if *r.Label != *qsLabelRecord(want) {
 			t.Fatalf("label %+v, the rules say %+v", *r.Label, want)
 		}
 		if !r.Label.Keep {

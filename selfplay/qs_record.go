@@ -41,16 +41,41 @@ type QSRecord struct {
 	// the Questioner stage, the previous Solver's answers in the Solver stage.
 	Votes []QSAnswer `json:"votes,omitempty"`
 	// Vote (Questioner stage) is the majority of Votes; Reward and Advantage are the question's.
-	Vote      *QSVote  `json:"vote,omitempty"`
-	Reward    *float64 `json:"reward,omitempty"`
-	Advantage *float64 `json:"advantage,omitempty"`
+	Vote      *QSVoteRecord `json:"vote,omitempty"`
+	Reward    *float64      `json:"reward,omitempty"`
+	Advantage *float64      `json:"advantage,omitempty"`
 	// Label (Solver stage) is the pseudo-label of Votes with the confidence filter's verdict;
 	// Solver holds the current Solver's G_S answers to a kept question, with rewards.
-	Label  *QSLabel   `json:"label,omitempty"`
-	Solver []QSAnswer `json:"solver,omitempty"`
+	Label  *QSLabelRecord `json:"label,omitempty"`
+	Solver []QSAnswer     `json:"solver,omitempty"`
 
 	// The Questioner's completion as the backend produced it (for training): not in the JSON.
 	completion Completion
+}
+
+// QSVoteRecord is a QSVote as the transcript records it.
+type QSVoteRecord struct {
+	Answer     string  `json:"answer"`
+	Count      int     `json:"count"`
+	Total      int     `json:"total"`
+	Confidence float64 `json:"confidence"`
+}
+
+func qsVoteRecord(v QSVote) *QSVoteRecord {
+	return &QSVoteRecord{Answer: v.Answer, Count: v.Count, Total: v.Total, Confidence: v.Confidence}
+}
+
+// QSLabelRecord is a QSLabel as the transcript records it.
+type QSLabelRecord struct {
+	Label      string  `json:"label"`
+	Count      int     `json:"count"`
+	Total      int     `json:"total"`
+	Confidence float64 `json:"confidence"`
+	Keep       bool    `json:"keep"`
+}
+
+func qsLabelRecord(l QSLabel) *QSLabelRecord {
+	return &QSLabelRecord{Label: l.Label, Count: l.Count, Total: l.Total, Confidence: l.Confidence, Keep: l.Keep}
 }
 
 // QSAnswer is one Solver completion.

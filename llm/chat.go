@@ -10,6 +10,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unsafe"
 )
 
@@ -62,6 +63,24 @@ func (m *Model) FormatChat(msgs []Message) (string, error) {
 		size = n // the output was truncated: llama.cpp returned the full length
 	}
 	return "", fmt.Errorf("llm: FormatChat: template output kept growing")
+}
+
+// ChatPrompt formats a system turn and a user turn with the images first (one MediaMarker each,
+// the layout LLaVA- and Qwen-style models are trained on, unless user already places the markers)
+// and tokenizes it: the usual way to build a game prompt.
+func (m *Model) ChatPrompt(system, user string, images ...[]byte) (*Prompt, error) {
+	if marker := MediaMarker(); len(images) > 0 && !strings.Contains(user, marker) {
+		user = strings.Repeat(marker+"\n", len(images)) + user
+	}
+	var msgs []Message
+	if system != "" {
+		msgs = append(msgs, Message{Role: "system", Content: system})
+	}
+	text, err := m.FormatChat(append(msgs, Message{Role: "user", Content: user}))
+	if err != nil {
+		return nil, err
+	}
+	return m.Tokenize(text, images...)
 }
 
 func truncate(s string, n int) string {

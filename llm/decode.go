@@ -69,12 +69,16 @@ func (m *Model) checkPrompt(p *Prompt) error {
 		if sp.Index+sp.Rows > len(p.Tokens) {
 			return fmt.Errorf("llm: image span %s runs past the prompt", sp.Key)
 		}
+		if m.info.NonCausalImages && sp.Rows > m.opts.BatchSize {
+			// rows in different ubatches could not attend to each other both ways
+			return fmt.Errorf("llm: image %s has %d rows, more than the batch size %d this model needs to decode it at once", sp.Key, sp.Rows, m.opts.BatchSize)
+		}
 	}
 	if n != row {
 		return fmt.Errorf("llm: prompt has %d image rows but its spans cover %d", row, n)
 	}
-	if p.NPos >= m.info.ContextSize {
-		return fmt.Errorf("llm: prompt of %d positions does not fit the context of %d", p.NPos, m.info.ContextSize)
+	if len(p.Tokens) >= m.info.ContextSize {
+		return fmt.Errorf("llm: prompt of %d rows does not fit the context of %d cells", len(p.Tokens), m.info.ContextSize)
 	}
 	return nil
 }

@@ -250,5 +250,8 @@ func (m *Model) detokenize(tokens []int32) string {
 
 // IsEOG reports whether a token ends generation (EOS, <|im_end|>, <end_of_turn>, ...).
 func (m *Model) IsEOG(token int32) bool {
+	if m.model == nil || token < 0 || int(token) >= m.info.NVocab {
+		return false
+	}
 	return bool(C.llama_vocab_is_eog(m.vocab, C.llama_token(token)))
 }

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -149,4 +150,34 @@ func abs64(x float64) float64 {
 		return -x
 	}
 	return x
+}
+
+func TestChatPrompt(t *testing.T) {
+	m := loadTiny(t, "llava", testOptions())
+	image := testmodel.TestImage(40, 30, 1)
+	got, err := m.ChatPrompt("You are a spy.", "Describe the image.", image)
+	require.NoError(t, err)
+	require.Equal(t, chatPrompt(t, m, "Describe the image.", image), got)
+	text, err := m.ChatPrompt("", "Just text.")
+	require.NoError(t, err)
+	require.Empty(t, text.Images)
+	require.Equal(t, "user\nJust text.\nassistant\n", m.Detokenize(text.Tokens), "control tokens are left out")
+}
+
+func TestPromptLimits(t *testing.T) {
+	opts := testOptions()
+	opts.ContextSize = 256
+	m := loadTiny(t, "llava", opts)
+	long := strings.Repeat("word ", 400)
+	p, err := m.ChatPrompt("", long)
+	require.NoError(t, err)
+	_, err = m.Generate(bg, p, Sampling{MaxTokens: 4})
+	require.ErrorContains(t, err, "does not fit the context of 256 cells")
+
+	f := tinyModelFiles(t, "llava")
+	textOnly, err := Load(f.Text, "", testOptions())
+	require.NoError(t, err)
+	defer textOnly.Close()
+	_, err = textOnly.ChatPrompt("", "look", testmodel.TestImage(8, 8, 1))
+	require.ErrorContains(t, err, "loaded without an mmproj")
 }

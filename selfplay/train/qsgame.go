@@ -295,3 +295,7 @@ func (g *QSGame) Restore(b []byte) error {
 }
 
 var _ Game = (*QSGame)(nil)
+
+// maxTokens is the longest completion the game samples (sizes llama.cpp's context and the
+// seq-mean-token-sum-norm loss).
+func (c QSConfig) maxTokens() int { return max(c.QuestionTokens, c.AnswerTokens) }

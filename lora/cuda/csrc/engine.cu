@@ -29,15 +29,21 @@ size_t weight_elems(const vz_engine *e, int kind) {
   }
 }
 
+// h2d copies host memory to the device on the engine's stream and waits: the stream is
+// non-blocking, so a plain cudaMemcpy (legacy default stream) would not be ordered before it.
+int h2d(vz_engine *e, Err &err, void *dst, const void *src, size_t bytes) {
+  if (bytes == 0) return 0;
+  CUDA_CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, e->stream));
+  CUDA_CK(cudaStreamSynchronize(e->stream));
+  return 0;
+}
+
 bool is_matrix(int kind) { return kind < VZ_NTARGET || kind == VZ_W_OUTPUT; }
 
 // upload_matrix copies fp32 host data into dst in the engine's precision, through a bounded
 // staging buffer in bf16 mode (a 7B model's head is 2.2 GB as fp32).
 int upload_matrix(vz_engine *e, Err &err, void *dst, const float *src, size_t n) {
-  if (e->wtype == CUDA_R_32F) {
-    CUDA_CK(cudaMemcpy(dst, src, n * 4, cudaMemcpyHostToDevice));
-    return 0;
-  }
+  if (e->wtype == CUDA_R_32F) return h2d(e, err, dst, src, n * 4);
   const size_t chunk = (size_t)16 << 20;  // floats: 64 MB of staging
   size_t sz = std::min(chunk, n) * 4;
   void *stage;
@@ -109,8 +115,7 @@ struct Plan {
 };
 
 int plan_batch(const vz_engine *e, const vz_batch *b, Plan *pl, Err &err) {
-  if (b == nullptr || b->n <= 0 || b->x0 == nullptr || b->rope_cos == nullptr || b->rope_sin == nullptr)
-    return vz_seterr(err, VZ_ERR_ARG, "batch has no rows or no inputs");
+  if (b == nullptr || b->n <= 0) return vz_seterr(err, VZ_ERR_ARG, "batch has no rows");
   if (b->n_seg <= 0 || b->seg == nullptr) return vz_seterr(err, VZ_ERR_ARG, "batch has no segments");
   long long maxseg = 0;
   for (int s = 0; s < b->n_seg; s++) {
@@ -158,7 +163,10 @@ int run(vz_engine *e, Err &err, const vz_batch *b, float *logp, float *grads) {
   const vz_config &c = e->c;
   bool backward = grads != nullptr;
   if (backward && e->rank == 0) return vz_seterr(err, VZ_ERR_ARG, "backward without an adapter");
-  if (backward && b->t_w == nullptr) return vz_seterr(err, VZ_ERR_ARG, "backward without per-token weights");
+  if (backward && b->t_w == nullptr && b->n_target > 0)
+    return vz_seterr(err, VZ_ERR_ARG, "backward without per-token weights");
+  if (b->x0 == nullptr || b->rope_cos == nullptr || b->rope_sin == nullptr)
+    return vz_seterr(err, VZ_ERR_ARG, "batch has no input rows or no RoPE table");
   TRY(check_weights(e, err));
   Plan pl;
   TRY(plan_batch(e, b, &pl, err));
@@ -170,7 +178,7 @@ int run(vz_engine *e, Err &err, const vz_batch *b, float *logp, float *grads) {
   CUDA_CK(cudaMemcpyAsync(w.x, b->x0, nE * 4, cudaMemcpyHostToDevice, st));
   CUDA_CK(cudaMemcpyAsync(w.cos, b->rope_cos, (size_t)n * e->half * 4, cudaMemcpyHostToDevice, st));
   CUDA_CK(cudaMemcpyAsync(w.sin, b->rope_sin, (size_t)n * e->half * 4, cudaMemcpyHostToDevice, st));
-  CUDA_CK(cudaMemcpyAsync(w.urow, pl.urow.data(), (size_t)nu * 4, cudaMemcpyHostToDevice, st));
+  if (nu > 0) CUDA_CK(cudaMemcpyAsync(w.urow, pl.urow.data(), (size_t)nu * 4, cudaMemcpyHostToDevice, st));
   CUDA_CK(cudaMemcpyAsync(w.ustart, pl.ustart.data(), (size_t)(nu + 1) * 4, cudaMemcpyHostToDevice, st));
   if (b->n_target > 0) {
     CUDA_CK(cudaMemcpyAsync(w.t_tok, b->t_tok, (size_t)b->n_target * 4, cudaMemcpyHostToDevice, st));
@@ -326,8 +334,7 @@ int vz_set_weight(vz_engine *e, int layer, int kind, const float *data, int64_t 
     e->bytes_weights += (int64_t)bytes;
   }
   if (is_matrix(kind)) return upload_matrix(e, err, *slot, data, (size_t)n);
-  CUDA_CK(cudaMemcpy(*slot, data, bytes, cudaMemcpyHostToDevice));
-  return 0;
+  return h2d(e, err, *slot, data, bytes);
 }
 
 int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, const float *flat, int64_t n_flat,
@@ -374,8 +381,7 @@ int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, 
     }
   }
   e->scale = scale;
-  CUDA_CK(cudaMemcpy(e->lora_slab, flat, (size_t)n_flat * 4, cudaMemcpyHostToDevice));
-  return 0;
+  return h2d(e, err, e->lora_slab, flat, (size_t)n_flat * 4);
 }
 
 int vz_run(vz_engine *e, const vz_batch *b, float *logp, float *grads, char *errbuf, int errlen) {

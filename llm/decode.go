@@ -95,7 +95,20 @@ func (m *Model) evalPrompt(p *Prompt, allLogits func(row int, logits []float32))
 	}
 	m.cached.valid = false
 	C.llama_memory_clear(m.memory(), true)
+	last, err := m.feedPrompt(p, promptSeq, allLogits)
+	if err != nil {
+		return nil, err
+	}
+	m.cached = cachedPrompt{valid: true, epoch: m.epoch, tokens: slices.Clone(p.Tokens), last: last}
+	for _, sp := range p.Images {
+		m.cached.keys = append(m.cached.keys, sp.Key)
+	}
+	return last, nil
+}
 
+// feedPrompt decodes a checked prompt into sequence seq (which must be empty) and returns a copy
+// of the logits after its last row; allLogits, if not nil, sees the logits after every text row.
+func (m *Model) feedPrompt(p *Prompt, seq int, allLogits func(row int, logits []float32)) ([]float32, error) {
 	var last []float32
 	b := newTokenBatch(&m.batch, m.opts.BatchSize)
 	rows := make([]int, 0, m.opts.BatchSize) // prompt row of each batch entry
@@ -131,7 +144,7 @@ func (m *Model) evalPrompt(p *Prompt, allLogits func(row int, logits []float32))
 					return nil, err
 				}
 			}
-			b.add(p.Tokens[row], pos, promptSeq, allLogits != nil || row == len(p.Tokens)-1)
+			b.add(p.Tokens[row], pos, seq, allLogits != nil || row == len(p.Tokens)-1)
 			rows = append(rows, row)
 			pos++
 		}
@@ -146,7 +159,7 @@ func (m *Model) evalPrompt(p *Prompt, allLogits func(row int, logits []float32))
 		}
 		rc := C.vz_decode_embd(m.ctx, (*C.float)(unsafe.Pointer(&sp.Embd[0])), C.int32_t(sp.Rows), C.int32_t(m.info.NEmbdInp),
 			C.int32_t(pos), C.int32_t(sp.NX), C.int32_t(sp.NY), C.bool(m.info.MRoPE), C.bool(m.info.NonCausalImages),
-			promptSeq, C.int32_t(m.opts.BatchSize))
+			C.int32_t(seq), C.int32_t(m.opts.BatchSize))
 		if rc != 0 {
 			return nil, fmt.Errorf("llm: decoding image %s (%d rows at position %d) failed (code %d): %s", sp.Key, sp.Rows, pos, int(rc), takeLogErrors())
 		}
@@ -155,10 +168,6 @@ func (m *Model) evalPrompt(p *Prompt, allLogits func(row int, logits []float32))
 	}
 	if last == nil {
 		return nil, errors.New("llm: no logits after the prompt")
-	}
-	m.cached = cachedPrompt{valid: true, epoch: m.epoch, tokens: slices.Clone(p.Tokens), last: last}
-	for _, sp := range p.Images {
-		m.cached.keys = append(m.cached.keys, sp.Key)
 	}
 	return last, nil
 }

@@ -57,25 +57,44 @@ func (m *Model) Generate(ctx context.Context, p *Prompt, s Sampling) ([]Completi
 	return out, nil
 }
 
-// generateWave decodes len(out) completions in parallel, completion i in sequence 1+i.
+// generateWave decodes len(out) completions of the prompt in sequence 0 in parallel, completion
+// i in sequence 1+i.
 func (m *Model) generateWave(ctx context.Context, p *Prompt, last []float32, s Sampling, out []Completion, first int) error {
 	mem := m.memory()
-	n := len(out)
 	defer func() {
-		for i := range n {
+		for i := range out {
 			C.llama_memory_seq_rm(mem, C.llama_seq_id(1+i), -1, -1)
 		}
 	}()
-	rngs := make([]*rand.Rand, n)
-	dist := &distribution{}
-	active := make([]int, 0, n)
-	for i := range n {
+	slots := make([]slot, len(out))
+	for i := range out {
 		C.llama_memory_seq_cp(mem, promptSeq, C.llama_seq_id(1+i), -1, -1)
-		rngs[i] = rand.New(rand.NewPCG(s.Seed, uint64(first+i)))
-		tok, lp := sampleToken(dist, last, s, rngs[i])
-		out[i].Tokens = append(out[i].Tokens, tok)
-		out[i].LogProbs = append(out[i].LogProbs, lp)
-		if !m.finished(&out[i], s) {
+		slots[i] = slot{c: &out[i], seq: 1 + i, npos: p.NPos, s: s, rng: rand.New(rand.NewPCG(s.Seed, uint64(first+i))), first: last}
+	}
+	return m.decodeSlots(ctx, slots)
+}
+
+// slot is one completion being decoded in its own sequence.
+type slot struct {
+	c     *Completion
+	seq   int
+	npos  int // positions of its prompt: the first sampled token sits at npos
+	s     Sampling
+	rng   *rand.Rand
+	first []float32 // logits after its prompt
+}
+
+// decodeSlots samples every slot's first token from its prompt's logits, then decodes all
+// unfinished slots together, one token each per llama_decode, until every one has stopped.
+func (m *Model) decodeSlots(ctx context.Context, slots []slot) error {
+	dist := &distribution{}
+	active := make([]int, 0, len(slots))
+	for i := range slots {
+		sl := &slots[i]
+		tok, lp := sampleToken(dist, sl.first, sl.s, sl.rng)
+		sl.c.Tokens = append(sl.c.Tokens, tok)
+		sl.c.LogProbs = append(sl.c.LogProbs, lp)
+		if !m.finished(sl.c, sl.s) {
 			active = append(active, i)
 		}
 	}
@@ -86,32 +105,32 @@ func (m *Model) generateWave(ctx context.Context, p *Prompt, last []float32, s S
 		}
 		b.clear()
 		for _, i := range active {
-			c := &out[i]
-			b.add(c.Tokens[len(c.Tokens)-1], p.NPos+len(c.Tokens)-1, 1+i, true)
+			c := slots[i].c
+			b.add(c.Tokens[len(c.Tokens)-1], slots[i].npos+len(c.Tokens)-1, slots[i].seq, true)
 		}
 		if err := m.decode(b); err != nil {
 			return err
 		}
 		still := active[:0]
 		for k, i := range active {
-			tok, lp := sampleToken(dist, m.logitsAt(k), s, rngs[i])
-			out[i].Tokens = append(out[i].Tokens, tok)
-			out[i].LogProbs = append(out[i].LogProbs, lp)
-			if !m.finished(&out[i], s) {
+			sl := &slots[i]
+			tok, lp := sampleToken(dist, m.logitsAt(k), sl.s, sl.rng)
+			sl.c.Tokens = append(sl.c.Tokens, tok)
+			sl.c.LogProbs = append(sl.c.LogProbs, lp)
+			if !m.finished(sl.c, sl.s) {
 				still = append(still, i)
 			}
 		}
 		active = still
 	}
-	for i := range out {
-		c := &out[i]
-		text := c.Tokens
-		if c.Finish == FinishStop {
+	for _, sl := range slots {
+		text := sl.c.Tokens
+		if sl.c.Finish == FinishStop {
 			text = text[:len(text)-1]
 		}
-		c.Text = m.detokenize(text)
+		sl.c.Text = m.detokenize(text)
 	}
-	log.Debug().Int("completions", n).Int("first", first).Msg("llm: wave done")
+	log.Debug().Int("completions", len(slots)).Msg("llm: decoded")
 	return nil
 }
 

@@ -233,3 +233,25 @@ func TestGenerateWaves(t *testing.T) {
 	_, err = m.Generate(bg, p, Sampling{N: 1, MaxTokens: 5000})
 	require.ErrorContains(t, err, "do not fit the context")
 }
+
+func TestOptionsChecked(t *testing.T) {
+	f := tinyModelFiles(t, "llava")
+	for _, o := range []Options{{Parallel: 300}, {Parallel: 64, BatchSize: 32}, {ContextSize: 8}} {
+		o.Threads = 1
+		_, err := Load(f.Text, f.MMProj, o)
+		require.ErrorContains(t, err, "llm: Options.")
+	}
+}
+
+func TestGenerateCancelled(t *testing.T) {
+	m := loadTiny(t, "llava", testOptions())
+	p := chatPrompt(t, m, "Go.", testmodel.TestImage(16, 16, 1))
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	_, err := m.Generate(ctx, p, Sampling{Temperature: 1, N: 2, MaxTokens: 50})
+	require.ErrorIs(t, err, context.Canceled)
+	// the model is still usable afterwards
+	cs, err := m.Generate(bg, p, Sampling{Temperature: 1, N: 2, MaxTokens: 5})
+	require.NoError(t, err)
+	require.Len(t, cs, 2)
+}

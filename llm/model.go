@@ -55,6 +55,21 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// maxParallel keeps sequence ids (1..Parallel, 0 for the prompt) below llama.cpp's LLAMA_MAX_SEQ.
+const maxParallel = 255
+
+func (o Options) check() error {
+	switch {
+	case o.Parallel > maxParallel:
+		return fmt.Errorf("llm: Options.Parallel %d is more than %d", o.Parallel, maxParallel)
+	case o.Parallel > o.BatchSize:
+		return fmt.Errorf("llm: Options.Parallel %d is more than Options.BatchSize %d (one token of each sequence goes in a batch)", o.Parallel, o.BatchSize)
+	case o.ContextSize < 16:
+		return fmt.Errorf("llm: Options.ContextSize %d is too small", o.ContextSize)
+	}
+	return nil
+}
+
 // Model is a loaded text model, its optional vision projector and one llama.cpp context.
 // Its methods are safe for concurrent use but run one at a time.
 type Model struct {
@@ -113,6 +128,9 @@ func Load(modelPath, mmprojPath string, opts Options) (*Model, error) {
 		}
 	}
 	opts = opts.withDefaults()
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	backendOnce.Do(llama.BackendInit)
 	installLog()
 	takeLogErrors()

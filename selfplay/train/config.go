@@ -31,6 +31,7 @@ type Config struct {
 	EvalGames       int `help:"Games per scheduled evaluation." default:"20" group:"run"`
 
 	Spy    SpyConfig    `embed:"" prefix:"spy-" group:"spy game"`
+	QS     QSConfig     `embed:"" prefix:"qs-" group:"questioner/solver game"`
 	Switch SwitchConfig `embed:"" prefix:"switch-" group:"stage switching"`
 	LoRA   LoRAConfig   `embed:"" prefix:"lora-" group:"adapter"`
 	Optim  OptimConfig  `embed:"" group:"optimizer"`

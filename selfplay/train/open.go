@@ -69,11 +69,15 @@ func Open(cfg Config, runDir string, resume bool, log zerolog.Logger) (*Run, err
 	if err != nil {
 		return nil, fmt.Errorf("train: gradient engine: %w", err)
 	}
-	maxTokens := max(cfg.Spy.ClueMaxTokens, cfg.Spy.DecisionMaxTokens)
+	maxTokens, parallel := max(cfg.Spy.ClueMaxTokens, cfg.Spy.DecisionMaxTokens), max(cfg.Spy.ObserverSamples, 1)
+	if cfg.Game == "qs" {
+		maxTokens = cfg.QS.maxTokens()
+		parallel = max(cfg.QS.Questions, cfg.QS.SolverVotes, cfg.QS.LabelVotes, cfg.QS.SolverSamples, 1)
+	}
 	model, err := llm.Load(cfg.Model, cfg.MMProj, llm.Options{
 		Threads: threads, Seed: uint64(cfg.Seed),
-		ContextSize: max(4096, 1024+max(cfg.Spy.ObserverSamples, 1)*maxTokens),
-		Parallel:    max(cfg.Spy.ObserverSamples, 1),
+		ContextSize: max(4096, 1024+parallel*maxTokens),
+		Parallel:    parallel,
 	})
 	if err != nil {
 		return nil, err
@@ -122,6 +126,8 @@ func newGame(cfg Config, runDir string, pairs []*data.Pair) (Game, error) {
 			return nil, err
 		}
 		return NewSpyGame(eng, pairs, cfg.GamesPerStep, cfg.Seed, cfg.Switch, cfg.Spy.TrainObserverInClue)
+	case "qs":
+		return NewQSGameFromConfig(cfg.QS, cfg.Seed, selfplay.QSImagesOfPairs(pairs), cfg.GamesPerStep, cfg.Steps)
 	default:
 		return nil, fmt.Errorf("train: --game %q is not available", cfg.Game)
 	}

@@ -90,7 +90,11 @@ func New(s Setup) (*Trainer, error) {
 	if err := t.sched.Validate(); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	pg, err := pgConfig(c.Loss, c.Spy.ClueMaxTokens)
+	normLen := c.Spy.ClueMaxTokens
+	if c.Game == "qs" {
+		normLen = c.QS.maxTokens()
+	}
+	pg, err := pgConfig(c.Loss, normLen)
 	if err != nil {
 		return nil, err
 	}

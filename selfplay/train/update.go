@@ -27,7 +27,7 @@ type group struct {
 // update trains plan.Train on the step's samples and swaps the result into llama.cpp.
 func (t *Trainer) update(ctx context.Context, step int, plan StepPlan, train *trainedAdapter, res *StepResult, m *selfplay.StepMetrics) (updateOutcome, error) {
 	if len(res.Samples) == 0 {
-		t.Log.Info().Int("step", step).Msg("no samples to train on this step (nothing kept by the game)")
+		t.Log.Info().Int("step", step+1).Msg("no samples to train on this step (nothing kept by the game)")
 		return updateOutcome{}, nil
 	}
 	groups, err := t.groups(train, res.Samples)

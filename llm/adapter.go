@@ -108,6 +108,9 @@ func (m *Model) setAdapter(a *Adapter, scale float32) error {
 	if a != nil && (a.m != m || a.c == nil) {
 		return errors.New("llm: SetAdapter: adapter belongs to another model or was freed")
 	}
+	if a == m.adapter && (a == nil || scale == m.scale) {
+		return nil // nothing changes: keep the cached prompt
+	}
 	C.llama_clear_adapter_lora(m.ctx)
 	m.adapter, m.scale = nil, 0
 	if a != nil {

@@ -1,11 +1,13 @@
 package llm
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/ollama/ollama/fs/ggml"
+	"github.com/x448/float16"
 )
 
 // loraTargets are the matrices the test adapters touch in every layer.
@@ -74,4 +76,25 @@ func mergedFile(t testing.TB, text, lora *ggufFile) *ggufFile {
 		out.tensors = append(out.tensors, &tensorBytes{name: tb.name, kind: 0, shape: tb.shape, data: f32Bytes(w)})
 	}
 	return out
+}
+
+// asF16 converts an F32 adapter to F16 tensors; rounded is the same adapter with its values
+// rounded to F16 but stored as F32 (the ground truth for merging).
+func asF16(t testing.TB, g *ggufFile) (f16, rounded *ggufFile) {
+	t.Helper()
+	f16, rounded = g.clone(), g.clone()
+	f16.tensors, rounded.tensors = nil, nil
+	for _, tb := range g.tensors {
+		v := tb.f32(t)
+		h := make([]byte, 2*len(v))
+		r := make([]float32, len(v))
+		for i, x := range v {
+			bits := float16.Fromfloat32(x)
+			binary.LittleEndian.PutUint16(h[2*i:], bits.Bits())
+			r[i] = bits.Float32()
+		}
+		f16.tensors = append(f16.tensors, &tensorBytes{name: tb.name, kind: 1, shape: tb.shape, data: h})
+		rounded.tensors = append(rounded.tensors, &tensorBytes{name: tb.name, shape: tb.shape, data: f32Bytes(r)})
+	}
+	return f16, rounded
 }

@@ -228,7 +228,6 @@ func (t *Trainer) backward(groups []*group, a *lora.Adapter, weights [][]float32
 		return nil, 0, err
 	}
 	total := a.ZeroLike()
-	acc := total.Params()
 	k, tokens := 0, 0
 	for _, g := range groups {
 		w := make([][]float32, len(g.batch.Seqs))
@@ -242,10 +241,8 @@ func (t *Trainer) backward(groups []*group, a *lora.Adapter, weights [][]float32
 			return nil, 0, err
 		}
 		tokens += r.Tokens
-		for i, p := range r.Grads.Params() {
-			for j, v := range p {
-				acc[i][j] += v
-			}
+		if err := total.Add(r.Grads); err != nil {
+			return nil, 0, err
 		}
 	}
 	return total, tokens, nil

@@ -8,8 +8,10 @@ package train
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -278,13 +280,14 @@ func (t *Trainer) runStep(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("train: step %d: %w", step, err)
 	}
+	var stop error // set when this step is the last non-finite one tolerated; logged first
 	if upd.skipped {
 		t.badSteps++
-		t.Log.Warn().Int("step", step).Float64("loss", m.Loss).Float64("grad_norm", m.GradNorm).
+		t.Log.Warn().Int("step", step+1).Float64("loss", m.Loss).Float64("grad_norm", m.GradNorm).
 			Msg("non-finite loss or gradient: step skipped, adapter unchanged")
 		if t.badSteps >= maxBadSteps {
-			return fmt.Errorf("train: %d steps in a row had a non-finite loss or gradient (last: step %d); "+
-				"the adapter of step %d is kept. Lower --lr or check the model", t.badSteps, step, step-t.badSteps)
+			stop = fmt.Errorf("train: %d steps in a row had a non-finite loss or gradient (last: step %d); "+
+				"the adapter of step %d is kept. Lower --lr or check the model", t.badSteps, step+1, step+1-t.badSteps)
 		}
 	} else {
 		t.badSteps = 0
@@ -322,6 +325,7 @@ func (t *Trainer) runStep(ctx context.Context) error {
 			return err
 		}
 	}
+	finiteFields(&m)
 	if err := t.metrics.append(m); err != nil {
 		return err
 	}
@@ -330,5 +334,16 @@ func (t *Trainer) runStep(ctx context.Context) error {
 	if t.OnStep != nil {
 		t.OnStep(m)
 	}
-	return nil
+	return stop
+}
+
+// finiteFields zeroes the float fields JSON cannot hold (NaN, ±Inf): they occur only on a step
+// that is already flagged Skipped, whose log line must still be written.
+func finiteFields(m *selfplay.StepMetrics) {
+	v := reflect.ValueOf(m).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if f := v.Field(i); f.Kind() == reflect.Float64 && (math.IsNaN(f.Float()) || math.IsInf(f.Float(), 0)) {
+			f.SetFloat(0)
+		}
+	}
 }

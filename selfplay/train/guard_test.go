@@ -1,0 +1,135 @@
+package train
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vzlocal/vzlocal/llm/testmodel"
+	"github.com/vzlocal/vzlocal/lora"
+	"github.com/vzlocal/vzlocal/selfplay"
+)
+
+// faultyEngine wraps the CPU engine: from step `nanFrom` on, every gradient is NaN; memory
+// estimates can be inflated.
+type faultyEngine struct {
+	lora.Engine
+	calls, nanFrom int // Backward calls before gradients turn NaN (-1: never)
+	memory         int64
+}
+
+func (e *faultyEngine) Backward(b *lora.Batch, w [][]float32) (*lora.Result, error) {
+	r, err := e.Engine.Backward(b, w)
+	e.calls++
+	if err == nil && e.nanFrom >= 0 && e.calls > e.nanFrom {
+		r.Grads.Params()[0][0] = float32(math.NaN())
+	}
+	return r, err
+}
+
+func (e *faultyEngine) MemoryEstimate(b *lora.Batch) (int64, error) {
+	if e.memory > 0 {
+		return e.memory, nil
+	}
+	return e.Engine.MemoryEstimate(b)
+}
+
+func guardSetup(t *testing.T, eng *faultyEngine) (Setup, string) {
+	t.Helper()
+	files, err := testmodel.Write(t.TempDir(), testmodel.Config{Family: "llava", Seed: 1, WeightStd: 0.1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, cpu := openTiny(t, files)
+	eng.Engine = cpu
+	img := filepath.Join(t.TempDir(), "img.png")
+	if err := os.WriteFile(img, testmodel.TestImage(40, 30, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := defaultConfig(t)
+	cfg.Steps, cfg.CheckpointEvery, cfg.Seed = 8, 1, 3
+	cfg.LoRA.Rank, cfg.LoRA.Alpha = 4, 8
+	cfg.Optim.LR, cfg.Optim.Schedule, cfg.Optim.Warmup = 1e-2, "constant", 0
+	cfg.Loss.KLBeta, cfg.Loss.IS = 0, "none"
+	run := t.TempDir()
+	// The digit game has two groups per step, so two Backward calls per step.
+	return Setup{Config: cfg, RunDir: run, Game: &digitGame{image: img, n: 4}, Model: model, Engine: eng, Log: zerolog.Nop()}, run
+}
+
+// TestNonFiniteStepsSkippedThenStop: a step with a NaN gradient is skipped (logged in the
+// metrics, adapter unchanged, in llama.cpp too); three in a row stop the run with a clear error
+// and the last good adapter on disk.
+func TestNonFiniteStepsSkippedThenStop(t *testing.T) {
+	eng := &faultyEngine{nanFrom: 4} // steps 0 and 1 are good, NaN from step 2 on
+	s, run := guardSetup(t, eng)
+	tr, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var goodB []float32
+	tr.OnStep = func(m selfplay.StepMetrics) {
+		if m.Step == 1 {
+			goodB = append([]float32(nil), tr.primary().lora.Pairs[0].B...)
+		}
+	}
+	err = tr.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "3 steps in a row had a non-finite loss or gradient") {
+		t.Fatalf("run error %v, want a stop after 3 non-finite steps", err)
+	}
+	ms := readMetrics(t, run)
+	if len(ms) != 5 {
+		t.Fatalf("%d steps logged, want 5 (2 good, 3 skipped)", len(ms))
+	}
+	for i, m := range ms {
+		if m.Skipped != (i >= 2) {
+			t.Fatalf("step %d skipped=%v", i, m.Skipped)
+		}
+	}
+	now := tr.primary().lora.Pairs[0].B
+	for i := range now {
+		if now[i] != goodB[i] {
+			t.Fatal("a skipped step changed the adapter")
+		}
+	}
+	got, err := tr.primary().llm.Tensor(tr.primary().lora.Pairs[0].Name + ".lora_b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if math.Abs(float64(got[i]-goodB[i])) > 1e-6 {
+			t.Fatal("llama.cpp's adapter is not the last good one")
+		}
+	}
+	a, err := lora.ReadAdapterGGUF(filepath.Join(run, AdapterFile), eng.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range goodB {
+		if a.Pairs[0].B[i] != goodB[i] {
+			t.Fatal("adapter on disk is not the last good one")
+		}
+	}
+}
+
+// TestMemoryRefusal: a batch the engine estimates beyond the available memory is refused before
+// it runs, with the settings to lower.
+func TestMemoryRefusal(t *testing.T) {
+	eng := &faultyEngine{nanFrom: -1, memory: 1 << 50}
+	s, _ := guardSetup(t, eng)
+	tr, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tr.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "working memory") || !strings.Contains(err.Error(), "lower") {
+		t.Fatalf("run error %v, want a memory refusal", err)
+	}
+	if eng.calls != 0 {
+		t.Fatalf("%d backward passes ran before the refusal", eng.calls)
+	}
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (device tool), from the repository root, after gpu_bundle.sh here.
+# Each step fits one device call (10 minutes); results go to $OUT (or bin/out) and the output.
+#
+#   gpu_session.sh unpack   bin/gpu-bundle.tar.xz -> bin/gpu/, bin/ollama-src/ (python3's tarfile:
+#                           no xz binary needed)
+#   gpu_session.sh check    build bin/libvzlocal_cuda.so with this machine's nvcc, run the parity
+#                           tests (-v: they log every measured error), then compute-sanitizer
+#                           memcheck on the tiny model's parity test
+#   gpu_session.sh bench    BenchmarkCUDABackward (the CUDA engine)
+#   gpu_session.sh peft     bench/peft_bench.py (PyTorch + PEFT, same workloads)
+#   gpu_session.sh ggml     start ggml's CUDA backend build in the background (setsid; it
+#                           outlives the call while the machine stays held); log in bin/ggml-build.log
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${OUT:-bin/out}
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$PWD/bin/gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export VZLOCAL_CUDA_LIB="$PWD/bin/libvzlocal_cuda.so"
+PATH=$PATH:/usr/local/cuda/bin
+case "${1:-}" in
+unpack)
+  python3 -m tarfile -e bin/gpu-bundle.tar.xz bin/ && ls -la bin/gpu bin/gpu/lib
+  ;;
+check)
+  nvidia-smi -L; nvcc --version | tail -2
+  lora/cuda/build.sh lib 2>&1 | tee "$out/build.log" || exit 1
+  bin/gpu/cuda.test -test.v -test.timeout 8m -test.run 'TestAvailable|TestParity|TestAdamWSteps|TestErrors' 2>&1 | tee "$out/parity.log"
+  rc=${PIPESTATUS[0]}
+  compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 \
+    bin/gpu/cuda.test -test.short -test.v -test.run 'TestParity$' 2>&1 | tee "$out/memcheck.log" | tail -30
+  echo "parity rc=$rc memcheck rc=${PIPESTATUS[0]}"
+  ;;
+bench)
+  bin/gpu/bench.test -test.run '^$' -test.bench CUDABackward -test.benchtime 1x -test.timeout 9m 2>&1 | tee "$out/bench_cuda.log"
+  ;;
+peft)
+  PYTHONUNBUFFERED=1 python3 bench/peft_bench.py "${@:2}" 2>&1 | tee "$out/bench_peft.log"
+  ;;
+ggml)
+  setsid nohup lora/cuda/build.sh ggml > bin/ggml-build.log 2>&1 < /dev/null &
+  echo "ggml CUDA build started (pid $!); tail bin/ggml-build.log in a later call"
+  ;;
+*)
+  echo "usage: $0 unpack|check|bench|peft|ggml" >&2
+  exit 2
+  ;;
+esac

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 	"time"
@@ -109,5 +110,22 @@ func BenchmarkAdapterSwap(b *testing.B) {
 			b.ReportMetric(float64(floats*4*b.N)/(1<<30)/time.Since(start).Seconds(), "GiB/s")
 		})
 		m.Close()
+	}
+}
+
+// BenchmarkSampleToken: the Go sampler on one logits vector of a 152k vocabulary (Qwen2.5).
+func BenchmarkSampleToken(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	logits := make([]float32, 151936)
+	for i := range logits {
+		logits[i] = float32(rng.NormFloat64() * 3)
+	}
+	for _, s := range []Sampling{{Temperature: 1}, {Temperature: 1, TopK: 40}, {Temperature: 1, TopP: 0.9}} {
+		b.Run(fmt.Sprintf("k=%d,p=%g", s.TopK, s.TopP), func(b *testing.B) {
+			d := &distribution{}
+			for range b.N {
+				sampleToken(d, logits, s, rng)
+			}
+		})
 	}
 }

@@ -1,10 +1,16 @@
 package llm
 
+/*
+#include "vz.h"
+*/
+import "C"
+
 import (
 	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"unsafe"
 )
 
 // Sampling says how completions are drawn. Sampling happens in Go from the full logits, so the
@@ -38,27 +44,20 @@ func (s Sampling) truncates() bool { return s.TopK > 0 || (s.TopP > 0 && s.TopP 
 // distribution is the sampling distribution over one logits vector: weights w (unnormalised
 // probabilities exp((l-max)/T)) over the kept tokens, in the order they are sampled.
 type distribution struct {
-	w    []float64
+	w    []float32
 	keep []int32 // kept token ids, most likely first; nil = the whole vocabulary in id order
 	sum  float64 // sum of w over the kept tokens
 }
 
 // build computes the distribution of logits under s (Temperature > 0).
 func (d *distribution) build(logits []float32, s Sampling) {
-	t := float64(s.Temperature)
-	mx := float32(math.Inf(-1))
-	for _, l := range logits {
-		mx = max(mx, l)
-	}
 	if cap(d.w) < len(logits) {
-		d.w = make([]float64, len(logits))
+		d.w = make([]float32, len(logits))
 	}
 	d.w = d.w[:len(logits)]
-	total := 0.0
-	for i, l := range logits {
-		d.w[i] = math.Exp(float64(l-mx) / t)
-		total += d.w[i]
-	}
+	// exp(l/T - max) with ggml's SIMD exp: about 10x faster than math.Exp on a 150k vocabulary
+	total := float64(C.vz_exp_sum(C.int32_t(len(logits)), (*C.float)(unsafe.Pointer(&d.w[0])),
+		(*C.float)(unsafe.Pointer(&logits[0])), C.float(1/s.Temperature)))
 	d.keep, d.sum = nil, total
 	if !s.truncates() {
 		return
@@ -71,9 +70,9 @@ func (d *distribution) build(logits []float32, s Sampling) {
 		d.keep = d.keep[:0]
 		mass := 0.0
 		for i, w := range d.w {
-			if w >= thr || thr < 1e-300 {
+			if float64(w) >= thr || thr < 1e-300 {
 				d.keep = append(d.keep, int32(i))
-				mass += w
+				mass += float64(w)
 			}
 		}
 		enough := len(d.keep) == len(d.w) ||
@@ -94,12 +93,12 @@ func (d *distribution) build(logits []float32, s Sampling) {
 			if s.TopK > 0 {
 				base = 0
 				for _, id := range d.keep {
-					base += d.w[id]
+					base += float64(d.w[id])
 				}
 			}
 			cum := 0.0
 			for j, id := range d.keep {
-				cum += d.w[id]
+				cum += float64(d.w[id])
 				if cum >= float64(s.TopP)*base {
 					d.keep = d.keep[:j+1]
 					break
@@ -108,7 +107,7 @@ func (d *distribution) build(logits []float32, s Sampling) {
 		}
 		d.sum = 0
 		for _, id := range d.keep {
-			d.sum += d.w[id]
+			d.sum += float64(d.w[id])
 		}
 		return
 	}
@@ -124,7 +123,7 @@ func (d *distribution) draw(u float64) int32 {
 			if w == 0 {
 				continue
 			}
-			acc += w
+			acc += float64(w)
 			last = int32(i)
 			if acc > target {
 				return int32(i)
@@ -133,7 +132,7 @@ func (d *distribution) draw(u float64) int32 {
 		return last
 	}
 	for _, id := range d.keep {
-		acc += d.w[id]
+		acc += float64(d.w[id])
 		if acc > target {
 			return id
 		}
@@ -146,7 +145,7 @@ func (d *distribution) logProb(tok int32) float64 {
 	if d.keep != nil && !slices.Contains(d.keep, tok) {
 		return math.Inf(-1)
 	}
-	return math.Log(d.w[tok] / d.sum)
+	return math.Log(float64(d.w[tok]) / d.sum)
 }
 
 // sampleToken draws the next token from logits under s and returns it with its log-prob.

@@ -1,6 +1,7 @@
 #include "vz.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -128,4 +129,16 @@ int32_t vz_tensor_get_f32(void * tensor, float * out, int64_t n) {
         default:
             return -1;
     }
+}
+
+// From ggml-cpu/vec.h (C linkage; the CPU backend is linked into every binary that uses llama).
+extern "C" double ggml_vec_soft_max_f32(const int n, float * y, const float * x, float max);
+
+double vz_exp_sum(int32_t n, float * y, const float * x, float inv_t) {
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < n; i++) {
+        y[i] = x[i] * inv_t;
+        mx = std::max(mx, y[i]);
+    }
+    return ggml_vec_soft_max_f32(n, y, y, mx); // reads y[i] before writing it: in place is fine
 }

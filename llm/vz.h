@@ -37,3 +37,16 @@ int32_t vz_tensor_get_f32(void * tensor, float * out, int64_t n);
 #ifdef __cplusplus
 }
 #endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// vz_exp_sum sets y[i] = exp(x[i]*inv_t - max) for n floats, max being the largest x[i]*inv_t,
+// and returns their sum, with ggml's SIMD exp (ggml_vec_soft_max_f32 of the CPU backend): the
+// sampler's hot loop over the vocabulary.
+double vz_exp_sum(int32_t n, float * y, const float * x, float inv_t);
+
+#ifdef __cplusplus
+}
+#endif

@@ -17,6 +17,11 @@ import (
 // sequences 1..Parallel that share its KV cells (llama_memory_seq_cp on a unified cache).
 const promptSeq = 0
 
+// maxOutputRows caps the rows per llama_decode whose logits are requested: llama.cpp keeps an
+// output buffer of that many rows × n_vocab floats (64 × 152k × 4 bytes = 39 MB; a whole batch of
+// 512 would be 311 MB).
+const maxOutputRows = 64
+
 // cachedPrompt remembers what sequence 0 holds, so that Generate and Score on the same prompt
 // (and the same weights) skip re-evaluating it.
 type cachedPrompt struct {
@@ -139,7 +144,7 @@ func (m *Model) feedPrompt(p *Prompt, seq int, allLogits func(row int, logits []
 	pos, row := 0, 0
 	for _, sp := range append(slices.Clone(p.Images), ImageSpan{Index: len(p.Tokens)}) {
 		for ; row < sp.Index; row++ {
-			if b.full() {
+			if b.full() || (allLogits != nil && b.n() == maxOutputRows) {
 				if err := flush(); err != nil {
 					return nil, err
 				}

@@ -180,13 +180,20 @@ func TestScoreMatchesGenerate(t *testing.T) {
 	require.Less(t, worst, logProbTol)
 	require.Empty(t, scores[len(cs)])
 
-	plain, err := m.Score(bg, p, seqs[:1], Sampling{Temperature: 1})
+	// a long sequence crosses the 64-row output chunks of Score and Logits
+	long := make([]int32, 150)
+	for i := range long {
+		long[i] = int32((i*37 + 11) % 288)
+	}
+	plain, err := m.Score(bg, p, [][]int32{seqs[0], long}, Sampling{Temperature: 1})
 	require.NoError(t, err)
-	logits, err := m.Logits(p, seqs[0])
-	require.NoError(t, err)
-	for j, tok := range seqs[0] {
-		want := logSoftmax64(logits[len(p.Tokens)-1+j], 1)[tok]
-		require.InDelta(t, want, plain[0][j], logProbTol)
+	for k, seq := range [][]int32{seqs[0], long} {
+		logits, err := m.Logits(p, seq)
+		require.NoError(t, err)
+		for j, tok := range seq {
+			want := logSoftmax64(logits[len(p.Tokens)-1+j], 1)[tok]
+			require.InDelta(t, want, plain[k][j], logProbTol)
+		}
 	}
 }
 

@@ -92,7 +92,7 @@ func (m *Model) scoreWave(p *Prompt, comps [][]int32, out [][]float32, s Samplin
 	for i, c := range comps {
 		// the last token's logits predict nothing we score
 		for t := 0; t+1 < len(c); t++ {
-			if b.full() {
+			if b.n() == min(b.cap, maxOutputRows) {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -131,9 +131,10 @@ func (m *Model) Logits(p *Prompt, completion []int32) ([][]float32, error) {
 	C.llama_memory_seq_cp(mem, promptSeq, 1, -1, -1)
 	defer C.llama_memory_seq_rm(mem, 1, -1, -1)
 	b := newTokenBatch(&m.batch, m.opts.BatchSize)
-	for t0 := 0; t0 < len(completion); t0 += b.cap {
+	step := min(b.cap, maxOutputRows)
+	for t0 := 0; t0 < len(completion); t0 += step {
 		b.clear()
-		n := min(b.cap, len(completion)-t0)
+		n := min(step, len(completion)-t0)
 		for t := t0; t < t0+n; t++ {
 			b.add(completion[t], p.NPos+t, 1, true)
 		}

@@ -177,6 +177,14 @@ func TestBadInput(t *testing.T) {
 		check(t, err, "adapter_model.safetensors", "another model")
 		_, err = ReadAdapterGGUF(p, tinyConfig("qwen2"))
 		check(t, err, `architecture "llama"`, `"qwen2"`)
+		deeper := llama
+		deeper.NLayer = 3
+		dp := tempPath(t, "deeper.gguf")
+		if err := randomAdapter(t, deeper, 2, 2, 1).WriteGGUF(dp, TypeF32); err != nil {
+			t.Fatal(err)
+		}
+		_, err = ReadAdapterGGUF(dp, llama)
+		check(t, err, dp, "blk.2.", "model has 2 layers")
 	})
 	t.Run("model file problems", func(t *testing.T) {
 		_, err := LoadModel(filepath.Join(t.TempDir(), "missing.gguf"))

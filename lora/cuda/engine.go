@@ -161,8 +161,10 @@ func flatAdapter(a *lora.Adapter, nLayer int) (present []uint8, flat []float32, 
 	return present, flat, pairs
 }
 
-// SetAdapter uploads the adapter (nil removes it). Calling it again with the same shapes after an
-// optimizer step only copies the values.
+// SetAdapter uploads the adapter (nil removes it). Unlike the CPU engine, which reads the
+// adapter's slices at every pass, the values are copied to the GPU here: call SetAdapter again
+// after changing them (the trainer does, before every pass). With the same shapes as the
+// installed adapter this is one host-to-device copy, no allocation.
 func (e *Engine) SetAdapter(a *lora.Adapter) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()

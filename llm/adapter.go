@@ -90,6 +90,10 @@ func (m *Model) loadAdapter(path string) (*Adapter, error) {
 		}
 		a.tensors[name] = adapterTensor{ptr: ptr, shape: [2]int{int(ne0), int(ne1)}}
 	}
+	if m.loaded == nil {
+		m.loaded = map[*Adapter]struct{}{}
+	}
+	m.loaded[a] = struct{}{}
 	return a, nil
 }
 
@@ -137,7 +141,7 @@ func (m *Model) SwapAdapter(path string) (*Adapter, error) {
 	}
 	old := m.adapter
 	if err := m.setAdapter(a, 1); err != nil {
-		C.llama_adapter_lora_free(a.c)
+		a.freeLocked()
 		return nil, err
 	}
 	if old != nil {
@@ -152,7 +156,7 @@ func (m *Model) SwapAdapter(path string) (*Adapter, error) {
 func (a *Adapter) Update(name string, data []float32) error {
 	a.m.mu.Lock()
 	defer a.m.mu.Unlock()
-	if a.c == nil {
+	if a.c == nil || a.m.model == nil {
 		return errors.New("llm: Update: adapter was freed")
 	}
 	t, ok := a.tensors[name]
@@ -181,7 +185,7 @@ func (a *Adapter) Tensor(name string) ([]float32, error) {
 	a.m.mu.Lock()
 	defer a.m.mu.Unlock()
 	t, ok := a.tensors[name]
-	if !ok || a.c == nil {
+	if !ok || a.c == nil || a.m.model == nil {
 		return nil, fmt.Errorf("llm: adapter %s has no tensor %q", a.path, name)
 	}
 	out := make([]float32, t.shape[0]*t.shape[1])
@@ -209,6 +213,7 @@ func (a *Adapter) freeLocked() {
 		a.m.epoch++
 	}
 	C.llama_adapter_lora_free(a.c)
+	delete(a.m.loaded, a)
 	a.c = nil
 	a.tensors = nil
 	log.Debug().Str("adapter", a.path).Msg("llm: adapter freed")

@@ -315,3 +315,26 @@ func TestF16AdapterMatchesMergedModel(t *testing.T) {
 	require.Less(t, d2, f16MergedTol)
 	require.Greater(t, maxDiffRows(want["m1"], want["m2"]), 10*f16MergedTol, "the two adapters must differ")
 }
+
+// Close frees every adapter loaded, attached or not; their methods then fail cleanly.
+func TestCloseFreesAdapters(t *testing.T) {
+	f := newAdapterFixture(t)
+	m, err := Load(f.text, f.mmproj, testOptions())
+	require.NoError(t, err)
+	a1, err := m.LoadAdapter(f.lora1)
+	require.NoError(t, err)
+	a2, err := m.SwapAdapter(f.lora2)
+	require.NoError(t, err)
+	require.Len(t, m.loaded, 2)
+	name := f.l1.tensors[0].name
+	vals := f.l1.tensors[0].f32(t)
+	require.NoError(t, m.Close())
+	require.Empty(t, m.loaded)
+	require.ErrorContains(t, a1.Update(name, vals), "freed")
+	require.ErrorContains(t, a2.Update(name, vals), "freed")
+	_, err = a1.Tensor(name)
+	require.Error(t, err)
+	require.ErrorIs(t, m.SetAdapter(nil, 0), errClosed)
+	_, err = m.Generate(bg, &Prompt{Tokens: []int32{1}, NPos: 1}, Sampling{})
+	require.ErrorIs(t, err, errClosed)
+}

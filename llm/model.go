@@ -84,7 +84,8 @@ type Model struct {
 	batch  C.struct_llama_batch // token batch of opts.BatchSize entries
 	images *imageCache
 
-	adapter *Adapter // attached adapter, nil for the base model
+	adapter *Adapter              // attached adapter, nil for the base model
+	loaded  map[*Adapter]struct{} // every adapter not yet freed, freed by Close
 	scale   float32
 	epoch   uint64 // bumped whenever the weights in effect change; invalidates cached prompt KV
 	cached  cachedPrompt
@@ -221,8 +222,8 @@ func (m *Model) Info() Info { return m.info }
 func (m *Model) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.adapter != nil {
-		m.adapter.freeLocked()
+	for a := range m.loaded {
+		a.freeLocked()
 	}
 	if m.mtmd != nil {
 		C.mtmd_free(m.mtmd)

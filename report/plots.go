@@ -144,6 +144,18 @@ func metricLines(c *chart, runs []*Run, names []string, fs []func(m *selfplay.St
 	return true, nil
 }
 
+// hasPhases says whether some step of some run names its training phase.
+func hasPhases(runs []*Run) bool {
+	for _, r := range runs {
+		for i := range r.Steps {
+			if r.Steps[i].Phase != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // measured says whether any of the metrics is non-zero at some step of some run.
 func measured(runs []*Run, fs []func(m *selfplay.StepMetrics) float64) bool {
 	for _, r := range runs {
@@ -210,8 +222,11 @@ func buildDecision(c *chart, runs []*Run) (bool, error) {
 		func(m *selfplay.StepMetrics) float64 { return m.AccEMA },
 		func(m *selfplay.StepMetrics) float64 { return m.AbstainEMA },
 	}
-	if !measured(runs, decisionMetrics) {
-		return false, nil // questioner/solver runs have no decision stage
+	// Both games measure these every step (spy game: the observer's votes; questioner/solver:
+	// solver accuracy), so a run whose steps name a phase shows them even when they are all zero
+	// (a random model's 0% accuracy is a result, not a missing metric).
+	if !measured(runs, decisionMetrics) && !hasPhases(runs) {
+		return false, nil
 	}
 	if len(runs) == 1 {
 		r := runs[0]

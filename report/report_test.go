@@ -225,7 +225,8 @@ func TestReportTinyRuns(t *testing.T) {
 
 func TestReportSkipsUnmeasuredCharts(t *testing.T) {
 	// A questioner/solver run through a backend without log-probs or timings, beta_KL = 0: only
-	// rewards and completion lengths were measured.
+	// rewards and completion lengths were measured, plus the accuracy chart every game fills
+	// (solver accuracy here; zero is a result, not a missing metric).
 	dir := t.TempDir()
 	metrics := `{"step":1,"phase":"questioner","reward_mean":0.1,"completion_len_mean":120,"completion_len_max":300}
 {"step":2,"phase":"questioner","reward_mean":0.2,"completion_len_mean":130,"completion_len_max":310}
@@ -243,7 +244,7 @@ func TestReportSkipsUnmeasuredCharts(t *testing.T) {
 			assert.NotEmpty(t, f.Missing, f.Title)
 		}
 	}
-	assert.Equal(t, map[string]bool{"reward.png": true, "completion.png": true}, drawn)
+	assert.Equal(t, map[string]bool{"reward.png": true, "completion.png": true, "decision.png": true}, drawn)
 	page, err := os.ReadFile(res.Page)
 	require.NoError(t, err)
 	assert.Contains(t, string(page), "<b>KL to the reference</b>: not measured in these runs")

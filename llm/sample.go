@@ -6,7 +6,6 @@ package llm
 import "C"
 
 import (
-	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -62,55 +61,118 @@ func (d *distribution) build(logits []float32, s Sampling) {
 	if !s.truncates() {
 		return
 	}
-	// The kept set is a prefix of the tokens sorted by weight. Sorting the whole vocabulary per
-	// token is slow (150k entries), so sort only the tokens above a threshold, lowering it until
-	// the prefix is known to lie inside: every token below the threshold sorts after every token
-	// above it, so once the candidates hold k tokens or mass >= TopP the prefix is among them.
-	for thr := 1e-3; ; thr *= 1e-3 {
-		d.keep = d.keep[:0]
-		mass := 0.0
-		for i, w := range d.w {
-			if float64(w) >= thr || thr < 1e-300 {
-				d.keep = append(d.keep, int32(i))
-				mass += float64(w)
-			}
-		}
-		enough := len(d.keep) == len(d.w) ||
-			(s.TopK > 0 && len(d.keep) >= s.TopK) ||
-			(s.TopK <= 0 && mass >= float64(s.TopP)*total)
-		if !enough {
-			continue
-		}
-		slices.SortFunc(d.keep, func(a, b int32) int {
-			return cmp.Or(cmp.Compare(d.w[b], d.w[a]), cmp.Compare(a, b))
-		})
-		if s.TopK > 0 && len(d.keep) > s.TopK {
-			d.keep = d.keep[:s.TopK]
-		}
-		if s.TopP > 0 && s.TopP < 1 {
-			// top-p after top-k is measured against the mass of the top-k set (renormalised)
-			base := total
-			if s.TopK > 0 {
-				base = 0
-				for _, id := range d.keep {
-					base += float64(d.w[id])
-				}
-			}
-			cum := 0.0
-			for j, id := range d.keep {
-				cum += float64(d.w[id])
-				if cum >= float64(s.TopP)*base {
-					d.keep = d.keep[:j+1]
-					break
-				}
-			}
-		}
-		d.sum = 0
-		for _, id := range d.keep {
-			d.sum += float64(d.w[id])
-		}
-		return
+	// The kept set is a prefix of the tokens in the order (weight desc, id asc). Sorting the
+	// whole vocabulary per token is slow (150k entries), so the prefix is found by selection,
+	// in expected linear time; only the kept tokens' order among themselves stays arbitrary
+	// (deterministic), which changes nothing about the distribution.
+	if cap(d.keep) < len(d.w) {
+		d.keep = make([]int32, len(d.w))
 	}
+	// Most of a vocabulary weighs next to nothing. If the tokens above a small threshold already
+	// hold k tokens (or the top-p mass), the prefix lies among them: every lighter token comes
+	// after every one of them in the order.
+	const thr = 1e-4 // relative to the heaviest token, whose weight is 1
+	d.keep = d.keep[:0]
+	mass := 0.0
+	for i, w := range d.w {
+		if w >= thr {
+			d.keep = append(d.keep, int32(i))
+			mass += float64(w)
+		}
+	}
+	if (s.TopK > 0 && len(d.keep) < s.TopK) || (s.TopK <= 0 && mass < float64(s.TopP)*total) {
+		d.keep = d.keep[:len(d.w)]
+		for i := range d.keep {
+			d.keep[i] = int32(i)
+		}
+	}
+	if s.TopK > 0 && s.TopK < len(d.keep) {
+		d.selectPrefix(d.keep, func(n int, _ float64) bool { return n >= s.TopK })
+		d.keep = d.keep[:s.TopK]
+	}
+	if s.TopP > 0 && s.TopP < 1 {
+		// top-p after top-k is measured against the mass of the top-k set (renormalised)
+		base := total
+		if s.TopK > 0 {
+			base = d.mass(d.keep)
+		}
+		need := float64(s.TopP) * base
+		n := d.selectPrefix(d.keep, func(_ int, mass float64) bool { return mass >= need })
+		d.keep = d.keep[:n]
+	}
+	d.sum = d.mass(d.keep)
+}
+
+// before is the order of the kept prefix: heavier first, lower id first among equals.
+func (d *distribution) before(a, b int32) bool {
+	return d.w[a] > d.w[b] || (d.w[a] == d.w[b] && a < b)
+}
+
+func (d *distribution) mass(ids []int32) float64 {
+	m := 0.0
+	for _, id := range ids {
+		m += float64(d.w[id])
+	}
+	return m
+}
+
+// selectPrefix reorders ids so that its shortest prefix in the order `before` for which
+// enough(length, mass) holds comes first, and returns that length (len(ids) if none does). It is
+// a quickselect: partition around a pivot, keep the side that holds the answer.
+func (d *distribution) selectPrefix(ids []int32, enough func(n int, mass float64) bool) int {
+	lo, hi := 0, len(ids) // ids[:lo] are in the prefix (mass acc); the answer ends in (lo, hi]
+	acc := 0.0
+	for hi-lo > 16 {
+		// median of three as the pivot, moved to hi-1
+		a, b, c := lo, lo+(hi-lo)/2, hi-1
+		if d.before(ids[b], ids[a]) {
+			ids[a], ids[b] = ids[b], ids[a]
+		}
+		if d.before(ids[c], ids[b]) {
+			ids[b], ids[c] = ids[c], ids[b]
+			if d.before(ids[b], ids[a]) {
+				ids[a], ids[b] = ids[b], ids[a]
+			}
+		}
+		ids[b], ids[hi-1] = ids[hi-1], ids[b]
+		pivot := ids[hi-1]
+		p := lo
+		for i := lo; i < hi-1; i++ {
+			if d.before(ids[i], pivot) {
+				ids[i], ids[p] = ids[p], ids[i]
+				p++
+			}
+		}
+		ids[p], ids[hi-1] = ids[hi-1], ids[p]
+		// ids[lo:p] precede the pivot, ids[p] is the pivot, ids[p+1:hi] follow it
+		m := d.mass(ids[lo:p])
+		switch {
+		case enough(p, acc+m):
+			hi = p
+		case enough(p+1, acc+m+float64(d.w[pivot])):
+			return p + 1
+		default:
+			acc += m + float64(d.w[pivot])
+			lo = p + 1
+		}
+	}
+	rest := ids[lo:hi]
+	slices.SortFunc(rest, func(a, b int32) int {
+		switch {
+		case a == b:
+			return 0
+		case d.before(a, b):
+			return -1
+		}
+		return 1
+	})
+	for i, id := range rest {
+		acc += float64(d.w[id])
+		if enough(lo+i+1, acc) {
+			return lo + i + 1
+		}
+	}
+	return hi
 }
 
 // draw picks a token with probability w/sum using u in [0, 1).

@@ -17,6 +17,7 @@ typedef struct {
 	int (*create)(const vz_config *, vz_engine **, char *, int);
 	void (*destroy)(vz_engine *);
 	int (*set_weight)(vz_engine *, int, int, const float *, int64_t, char *, int);
+	int (*set_weight_raw)(vz_engine *, int, int, int, const void *, int64_t, char *, int);
 	int (*set_adapter)(vz_engine *, int, float, const uint8_t *, const float *, int64_t, char *, int);
 	int (*run)(vz_engine *, const vz_batch *, float *, float *, char *, int);
 	int64_t (*workspace_bytes)(const vz_engine *, const vz_batch *, int);
@@ -47,6 +48,7 @@ static int vz_load(const char *path, char *err, int errlen) {
 	VZ_SYM(create, "vz_create");
 	VZ_SYM(destroy, "vz_destroy");
 	VZ_SYM(set_weight, "vz_set_weight");
+	VZ_SYM(set_weight_raw, "vz_set_weight_raw");
 	VZ_SYM(set_adapter, "vz_set_adapter");
 	VZ_SYM(run, "vz_run");
 	VZ_SYM(workspace_bytes, "vz_workspace_bytes");
@@ -69,6 +71,9 @@ static int vz_call_create(const vz_config *c, vz_engine **e, char *err, int el) 
 static void vz_call_destroy(vz_engine *e) { lib.destroy(e); }
 static int vz_call_set_weight(vz_engine *e, int l, int k, const float *d, int64_t n, char *err, int el) {
 	return lib.set_weight(e, l, k, d, n, err, el);
+}
+static int vz_call_set_weight_raw(vz_engine *e, int l, int k, int t, const void *d, int64_t n, char *err, int el) {
+	return lib.set_weight_raw(e, l, k, t, d, n, err, el);
 }
 static int vz_call_set_adapter(vz_engine *e, int r, float s, const uint8_t *p, const float *f, int64_t n, char *err, int el) {
 	return lib.set_adapter(e, r, s, p, f, n, err, el);
@@ -292,6 +297,21 @@ func cSetWeight(h unsafe.Pointer, layer, kind int, data []float32) error {
 	return e.check(fmt.Sprintf("upload weight %d of layer %d", kind, layer),
 		C.vz_call_set_weight((*C.vz_engine)(h), C.int(layer), C.int(kind), (*C.float)(&data[0]), C.int64_t(len(data)), e.p, errLen))
 }
+
+func cSetWeightRaw(h unsafe.Pointer, layer, kind int, ggmlType uint32, data []byte) error {
+	if len(data) == 0 {
+		return fmt.Errorf("cuda: raw weight kind %d of layer %d is empty", kind, layer)
+	}
+	e := newCerr()
+	defer e.free()
+	return e.check(fmt.Sprintf("upload raw weight %d of layer %d", kind, layer),
+		C.vz_call_set_weight_raw((*C.vz_engine)(h), C.int(layer), C.int(kind), C.int(ggmlType), unsafe.Pointer(&data[0]),
+			C.int64_t(len(data)), e.p, errLen))
+}
+
+// rawTypes are the ggml types the library dequantizes on the GPU (vz_cuda.h VZ_GGML_*).
+var rawTypes = map[uint32]bool{C.VZ_GGML_F32: true, C.VZ_GGML_F16: true, C.VZ_GGML_BF16: true,
+	C.VZ_GGML_Q8_0: true, C.VZ_GGML_Q4_K: true, C.VZ_GGML_Q6_K: true}
 
 func cSetAdapter(h unsafe.Pointer, rank int, scale float32, present []uint8, flat []float32) error {
 	e := newCerr()

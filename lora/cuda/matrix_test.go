@@ -22,7 +22,11 @@ func TestParityMatrix(t *testing.T) {
 		temp    float32
 	}
 	base := func(arch string) func() lora.Config {
-		return func() lora.Config { c := tinyConfig(arch); c.NEmbd, c.NHead, c.HeadDim, c.NRot, c.NFF = 64, 4, 16, 16, 96; return c }
+		return func() lora.Config {
+			c := tinyConfig(arch)
+			c.NEmbd, c.NHead, c.HeadDim, c.NRot, c.NFF = 64, 4, 16, 16, 96
+			return c
+		}
 	}
 	with := func(arch string, f func(*lora.Config)) func() lora.Config {
 		return func() lora.Config { c := base(arch)(); f(&c); return c }

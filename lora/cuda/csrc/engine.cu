@@ -99,7 +99,7 @@ int check_weights(const vz_engine *e, Err &err) {
   for (int il = 0; il < e->c.n_layer; il++) {
     const LayerW &L = e->layers[il];
     for (int t = 0; t < VZ_NTARGET; t++)
-      if (!L.w[t]) return vz_seterr(err, VZ_ERR_ARG, "weight kind %d of layer %d was never uploaded", t, il);
+      if (!L.w[t] && !L.raw[t]) return vz_seterr(err, VZ_ERR_ARG, "weight kind %d of layer %d was never uploaded", t, il);
     if (!L.attn_norm || !L.ffn_norm) return vz_seterr(err, VZ_ERR_ARG, "norms of layer %d were never uploaded", il);
     if (e->c.has_qkv_bias && (!L.bq || !L.bk || !L.bv))
       return vz_seterr(err, VZ_ERR_ARG, "q/k/v biases of layer %d were never uploaded", il);
@@ -310,8 +310,11 @@ void vz_destroy(vz_engine *e) {
   cudaStreamSynchronize(e->stream);
   free_adapter(e);
   dfree(e, e->ws, e->ws_bytes);
-  for (int il = 0; il < e->c.n_layer; il++)
+  for (int il = 0; il < e->c.n_layer; il++) {
     for (int k = 0; k < VZ_W_OUT_NORM; k++) dfree(e, *weight_slot(e, il, k), weight_bytes(e, k));
+    for (int t = 0; t < VZ_NTARGET; t++) dfree(e, e->layers[il].raw[t], e->layers[il].rbytes[t]);
+  }
+  for (int t = 0; t < VZ_NTARGET; t++) dfree(e, e->deq[t], weight_bytes(e, t));
   dfree(e, e->out_norm, weight_bytes(e, VZ_W_OUT_NORM));
   dfree(e, e->output, weight_bytes(e, VZ_W_OUTPUT));
   cublasDestroy(e->blas);
@@ -327,6 +330,8 @@ int vz_set_weight(vz_engine *e, int layer, int kind, const float *data, int64_t 
   if ((size_t)n != weight_elems(e, kind))
     return vz_seterr(err, VZ_ERR_ARG, "weight kind %d of layer %d: %lld values, want %zu", kind, layer, (long long)n,
                      weight_elems(e, kind));
+  if (kind < VZ_NTARGET && e->layers[layer].raw[kind])
+    return vz_seterr(err, VZ_ERR_ARG, "weight kind %d of layer %d was uploaded raw", kind, layer);
   void **slot = weight_slot(e, layer, kind);
   size_t bytes = weight_bytes(e, kind);
   if (*slot == nullptr) {
@@ -335,6 +340,41 @@ int vz_set_weight(vz_engine *e, int layer, int kind, const float *data, int64_t 
   }
   if (is_matrix(kind)) return upload_matrix(e, err, *slot, data, (size_t)n);
   return h2d(e, err, *slot, data, bytes);
+}
+
+int vz_set_weight_raw(vz_engine *e, int layer, int kind, int ggml_type, const void *data, int64_t nbytes,
+                      char *errbuf, int errlen) {
+  ENTER(e);
+  if (layer < 0 || layer >= e->c.n_layer || kind < 0 || kind >= VZ_NTARGET)
+    return vz_seterr(err, VZ_ERR_ARG, "raw weight kind %d for layer %d is invalid (layer matrices only)", kind, layer);
+  int qk, qb;
+  if (ggml_block(ggml_type, &qk, &qb) != 0)
+    return vz_seterr(err, VZ_ERR_ARG, "raw weight kind %d of layer %d: ggml type %d is not supported on the GPU", kind,
+                     layer, ggml_type);
+  int in, out;
+  target_shape(e, kind, &in, &out);
+  if (in % qk != 0 || nbytes != (int64_t)out * (in / qk) * qb)
+    return vz_seterr(err, VZ_ERR_ARG, "raw weight kind %d of layer %d: %lld bytes of type %d, want %lld for [%d][%d]",
+                     kind, layer, (long long)nbytes, ggml_type, (long long)out * (in / qk) * qb, out, in);
+  LayerW &L = e->layers[layer];
+  if (L.w[kind]) return vz_seterr(err, VZ_ERR_ARG, "weight kind %d of layer %d was uploaded dequantized", kind, layer);
+  if (L.raw[kind] && (L.rbytes[kind] != (size_t)nbytes)) {
+    dfree(e, L.raw[kind], L.rbytes[kind]);
+    e->bytes_weights -= (int64_t)L.rbytes[kind];
+    L.raw[kind] = nullptr;
+  }
+  if (!L.raw[kind]) {
+    TRY(dalloc(e, &L.raw[kind], (size_t)nbytes, err));
+    L.rbytes[kind] = (size_t)nbytes;
+    e->bytes_weights += nbytes;
+  }
+  L.rtype[kind] = ggml_type;
+  if (!e->deq[kind]) {  // one layer's worth of scratch per target, shared by all layers
+    TRY(dalloc(e, &e->deq[kind], weight_bytes(e, kind), err));
+    e->bytes_weights += (int64_t)weight_bytes(e, kind);
+  }
+  e->deq_layer = -1;
+  return h2d(e, err, L.raw[kind], data, (size_t)nbytes);
 }
 
 int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, const float *flat, int64_t n_flat,

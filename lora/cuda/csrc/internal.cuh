@@ -58,7 +58,10 @@ struct LoraPair {
 };
 
 struct LayerW {
-  void *w[VZ_NTARGET] = {};  // [out][in] in the engine's precision
+  void *w[VZ_NTARGET] = {};  // [out][in] in the engine's precision (nullptr when raw)
+  void *raw[VZ_NTARGET] = {};  // or ggml blocks, dequantized per layer into vz_engine::deq
+  int rtype[VZ_NTARGET] = {};
+  size_t rbytes[VZ_NTARGET] = {};
   float *attn_norm = nullptr, *ffn_norm = nullptr, *bq = nullptr, *bk = nullptr, *bv = nullptr;
   LoraPair lora[VZ_NTARGET];
 };
@@ -92,6 +95,9 @@ struct vz_engine {
   std::vector<LayerW> layers;
   float *out_norm = nullptr;
   void *output = nullptr;  // [vocab][embd]
+  // Per-layer dequantization scratch for raw (quantized) matrices, and the layer it holds.
+  void *deq[VZ_NTARGET] = {};
+  int deq_layer = -1;
   // Adapter: values and gradients are each one slab in vz_set_adapter's flat layout.
   int rank = 0;
   float scale = 0;
@@ -144,6 +150,11 @@ int k_attn_dsoftmax(vz_engine *e, Err &err, float *S, const float *dP, const flo
 
 // vz_probe_kernel_ptr names one of this library's kernels (kernels.cu).
 void *vz_probe_kernel_ptr();
+
+// Dequantization (dequant.cu): ggml_block gives a type's block shape; k_dequant writes n values
+// of the engine's precision.
+int ggml_block(int type, int *elems, int *bytes);
+int k_dequant(vz_engine *e, Err &err, void *dst, const void *src, int type, size_t n);
 
 // Layers (layers.cu) and attention (attention.cu).
 int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y);

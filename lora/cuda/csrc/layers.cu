@@ -28,7 +28,7 @@ struct Lin {
 
 Lin lin(vz_engine *e, int il, int t) {
   LayerW &L = e->layers[il];
-  Lin l{L.w[t], nullptr, nullptr, 0, 0};
+  Lin l{L.w[t] ? L.w[t] : e->deq[t], nullptr, nullptr, 0, 0};
   target_shape(e, t, &l.in, &l.out);
   if (t == VZ_W_Q) l.bias = L.bq;
   if (t == VZ_W_K) l.bias = L.bk;
@@ -68,6 +68,21 @@ int lin_backward(vz_engine *e, Err &err, const Lin &l, float *dx, const float *d
   return 0;
 }
 
+// prepare_layer dequantizes block il's raw matrices into the scratch (once: the backward's first
+// recomputation is the forward's last block, and a block's backward follows its recomputation).
+int prepare_layer(vz_engine *e, Err &err, int il) {
+  if (e->deq_layer == il) return 0;
+  LayerW &L = e->layers[il];
+  for (int t = 0; t < VZ_NTARGET; t++) {
+    if (!L.raw[t]) continue;
+    int in, out;
+    target_shape(e, t, &in, &out);
+    TRY(k_dequant(e, err, e->deq[t], L.raw[t], L.rtype[t], (size_t)in * out));
+  }
+  e->deq_layer = il;
+  return 0;
+}
+
 }  // namespace
 
 // layer_forward runs block il: y = x2 + ffn(norm(x2)), x2 = x + attn(norm(x)); the block's
@@ -78,6 +93,7 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   LayerW &L = e->layers[il];
   int n = w.n, E = c.n_embd;
   const void *xc;
+  TRY(prepare_layer(e, err, il));
   TRY(k_rmsnorm_fwd(e, err, w.xn1, w.rstd1, x, L.attn_norm, n, E));
   TRY(to_compute(e, err, w.xn1, (size_t)n * E, w.slot, &xc));
   TRY(lin_forward(e, err, lin(e, il, VZ_W_Q), w.q, w.xn1, xc, w.lu[VZ_W_Q], n));

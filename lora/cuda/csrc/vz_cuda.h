@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-#define VZ_ABI_VERSION 1
+#define VZ_ABI_VERSION 2
 
 // The library is built with -fvisibility=hidden; only these functions are exported.
 #if defined(__GNUC__)
@@ -46,6 +46,14 @@ enum {
   VZ_W_COUNT
 };
 #define VZ_NTARGET 7
+
+// ggml tensor types vz_set_weight_raw accepts (values are ggml_type).
+#define VZ_GGML_F32 0
+#define VZ_GGML_F16 1
+#define VZ_GGML_Q8_0 8
+#define VZ_GGML_Q4_K 12
+#define VZ_GGML_Q6_K 14
+#define VZ_GGML_BF16 30
 
 typedef struct {
   int n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_rot;
@@ -87,6 +95,13 @@ VZ_API void vz_destroy(vz_engine *e);
 // vz_set_weight uploads one base tensor (converted to the engine's precision for matrices;
 // vectors stay fp32). layer = -1 for VZ_W_OUT_NORM and VZ_W_OUTPUT.
 VZ_API int vz_set_weight(vz_engine *e, int layer, int kind, const float *data, int64_t n, char *err, int errlen);
+
+// vz_set_weight_raw uploads one layer matrix (kind 0..6) as the GGUF stores it: ggml blocks of
+// ggml_type, rows of `in` values, nbytes in all. It stays in that form on the GPU and is
+// dequantized into a per-layer scratch (in the engine's precision) just before the layer runs:
+// the memory plan for large models in small GPUs (docs/cuda.md).
+VZ_API int vz_set_weight_raw(vz_engine *e, int layer, int kind, int ggml_type, const void *data, int64_t nbytes,
+                             char *err, int errlen);
 
 // vz_set_adapter installs LoRA pairs: present[l*7+t] says whether target t of layer l is adapted;
 // flat holds, in (layer, target) order over present pairs, A [rank][in] then B [out][rank].

@@ -1,0 +1,225 @@
+package cuda
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ollama/ollama/fs/ggml"
+	"github.com/x448/float16"
+
+	"github.com/vzlocal/vzlocal/lora"
+)
+
+// The quantized-resident path (Options.GGUF): layer matrices stay as ggml blocks on the GPU and
+// are dequantized per layer. The fixture is a llama GGUF whose matrices are random but valid
+// Q8_0, Q4_K, Q6_K and F16 blocks; lora.LoadModel dequantizes them with ggml's own to_float for
+// the CPU reference.
+
+// quantTypes gives each target a ggml type (lora.Targets order).
+var quantTypes = []uint32{8, 12, 14, 1, 12, 8, 14} // q: Q8_0, k: Q4_K, v: Q6_K, o: F16, gate: Q4_K, up: Q8_0, down: Q6_K
+
+func quantConfig() lora.Config {
+	return lora.Config{Arch: "llama", NLayer: 2, NEmbd: 256, NHead: 4, NHeadKV: 2, HeadDim: 64, NFF: 512, NVocab: 300,
+		NCtx: 512, NRot: 64, RMSEps: 1e-5, RopeBase: 10000, RopeScale: 1, Rope: lora.RopeNorm}
+}
+
+type rawBytes []byte
+
+func (b rawBytes) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(b)
+	return int64(n), err
+}
+
+func f16b(v float32) []byte {
+	return binary.LittleEndian.AppendUint16(nil, float16.Fromfloat32(v).Bits())
+}
+
+// randomBlocks returns rows x in values of ggml type k as random valid blocks whose values are
+// of order 0.05-0.1 (finite scales chosen, quants random).
+func randomBlocks(r *rand.Rand, k uint32, rows, in int) []byte {
+	var out []byte
+	rnd := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(r.IntN(256))
+		}
+		return b
+	}
+	n := rows * in
+	switch k {
+	case 1: // F16
+		for i := 0; i < n; i++ {
+			out = append(out, f16b(float32(0.05*r.NormFloat64()))...)
+		}
+	case 8: // Q8_0: f16 d, int8 qs[32]
+		for b := 0; b < n/32; b++ {
+			out = append(out, f16b(float32(4e-4*(1+r.Float64())))...)
+			out = append(out, rnd(32)...)
+		}
+	case 12: // Q4_K: f16 d, f16 dmin, scales[12], qs[128]
+		for b := 0; b < n/256; b++ {
+			out = append(out, f16b(float32(2e-4*(1+r.Float64())))...)
+			out = append(out, f16b(float32(1.5e-3*(1+r.Float64())))...)
+			out = append(out, rnd(12+128)...)
+		}
+	case 14: // Q6_K: ql[128], qh[64], int8 scales[16], f16 d
+		for b := 0; b < n/256; b++ {
+			out = append(out, rnd(192)...)
+			for i := 0; i < 16; i++ {
+				out = append(out, byte(int8(r.IntN(128)-64)))
+			}
+			out = append(out, f16b(float32(1e-5*(1+r.Float64())))...)
+		}
+	default:
+		panic(fmt.Sprintf("no random blocks for type %d", k))
+	}
+	return out
+}
+
+// writeQuantGGUF writes the fixture and returns its path.
+func writeQuantGGUF(t testing.TB) string {
+	t.Helper()
+	c := quantConfig()
+	r := rand.New(rand.NewPCG(9, 9))
+	f32 := func(n int, mean, std float64) rawBytes {
+		var b []byte
+		for i := 0; i < n; i++ {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(mean+std*r.NormFloat64())))
+		}
+		return b
+	}
+	a := c.Arch
+	kv := ggml.KV{
+		"general.architecture": a, "general.name": "cuda-quant-test",
+		a + ".context_length": uint32(c.NCtx), a + ".embedding_length": uint32(c.NEmbd),
+		a + ".block_count": uint32(c.NLayer), a + ".feed_forward_length": uint32(c.NFF),
+		a + ".attention.head_count": uint32(c.NHead), a + ".attention.head_count_kv": uint32(c.NHeadKV),
+		a + ".attention.layer_norm_rms_epsilon": c.RMSEps, a + ".rope.freq_base": c.RopeBase,
+		a + ".rope.dimension_count": uint32(c.NRot),
+	}
+	ts := []*ggml.Tensor{
+		{Name: "token_embd.weight", Kind: 0, Shape: []uint64{uint64(c.NEmbd), uint64(c.NVocab)}, WriterTo: f32(c.NEmbd*c.NVocab, 0, 1)},
+		{Name: "output_norm.weight", Kind: 0, Shape: []uint64{uint64(c.NEmbd)}, WriterTo: f32(c.NEmbd, 1, 0.1)},
+		{Name: "output.weight", Kind: 0, Shape: []uint64{uint64(c.NEmbd), uint64(c.NVocab)}, WriterTo: f32(c.NEmbd*c.NVocab, 0, 0.06)},
+	}
+	for il := 0; il < c.NLayer; il++ {
+		p := fmt.Sprintf("blk.%d.", il)
+		ts = append(ts,
+			&ggml.Tensor{Name: p + "attn_norm.weight", Kind: 0, Shape: []uint64{uint64(c.NEmbd)}, WriterTo: f32(c.NEmbd, 1, 0.1)},
+			&ggml.Tensor{Name: p + "ffn_norm.weight", Kind: 0, Shape: []uint64{uint64(c.NEmbd)}, WriterTo: f32(c.NEmbd, 1, 0.1)})
+		for k, tg := range lora.Targets {
+			in, out := targetShape(c, k)
+			ts = append(ts, &ggml.Tensor{Name: p + tg + ".weight", Kind: quantTypes[k], Shape: []uint64{uint64(in), uint64(out)},
+				WriterTo: rawBytes(randomBlocks(r, quantTypes[k], out, in))})
+		}
+	}
+	path := filepath.Join(t.TempDir(), "quant.gguf")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := ggml.WriteGGUF(f, kv, ts); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestQuantFixture (no GPU): the fixture loads through lora's own loader with sane values.
+func TestQuantFixture(t *testing.T) {
+	m, err := lora.LoadModel(writeQuantGGUF(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, w := range [][]float32{m.Layers[0].Wq, m.Layers[0].Wk, m.Layers[0].Wv, m.Layers[0].Wo, m.Layers[0].Wgate, m.Layers[0].Wup, m.Layers[0].Wdown} {
+		var ss float64
+		for _, v := range w {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				t.Fatalf("%s: non-finite value", lora.Targets[k])
+			}
+			ss += float64(v) * float64(v)
+		}
+		rms := math.Sqrt(ss / float64(len(w)))
+		t.Logf("%s (type %d): rms %.3g", lora.Targets[k], quantTypes[k], rms)
+		if rms < 1e-3 || rms > 1 {
+			t.Errorf("%s: rms %.3g outside [1e-3, 1]", lora.Targets[k], rms)
+		}
+	}
+}
+
+// TestQuantizedParity: with the matrices resident as ggml blocks, the engine matches (a) itself
+// with the same matrices uploaded dequantized by ggml on the host, to 1e-6 in F32 (the GPU's
+// dequantization keeps ggml's float32 operation order, so it should be exact), and (b) the CPU
+// reference within the usual tolerances, in both precisions.
+func TestQuantizedParity(t *testing.T) {
+	needGPU(t)
+	path := writeQuantGGUF(t)
+	m, err := lora.LoadModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := randomAdapter(t, m.Cfg, 4, 5)
+	b, w := groupBatch(m.Cfg, 3, 10, 6, 4)
+	cpu := lora.NewCPU(m, lora.Options{Threads: 2})
+	if err := cpu.SetAdapter(ad); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := cpu.Backward(b, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, prec := range []Precision{F32, BF16} {
+		t.Run(prec.String(), func(t *testing.T) {
+			run := func(gguf string) (*lora.Result, Memory) {
+				e, err := Open(m, Options{Precision: prec, GGUF: gguf})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer e.Close()
+				if err := e.SetAdapter(ad); err != nil {
+					t.Fatal(err)
+				}
+				res, err := e.Backward(b, w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res, e.Memory()
+			}
+			q, qm := run(path)
+			d, dm := run("")
+			t.Logf("weights on the GPU: %.2f MiB quantized (with the per-layer scratch), %.2f MiB dequantized", mb(qm.Weights), mb(dm.Weights))
+			_, same := relErr(flat2(q.LogProbs), flat2(d.LogProbs))
+			var gsame float64
+			for i := range q.Grads.Pairs {
+				_, a := relErr(q.Grads.Pairs[i].A, d.Grads.Pairs[i].A)
+				_, b := relErr(q.Grads.Pairs[i].B, d.Grads.Pairs[i].B)
+				gsame = math.Max(gsame, math.Max(a, b))
+			}
+			t.Logf("quantized vs dequantized upload: log-probs max|diff| %.3g, gradients max|diff| %.3g", same, gsame)
+			if prec == F32 && !(same <= 1e-6 && gsame <= 1e-6) {
+				t.Errorf("GPU dequantization differs from ggml's: %.3g / %.3g", same, gsame)
+			}
+			tol := tolerances["tiny"][prec]
+			rel, mx := relErr(flat2(q.LogProbs), flat2(ref.LogProbs))
+			worst := 0.0
+			for i, p := range ref.Grads.Pairs {
+				ra, _ := relErr(q.Grads.Pairs[i].A, p.A)
+				rb, _ := relErr(q.Grads.Pairs[i].B, p.B)
+				worst = math.Max(worst, math.Max(ra, rb))
+			}
+			t.Logf("vs CPU: log-probs rel %.3g max %.3g, worst gradient rel %.3g", rel, mx, worst)
+			if !(rel <= tol.lpRel) || !(worst <= tol.grad) || (prec == F32 && !(mx <= tol.lpMaxAbs)) {
+				t.Errorf("quantized path differs from the CPU reference beyond tolerance")
+			}
+			if !(qm.Weights < dm.Weights) {
+				t.Errorf("quantized weights (%d bytes) not smaller than dequantized (%d)", qm.Weights, dm.Weights)
+			}
+		})
+	}
+}

@@ -225,3 +225,72 @@ func cudaMedian(x []float64) float64 {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// BenchmarkCUDAQuantized7B: the memory target, a 7B GRPO step (8 completions of 512
+// tokens after a 1,024-token prompt) within 16 GB of GPU memory, with the layer matrices kept as
+// Q4_K_M-like blocks on the GPU (Q4_K, Q6_K for attn_v and ffn_down) and dequantized per layer
+// (cuda.Options.GGUF). The model is a random GGUF of Qwen2.5-7B's dimensions written to a
+// temporary folder (about 6.6 GB); the host model lora.LoadModel reads from it takes about 30 GB
+// of RAM (the GPU machine has 128).
+//
+//	bin/bench.test -test.run '^$' -test.bench CUDAQuantized7B -test.benchtime 1x
+func BenchmarkCUDAQuantized7B(b *testing.B) {
+	if ok, msg := cuda.Available(); !ok {
+		b.Skipf("needs libvzlocal_cuda.so and a GPU: %s", msg)
+	}
+	c := cudaConfig(cudaSizes[2].cfg)
+	path := b.TempDir() + "/qwen2.5-7b-q4km-random.gguf"
+	t0 := time.Now()
+	types := []uint32{cuda.TypeQ4_K, cuda.TypeQ4_K, cuda.TypeQ6_K, cuda.TypeQ4_K, cuda.TypeQ4_K, cuda.TypeQ4_K, cuda.TypeQ6_K}
+	if err := cuda.WriteRandomGGUF(path, c, types, 1); err != nil {
+		b.Fatal(err)
+	}
+	m, err := lora.LoadModel(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("random Q4_K_M-like 7B written and loaded in %v", time.Since(t0))
+	e, err := cuda.Open(m, cuda.Options{Precision: cuda.BF16, GGUF: path})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	ad, err := lora.NewAdapter(c, lora.AdapterOptions{Rank: 16, Alpha: 32, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := e.SetAdapter(ad); err != nil {
+		b.Fatal(err)
+	}
+	batch, w, tokens, segs := cudaWorkload(c, "group", 0, 8, 1024, 512)
+	if _, err := e.Backward(batch, w); err != nil {
+		b.Fatal(err)
+	}
+	var times []float64
+	b.ResetTimer()
+	for range b.N {
+		for range 3 {
+			t1 := time.Now()
+			if _, err := e.Backward(batch, w); err != nil {
+				b.Fatal(err)
+			}
+			times = append(times, time.Since(t1).Seconds())
+		}
+	}
+	b.StopTimer()
+	sec := cudaMedian(times)
+	mem := e.Memory()
+	dev, _ := cuda.Probe()
+	used := float64(dev.Total-dev.Free) / (1 << 30)
+	b.ReportMetric(float64(tokens)/sec, "tokens/s")
+	b.ReportMetric(cudaModelFLOPs(c, tokens, segs)/sec/1e12, "TFLOP/s")
+	b.ReportMetric(float64(mem.Peak)/(1<<30), "peak_GiB")
+	b.ReportMetric(float64(mem.Weights)/(1<<30), "weights_GiB")
+	b.ReportMetric(used, "device_used_GiB")
+	fits := 0.0
+	if used <= 16e9/(1<<30) {
+		fits = 1
+	}
+	b.ReportMetric(fits, "fits_16GB")
+	fmt.Printf("cuda-q4km\tqwen2.5-7b\tgroup=8x512+1024\t%.3f s\tpeak %.2f GiB\tdevice used %.2f GiB\n", sec, float64(mem.Peak)/(1<<30), used)
+}

@@ -7,7 +7,9 @@
 #   gpu_session.sh check    build bin/libvzlocal_cuda.so with this machine's nvcc, run the parity
 #                           tests (-v: they log every measured error), then compute-sanitizer
 #                           memcheck on the tiny model's parity test
-#   gpu_session.sh bench    BenchmarkCUDABackward (the CUDA engine)
+#   gpu_session.sh bench    BenchmarkCUDABackward (the CUDA engine, bf16-resident weights)
+#   gpu_session.sh bench-q  BenchmarkCUDAQuantized7B (7B GRPO step, Q4_K_M-like layers kept
+#                           quantized: the 16 GB target)
 #   gpu_session.sh peft     bench/peft_bench.py (PyTorch + PEFT, same workloads)
 #   gpu_session.sh ggml     start ggml's CUDA backend build in the background (setsid; it
 #                           outlives the call while the machine stays held); log in bin/ggml-build.log
@@ -25,7 +27,7 @@ unpack)
 check)
   nvidia-smi -L; nvcc --version | tail -2
   lora/cuda/build.sh lib 2>&1 | tee "$out/build.log" || exit 1
-  bin/gpu/cuda.test -test.v -test.timeout 8m -test.run 'TestAvailable|TestParity|TestAdamWSteps|TestErrors' 2>&1 | tee "$out/parity.log"
+  bin/gpu/cuda.test -test.v -test.timeout 8m -test.run 'TestAvailable|TestParity|TestAdamWSteps|TestErrors|TestQuant' 2>&1 | tee "$out/parity.log"
   rc=${PIPESTATUS[0]}
   compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 \
     bin/gpu/cuda.test -test.short -test.v -test.run 'TestParity$' 2>&1 | tee "$out/memcheck.log" | tail -30
@@ -33,6 +35,9 @@ check)
   ;;
 bench)
   bin/gpu/bench.test -test.run '^$' -test.bench CUDABackward -test.benchtime 1x -test.timeout 9m 2>&1 | tee "$out/bench_cuda.log"
+  ;;
+bench-q)
+  bin/gpu/bench.test -test.run '^$' -test.bench CUDAQuantized7B -test.benchtime 1x -test.timeout 9m 2>&1 | tee "$out/bench_cuda_q.log"
   ;;
 peft)
   PYTHONUNBUFFERED=1 python3 bench/peft_bench.py "${@:2}" 2>&1 | tee "$out/bench_peft.log"
@@ -42,7 +47,7 @@ ggml)
   echo "ggml CUDA build started (pid $!); tail bin/ggml-build.log in a later call"
   ;;
 *)
-  echo "usage: $0 unpack|check|bench|peft|ggml" >&2
+  echo "usage: $0 unpack|check|bench|bench-q|peft|ggml" >&2
   exit 2
   ;;
 esac

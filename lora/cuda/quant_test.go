@@ -1,17 +1,9 @@
 package cuda
 
 import (
-	"encoding/binary"
-	"fmt"
-	"io"
 	"math"
-	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/ollama/ollama/fs/ggml"
-	"github.com/x448/float16"
 
 	"github.com/vzlocal/vzlocal/lora"
 )
@@ -29,103 +21,11 @@ func quantConfig() lora.Config {
 		NCtx: 512, NRot: 64, RMSEps: 1e-5, RopeBase: 10000, RopeScale: 1, Rope: lora.RopeNorm}
 }
 
-type rawBytes []byte
-
-func (b rawBytes) WriteTo(w io.Writer) (int64, error) {
-	n, err := w.Write(b)
-	return int64(n), err
-}
-
-func f16b(v float32) []byte {
-	return binary.LittleEndian.AppendUint16(nil, float16.Fromfloat32(v).Bits())
-}
-
-// randomBlocks returns rows x in values of ggml type k as random valid blocks whose values are
-// of order 0.05-0.1 (finite scales chosen, quants random).
-func randomBlocks(r *rand.Rand, k uint32, rows, in int) []byte {
-	var out []byte
-	rnd := func(n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(r.IntN(256))
-		}
-		return b
-	}
-	n := rows * in
-	switch k {
-	case 1: // F16
-		for i := 0; i < n; i++ {
-			out = append(out, f16b(float32(0.05*r.NormFloat64()))...)
-		}
-	case 8: // Q8_0: f16 d, int8 qs[32]
-		for b := 0; b < n/32; b++ {
-			out = append(out, f16b(float32(4e-4*(1+r.Float64())))...)
-			out = append(out, rnd(32)...)
-		}
-	case 12: // Q4_K: f16 d, f16 dmin, scales[12], qs[128]
-		for b := 0; b < n/256; b++ {
-			out = append(out, f16b(float32(2e-4*(1+r.Float64())))...)
-			out = append(out, f16b(float32(1.5e-3*(1+r.Float64())))...)
-			out = append(out, rnd(12+128)...)
-		}
-	case 14: // Q6_K: ql[128], qh[64], int8 scales[16], f16 d
-		for b := 0; b < n/256; b++ {
-			out = append(out, rnd(192)...)
-			for i := 0; i < 16; i++ {
-				out = append(out, byte(int8(r.IntN(128)-64)))
-			}
-			out = append(out, f16b(float32(1e-5*(1+r.Float64())))...)
-		}
-	default:
-		panic(fmt.Sprintf("no random blocks for type %d", k))
-	}
-	return out
-}
-
 // writeQuantGGUF writes the fixture and returns its path.
 func writeQuantGGUF(t testing.TB) string {
 	t.Helper()
-	c := quantConfig()
-	r := rand.New(rand.NewPCG(9, 9))
-	f32 := func(n int, mean, std float64) rawBytes {
-		var b []byte
-		for i := 0; i < n; i++ {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(mean+std*r.NormFloat64())))
-		}
-		return b
-	}
-	a := c.Arch
-	kv := ggml.KV{
-		"general.architecture": a, "general.name": "cuda-quant-test",
-		a + ".context_length": uint32(c.NCtx), a + ".embedding_length": uint32(c.NEmbd),
-		a + ".block_count": uint32(c.NLayer), a + ".feed_forward_length": uint32(c.NFF),
-		a + ".attention.head_count": uint32(c.NHead), a + ".attention.head_count_kv": uint32(c.NHeadKV),
-		a + ".attention.layer_norm_rms_epsilon": c.RMSEps, a + ".rope.freq_base": c.RopeBase,
-		a + ".rope.dimension_count": uint32(c.NRot),
-	}
-	ts := []*ggml.Tensor{
-		{Name: "token_embd.weight", Kind: 0, Shape: []uint64{uint64(c.NEmbd), uint64(c.NVocab)}, WriterTo: f32(c.NEmbd*c.NVocab, 0, 1)},
-		{Name: "output_norm.weight", Kind: 0, Shape: []uint64{uint64(c.NEmbd)}, WriterTo: f32(c.NEmbd, 1, 0.1)},
-		{Name: "output.weight", Kind: 0, Shape: []uint64{uint64(c.NEmbd), uint64(c.NVocab)}, WriterTo: f32(c.NEmbd*c.NVocab, 0, 0.06)},
-	}
-	for il := 0; il < c.NLayer; il++ {
-		p := fmt.Sprintf("blk.%d.", il)
-		ts = append(ts,
-			&ggml.Tensor{Name: p + "attn_norm.weight", Kind: 0, Shape: []uint64{uint64(c.NEmbd)}, WriterTo: f32(c.NEmbd, 1, 0.1)},
-			&ggml.Tensor{Name: p + "ffn_norm.weight", Kind: 0, Shape: []uint64{uint64(c.NEmbd)}, WriterTo: f32(c.NEmbd, 1, 0.1)})
-		for k, tg := range lora.Targets {
-			in, out := targetShape(c, k)
-			ts = append(ts, &ggml.Tensor{Name: p + tg + ".weight", Kind: quantTypes[k], Shape: []uint64{uint64(in), uint64(out)},
-				WriterTo: rawBytes(randomBlocks(r, quantTypes[k], out, in))})
-		}
-	}
 	path := filepath.Join(t.TempDir(), "quant.gguf")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := ggml.WriteGGUF(f, kv, ts); err != nil {
+	if err := WriteRandomGGUF(path, quantConfig(), quantTypes, 9); err != nil {
 		t.Fatal(err)
 	}
 	return path

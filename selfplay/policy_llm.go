@@ -68,14 +68,15 @@ func (p *LlamaPolicy) Reseed(seed uint64) {
 	p.prompts = map[string]*llm.Prompt{}
 }
 
-// Complete samples every request with this policy's adapter attached.
+// Complete samples every request with this policy's adapter attached. The requests of one call
+// (a turn of every game in the batch) are decoded together.
 func (p *LlamaPolicy) Complete(ctx context.Context, reqs []Request) ([][]Completion, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.Model.SetAdapter(p.Adapter, 1); err != nil {
 		return nil, fmt.Errorf("llama policy: %w", err)
 	}
-	out := make([][]Completion, len(reqs))
+	batch := make([]llm.Request, len(reqs))
 	for i, r := range reqs {
 		prompt, err := p.prompt(r)
 		if err != nil {
@@ -92,12 +93,17 @@ func (p *LlamaPolicy) Complete(ctx context.Context, reqs []Request) ([][]Complet
 		s.N = max(r.N, 1)
 		s.Seed = mixSeed(p.seed, p.calls)
 		p.calls++
-		comps, err := p.Model.Generate(ctx, prompt, s)
-		if err != nil {
-			return nil, fmt.Errorf("llama policy: %s turn of player %d: %w", r.Role, r.Player, err)
-		}
-		out[i] = make([]Completion, len(comps))
-		for j, c := range comps {
+		batch[i] = llm.Request{Prompt: prompt, Sampling: s}
+	}
+	comps, err := p.Model.GenerateBatch(ctx, batch)
+	if err != nil {
+		return nil, fmt.Errorf("llama policy: %w", err)
+	}
+	out := make([][]Completion, len(reqs))
+	for i, r := range reqs {
+		prompt := batch[i].Prompt
+		out[i] = make([]Completion, len(comps[i]))
+		for j, c := range comps[i] {
 			out[i][j] = Completion{
 				Text: c.Text, PromptTokens: prompt.Tokens, Tokens: c.Tokens,
 				LogProbs: c.LogProbs, Finish: c.Finish, ImageSpans: spansOf(prompt, r.Image),
@@ -120,11 +126,6 @@ func (p *LlamaPolicy) prompt(r Request) (*llm.Prompt, error) {
 	if pr, ok := p.prompts[key]; ok {
 		return pr, nil
 	}
-	var msgs []llm.Message
-	if r.System != "" {
-		msgs = append(msgs, llm.Message{Role: "system", Content: r.System})
-	}
-	user := r.User
 	var images [][]byte
 	if r.Image != "" {
 		b, err := os.ReadFile(r.Image)
@@ -132,16 +133,10 @@ func (p *LlamaPolicy) prompt(r Request) (*llm.Prompt, error) {
 			return nil, fmt.Errorf("llama policy: image: %w", err)
 		}
 		images = append(images, b)
-		user = llm.MediaMarker() + "\n" + user
 	}
-	msgs = append(msgs, llm.Message{Role: "user", Content: user})
-	text, err := p.Model.FormatChat(msgs)
+	pr, err := p.Model.ChatPrompt(r.System, r.User, images...)
 	if err != nil {
-		return nil, fmt.Errorf("llama policy: %w", err)
-	}
-	pr, err := p.Model.Tokenize(text, images...)
-	if err != nil {
-		return nil, fmt.Errorf("llama policy: image %s: %w", r.Image, err)
+		return nil, fmt.Errorf("llama policy: prompt with image %q: %w", r.Image, err)
 	}
 	p.prompts[key] = pr
 	return pr, nil

@@ -42,6 +42,16 @@ func TestAvailableSaysWhy(t *testing.T) {
 	}
 }
 
+// TestUnsupportedArch: an architecture the CUDA engine does not implement is refused before
+// anything is loaded, with an error the automatic choice can fall back on.
+func TestUnsupportedArch(t *testing.T) {
+	m := lora.RandomModel(tinyConfig("llama"), 1)
+	m.Cfg.Arch = "gemma3"
+	if _, err := Open(m, Options{}); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("got %v, want ErrUnsupported", err)
+	}
+}
+
 // TestMissingLibrary: a path that does not exist is an ErrNoLibrary naming the path.
 func TestMissingLibrary(t *testing.T) {
 	_, err := tryLoad([]string{"/nonexistent/libvzlocal_cuda.so"})

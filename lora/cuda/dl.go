@@ -102,11 +102,12 @@ import (
 	"github.com/vzlocal/vzlocal/lora"
 )
 
-// ErrNoLibrary and ErrNoDevice classify why the CUDA engine cannot be used, so that a caller
-// choosing an engine automatically can fall back to the CPU (errors.Is).
+// ErrNoLibrary, ErrNoDevice and ErrUnsupported classify why the CUDA engine cannot be used, so
+// that a caller choosing an engine automatically can fall back to the CPU (errors.Is).
 var (
-	ErrNoLibrary = errors.New("cuda: libvzlocal_cuda.so not loadable")
-	ErrNoDevice  = errors.New("cuda: no usable GPU")
+	ErrNoLibrary   = errors.New("cuda: libvzlocal_cuda.so not loadable")
+	ErrNoDevice    = errors.New("cuda: no usable GPU")
+	ErrUnsupported = errors.New("cuda: model not supported by the CUDA engine")
 )
 
 const errLen = 1024

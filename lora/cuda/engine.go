@@ -45,6 +45,12 @@ type Options struct {
 	GGUF string
 }
 
+// supportedArch lists the architectures whose math the CUDA engine implements (RMSNorm, RoPE
+// NORM/NEOX, GQA, optional q/k/v biases, SwiGLU). The CPU reference may know more (gemma3's
+// non-causal image spans and sliding windows, qwen2vl's M-RoPE); those are refused here rather
+// than computed wrongly.
+var supportedArch = map[string]bool{"llama": true, "qwen2": true}
+
 // Engine is the CUDA gradient engine: the same interface and math as lora.CPU, on one GPU.
 // Not safe for concurrent use; calls are serialized by a mutex.
 type Engine struct {
@@ -62,6 +68,9 @@ var _ lora.Engine = (*Engine)(nil)
 // weights (converted to the chosen precision on the GPU). The returned error wraps ErrNoLibrary
 // or ErrNoDevice when the engine cannot run here.
 func Open(m *lora.Model, o Options) (*Engine, error) {
+	if !supportedArch[m.Cfg.Arch] {
+		return nil, fmt.Errorf("%w: architecture %q (the CUDA engine runs llama and qwen2; use the CPU engine)", ErrUnsupported, m.Cfg.Arch)
+	}
 	path, err := load(o.Library)
 	if err != nil {
 		return nil, err

@@ -242,7 +242,7 @@ func BenchmarkCUDAQuantized7B(b *testing.B) {
 	path := b.TempDir() + "/qwen2.5-7b-q4km-random.gguf"
 	t0 := time.Now()
 	types := []uint32{cuda.TypeQ4_K, cuda.TypeQ4_K, cuda.TypeQ6_K, cuda.TypeQ4_K, cuda.TypeQ4_K, cuda.TypeQ4_K, cuda.TypeQ6_K}
-	if err := cuda.WriteRandomGGUF(path, c, types, 1); err != nil {
+	if err := cuda.WriteRandomGGUF(path, c, types, 1, nil); err != nil {
 		b.Fatal(err)
 	}
 	m, err := lora.LoadModel(path)

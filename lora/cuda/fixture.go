@@ -26,9 +26,10 @@ const (
 // layer matrices as random but valid ggml blocks of types[k] (lora.Targets order; for example
 // Q4_K with Q6_K for attn_v and ffn_down, as a Q4_K_M file), norms near 1, F16 token embedding
 // and head. For tests and benchmarks of the quantized-resident path: lora.LoadModel reads it with
-// ggml's own dequantization, and Options.GGUF keeps its blocks on the GPU. No tokenizer: the
-// file is for the gradient engines, not for llama.cpp.
-func WriteRandomGGUF(path string, c lora.Config, types []uint32, seed uint64) error {
+// ggml's own dequantization, and Options.GGUF keeps its blocks on the GPU. extra KVs are added
+// to the header: without a tokenizer (tokenizer.* keys, e.g. copied from a testmodel file of the
+// same vocabulary size) the file is for the gradient engines only; with one, llama.cpp loads it.
+func WriteRandomGGUF(path string, c lora.Config, types []uint32, seed uint64, extra ggml.KV) error {
 	if len(types) != len(lora.Targets) {
 		return fmt.Errorf("write random gguf: %d types for %d targets", len(types), len(lora.Targets))
 	}
@@ -56,6 +57,9 @@ func WriteRandomGGUF(path string, c lora.Config, types []uint32, seed uint64) er
 		a + ".attention.layer_norm_rms_epsilon": c.RMSEps, a + ".rope.freq_base": c.RopeBase,
 		a + ".rope.dimension_count": uint32(c.NRot), a + ".attention.key_length": uint32(c.HeadDim),
 		a + ".attention.value_length": uint32(c.HeadDim),
+	}
+	for k, v := range extra {
+		kv[k] = v
 	}
 	E, V := uint64(c.NEmbd), uint64(c.NVocab)
 	ts := []*ggml.Tensor{

@@ -10,6 +10,8 @@
 #   gpu_session.sh bench    BenchmarkCUDABackward (the CUDA engine, bf16-resident weights)
 #   gpu_session.sh bench-q  BenchmarkCUDAQuantized7B (7B GRPO step, Q4_K_M-like layers kept
 #                           quantized: the 16 GB target)
+#   gpu_session.sh rollout  BenchmarkCUDARollout (llama.cpp on ggml's CUDA backend, G = 8,
+#                           Q4_K_M-like and Q8_0 7B; needs the ggml build done)
 #   gpu_session.sh peft     bench/peft_bench.py (PyTorch + PEFT, same workloads)
 #   gpu_session.sh ggml     start ggml's CUDA backend build in the background (setsid; it
 #                           outlives the call while the machine stays held); log in bin/ggml-build.log
@@ -39,6 +41,11 @@ bench)
 bench-q)
   bin/gpu/bench.test -test.run '^$' -test.bench CUDAQuantized7B -test.benchtime 1x -test.timeout 9m 2>&1 | tee "$out/bench_cuda_q.log"
   ;;
+rollout)
+  eval "$(lora/cuda/env.sh)"
+  ls "$OLLAMA_LIBRARY_PATH"/libggml-cuda.so || { tail -20 bin/ggml-build.log; exit 1; }
+  bin/gpu/bench.test -test.run '^$' -test.bench CUDARollout -test.benchtime 3x -test.timeout 9m 2>&1 | tee "$out/bench_rollout.log"
+  ;;
 peft)
   PYTHONUNBUFFERED=1 python3 bench/peft_bench.py "${@:2}" 2>&1 | tee "$out/bench_peft.log"
   ;;
@@ -47,7 +54,7 @@ ggml)
   echo "ggml CUDA build started (pid $!); tail bin/ggml-build.log in a later call"
   ;;
 *)
-  echo "usage: $0 unpack|check|bench|bench-q|peft|ggml" >&2
+  echo "usage: $0 unpack|check|bench|bench-q|rollout|peft|ggml" >&2
   exit 2
   ;;
 esac

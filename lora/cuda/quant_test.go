@@ -25,7 +25,7 @@ func quantConfig() lora.Config {
 func writeQuantGGUF(t testing.TB) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "quant.gguf")
-	if err := WriteRandomGGUF(path, quantConfig(), quantTypes, 9); err != nil {
+	if err := WriteRandomGGUF(path, quantConfig(), quantTypes, 9, nil); err != nil {
 		t.Fatal(err)
 	}
 	return path

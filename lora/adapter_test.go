@@ -108,7 +108,7 @@ func TestLlamaPermutationMatchesRope(t *testing.T) {
 	for i := range x {
 		x[i] = float32(r.NormFloat64())
 	}
-	tab := newRopeTable(c, []int32{7})
+	tab := newRopeTable(c, []int32{7}, c.RopeBase, c.RopeScale)
 	neox := append([]float32(nil), x...)
 	ropeApply(neox, tab, 1, heads, hd, RopeNeox, false)
 	norm := permuteRows(x, heads, hd, 1, false)
@@ -140,12 +140,12 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 	t.Run("unsupported architecture", func(t *testing.T) {
-		p := tempPath(t, "gemma.gguf")
-		m := RandomModel(tinyConfig("llama"), 1) // llama tensors, but general.architecture gemma3
-		m.Cfg.Arch = "gemma3"
+		p := tempPath(t, "phi3.gguf")
+		m := RandomModel(tinyConfig("llama"), 1) // llama tensors, but general.architecture phi3
+		m.Cfg.Arch = "phi3"
 		writeModelGGUF(t, p, m, TypeF32)
 		_, err := LoadModel(p)
-		check(t, err, p, `unsupported architecture "gemma3"`, "llama, qwen2")
+		check(t, err, p, `unsupported architecture "phi3"`, "gemma3, llama, qwen2, qwen2vl")
 	})
 	t.Run("rank <= 0", func(t *testing.T) {
 		for _, r := range []int{0, -2} {

@@ -22,60 +22,109 @@ type segment struct {
 	prefix int
 }
 
-// attnDims describes q/k/v layout: q [n][nh*hd], k and v [n][nkv*hd].
+// attnDims describes q/k/v layout: q [n][nh*hd], k and v [n][nkv*hd], and the mask beyond
+// causality: non-causal spans and a sliding window.
 type attnDims struct {
 	n, nh, nkv, hd int
 	workers        int
-	f16            bool // test hook: round probabilities to f16 like llama.cpp's F16 KV-cache matmuls
+	f16            bool    // test hook: round probabilities to f16 like llama.cpp's F16 KV-cache matmuls
+	scale          float32 // scores are q k^T * scale
+	// ncEnd (nil: none) gives each row in a non-causal span the end row of its span: the row sees
+	// its segment's keys up to there instead of up to itself.
+	ncEnd []int32
+	// window > 0 (a sliding-window layer): a query at position pos[q] sees a key at pos[k] only if
+	// pos[q] - pos[k] < window (llama.cpp's LLAMA_SWA_TYPE_STANDARD).
+	window int
+	pos    []int32
 }
 
-// attnBlocks calls fn for every query block of every segment: local rows [a, b) of segment sg.
-func attnBlocks(segs []segment, fn func(sg segment, a, b int)) {
+// rowEnd is the end (exclusive, local to segment sg) of the segment keys that local row i sees.
+func (d attnDims) rowEnd(sg segment, i int) int {
+	if d.ncEnd != nil {
+		if e := int(d.ncEnd[sg.r0+i]); e > 0 {
+			return e - sg.r0
+		}
+	}
+	return i + 1
+}
+
+// attnBlocks calls fn for every query block of every segment: local rows [a, b) of segment sg,
+// which see the segment's keys [0, kb) (kb = b unless a non-causal span reaches further).
+func (d attnDims) attnBlocks(segs []segment, fn func(sg segment, a, b, kb int)) {
 	for _, sg := range segs {
 		m := sg.r1 - sg.r0
 		for a := 0; a < m; a += attnBlock {
-			fn(sg, a, min(a+attnBlock, m))
+			b := min(a+attnBlock, m)
+			kb := b
+			for i := a; i < b && d.ncEnd != nil; i++ {
+				kb = max(kb, d.rowEnd(sg, i))
+			}
+			fn(sg, a, b, kb)
 		}
 	}
 }
 
-// attnScratch is the largest score block: attnBlock rows by (prefix + segment length) keys.
-func attnScratch(segs []segment) int {
+// attnScratch is the largest score block: attnBlock rows by (prefix + visible segment keys).
+func (d attnDims) attnScratch(segs []segment) int {
 	most := 0
-	attnBlocks(segs, func(sg segment, a, b int) { most = max(most, (b-a)*(sg.prefix+b)) })
+	d.attnBlocks(segs, func(sg segment, a, b, kb int) { most = max(most, (b-a)*(sg.prefix+kb)) })
 	return most
 }
 
-// scores fills s ((b-a) x nk, nk = prefix + b) with scale * q_h k_hk^T for query rows [a, b) of a
-// segment, masks the future and turns each row into probabilities; lse[i] gets row i's log-sum-exp
-// of the scaled scores, unless useLSE, in which case the stored lse rebuilds the probabilities (the
-// backward's recomputation).
-func (d attnDims) scores(s, q, k []float32, sg segment, a, b, h int, scale float32, lse []float32, useLSE bool) {
+// swaMasked reports whether key j of a score row (j < prefix: prompt row j; else segment row
+// j - prefix) is outside the sliding window of query row q.
+func (d attnDims) swaMasked(sg segment, q, j int) bool {
+	if d.window <= 0 {
+		return false
+	}
+	kr := j
+	if j >= sg.prefix {
+		kr = sg.r0 + j - sg.prefix
+	}
+	return int(d.pos[q])-int(d.pos[kr]) >= d.window
+}
+
+// scores fills s ((b-a) x nk, nk = prefix + kb) with scale * q_h k_hk^T for query rows [a, b) of
+// a segment, masks what a row may not see and turns each row into probabilities (masked entries
+// exactly 0); lse[i] gets row i's log-sum-exp of the scaled scores, unless useLSE, in which case the
+// stored lse rebuilds the probabilities (the backward's recomputation).
+func (d attnDims) scores(s, q, k []float32, sg segment, a, b, kb, h int, lse []float32, useLSE bool) {
 	m, p := b-a, sg.prefix
-	nk := p + b
+	nk := p + kb
 	hk := h / (d.nh / d.nkv)
 	qs, ks := d.nh*d.hd, d.nkv*d.hd
 	qh := q[(sg.r0+a)*qs+h*d.hd:]
 	if p > 0 {
-		sgemm(false, true, m, p, d.hd, scale, qh, qs, k[hk*d.hd:], ks, 0, s, nk)
+		sgemm(false, true, m, p, d.hd, d.scale, qh, qs, k[hk*d.hd:], ks, 0, s, nk)
 	}
-	sgemm(false, true, m, b, d.hd, scale, qh, qs, k[sg.r0*ks+hk*d.hd:], ks, 0, s[p:], nk)
+	sgemm(false, true, m, kb, d.hd, d.scale, qh, qs, k[sg.r0*ks+hk*d.hd:], ks, 0, s[p:], nk)
 	parallelFor(m, d.workers, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			row := s[i*nk : (i+1)*nk]
-			valid := p + a + i + 1 // keys [0, valid) are visible
+			valid := p + d.rowEnd(sg, a+i) // keys [0, valid) are visible, less the window's
+			qr := sg.r0 + a + i
 			if useLSE {
 				l := lse[i]
 				for j := 0; j < valid; j++ {
-					row[j] = exp32(row[j] - l)
+					if d.swaMasked(sg, qr, j) {
+						row[j] = 0
+					} else {
+						row[j] = exp32(row[j] - l)
+					}
 				}
 			} else {
 				mx := float32(math.Inf(-1))
-				for _, v := range row[:valid] {
-					mx = max(mx, v)
+				for j, v := range row[:valid] {
+					if !d.swaMasked(sg, qr, j) {
+						mx = max(mx, v)
+					}
 				}
 				var sum float32
 				for j := 0; j < valid; j++ {
+					if d.swaMasked(sg, qr, j) {
+						row[j] = 0
+						continue
+					}
 					e := exp32(row[j] - mx)
 					row[j] = e
 					sum += e
@@ -97,22 +146,21 @@ func (d attnDims) scores(s, q, k []float32, sg segment, a, b, h int, scale float
 // attentionForward computes o [n][nh*hd] = softmax(q k^T * scale) v for every segment and head;
 // lse [nh][n] keeps each row's log-sum-exp so the backward can rebuild the probabilities.
 func attentionForward(o, lse, q, k, v []float32, segs []segment, d attnDims, scratch []float32) {
-	scale := float32(1 / math.Sqrt(float64(d.hd)))
 	qs, ks := d.nh*d.hd, d.nkv*d.hd
-	attnBlocks(segs, func(sg segment, a, b int) {
+	d.attnBlocks(segs, func(sg segment, a, b, kb int) {
 		m, p := b-a, sg.prefix
-		nk := p + b
+		nk := p + kb
 		s := scratch[:m*nk]
 		for h := 0; h < d.nh; h++ {
 			hk := h / (d.nh / d.nkv)
-			d.scores(s, q, k, sg, a, b, h, scale, lse[h*d.n+sg.r0+a:], false)
+			d.scores(s, q, k, sg, a, b, kb, h, lse[h*d.n+sg.r0+a:], false)
 			oh := o[(sg.r0+a)*qs+h*d.hd:]
 			beta := float32(0)
 			if p > 0 {
 				sgemm(false, false, m, d.hd, p, 1, s, nk, v[hk*d.hd:], ks, 0, oh, qs)
 				beta = 1
 			}
-			sgemm(false, false, m, d.hd, b, 1, s[p:], nk, v[sg.r0*ks+hk*d.hd:], ks, beta, oh, qs)
+			sgemm(false, false, m, d.hd, kb, 1, s[p:], nk, v[sg.r0*ks+hk*d.hd:], ks, beta, oh, qs)
 		}
 	})
 }
@@ -121,25 +169,25 @@ func attentionForward(o, lse, q, k, v []float32, segs []segment, d attnDims, scr
 // With P the probabilities: dV += P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)),
 // dQ += scale * dS K, dK += scale * dS^T Q.
 func attentionBackward(dq, dk, dv, do, o, lse, q, k, v []float32, segs []segment, d attnDims, scratch []float32) {
-	scale := float32(1 / math.Sqrt(float64(d.hd)))
+	scale := d.scale
 	qs, ks := d.nh*d.hd, d.nkv*d.hd
-	attnBlocks(segs, func(sg segment, a, b int) {
+	d.attnBlocks(segs, func(sg segment, a, b, kb int) {
 		m, p := b-a, sg.prefix
-		nk := p + b
+		nk := p + kb
 		s, dp := scratch[:m*nk], scratch[m*nk:2*m*nk]
 		for h := 0; h < d.nh; h++ {
 			hk := h / (d.nh / d.nkv)
-			d.scores(s, q, k, sg, a, b, h, scale, lse[h*d.n+sg.r0+a:], true)
+			d.scores(s, q, k, sg, a, b, kb, h, lse[h*d.n+sg.r0+a:], true)
 			off := (sg.r0+a)*qs + h*d.hd
 			doh, oh, qh := do[off:], o[off:], q[off:]
 			kOwn, vOwn := sg.r0*ks+hk*d.hd, sg.r0*ks+hk*d.hd
-			// dV and dP against the prompt keys, then against the segment's own keys [0, b).
+			// dV and dP against the prompt keys, then against the segment's own keys [0, kb).
 			if p > 0 {
 				sgemm(true, false, p, d.hd, m, 1, s, nk, doh, qs, 1, dv[hk*d.hd:], ks)
 				sgemm(false, true, m, p, d.hd, 1, doh, qs, v[hk*d.hd:], ks, 0, dp, nk)
 			}
-			sgemm(true, false, b, d.hd, m, 1, s[p:], nk, doh, qs, 1, dv[vOwn:], ks)
-			sgemm(false, true, m, b, d.hd, 1, doh, qs, v[vOwn:], ks, 0, dp[p:], nk)
+			sgemm(true, false, kb, d.hd, m, 1, s[p:], nk, doh, qs, 1, dv[vOwn:], ks)
+			sgemm(false, true, m, kb, d.hd, 1, doh, qs, v[vOwn:], ks, 0, dp[p:], nk)
 			parallelFor(m, d.workers, func(lo, hi int) {
 				for i := lo; i < hi; i++ {
 					var dot float32
@@ -147,7 +195,7 @@ func attentionBackward(dq, dk, dv, do, o, lse, q, k, v []float32, segs []segment
 					for j := range dr {
 						dot += dr[j] * or[j]
 					}
-					valid := p + a + i + 1 // masked entries have P = 0, hence dS = 0 (already)
+					valid := p + d.rowEnd(sg, a+i) // masked entries have P = 0, hence dS = 0 (already)
 					srow, dprow := s[i*nk:i*nk+valid], dp[i*nk:i*nk+valid]
 					for j := range srow {
 						srow[j] = srow[j] * (dprow[j] - dot) // dS, reusing s
@@ -158,8 +206,8 @@ func attentionBackward(dq, dk, dv, do, o, lse, q, k, v []float32, segs []segment
 				sgemm(false, false, m, d.hd, p, scale, s, nk, k[hk*d.hd:], ks, 1, dq[off:], qs)
 				sgemm(true, false, p, d.hd, m, scale, s, nk, qh, qs, 1, dk[hk*d.hd:], ks)
 			}
-			sgemm(false, false, m, d.hd, b, scale, s[p:], nk, k[kOwn:], ks, 1, dq[off:], qs)
-			sgemm(true, false, b, d.hd, m, scale, s[p:], nk, qh, qs, 1, dk[kOwn:], ks)
+			sgemm(false, false, m, d.hd, kb, scale, s[p:], nk, k[kOwn:], ks, 1, dq[off:], qs)
+			sgemm(true, false, kb, d.hd, m, scale, s[p:], nk, qh, qs, 1, dk[kOwn:], ks)
 		}
 	})
 }

@@ -11,13 +11,23 @@ import (
 type EmbedSpan struct {
 	Pos  int
 	Rows []float32 // k * n_embd values: k rows
+	// NonCausal: the span's rows attend to each other both ways, as llama.cpp decodes gemma3's
+	// image rows (mtmd_decode_use_non_causal, llm.Info().NonCausalImages); rows outside the span
+	// stay causal.
+	NonCausal bool
 }
 
 // Sequence is one token sequence as the rollout engine fed and sampled it.
 type Sequence struct {
 	Tokens    []int32
 	Embeds    []EmbedSpan
-	Positions []int32 // one position per token; nil means 0, 1, 2, ... (M-RoPE will need more later)
+	Positions []int32 // one position per token; nil means 0, 1, 2, ...
+	// Positions4 (M-RoPE models only, e.g. qwen2vl) gives each token its 4 position components
+	// (t, h, w, e) exactly as llama.cpp feeds them: a text token at p is {p, p, p, 0}, image row r
+	// of a span at p with an nx-wide grid is {p, p + r/nx, p + r%nx, 0}. Leave Positions nil when
+	// it is set. nil: every token is text, {p, p, p, 0} with p from Positions. Attention stays causal
+	// in index order, which is llama.cpp's M-RoPE mask when rows are in (t, h, w) order.
+	Positions4 [][4]int32
 	// Mask[i] scores token i: its log-prob given tokens < i (the completion mask). Mask[0] must be
 	// false. nil scores every token from index 1 on.
 	Mask []bool
@@ -46,7 +56,9 @@ type packed struct {
 	prefix  int
 	tokens  []int32     // per row; ignored where embed[row] != nil
 	embed   [][]float32 // per row: an embedding row or nil
-	pos     []int32
+	pos     []int32     // per row: the position (M-RoPE: its t component), for RoPE and sliding windows
+	mpos    [][4]int32  // per row: M-RoPE positions; nil for 1-D RoPE
+	ncEnd   []int32     // per row: end row (exclusive) of the non-causal span holding it, or 0; nil if none
 	segs    []segment
 	targets []target
 	seqLen  []int
@@ -63,6 +75,7 @@ func pack(b *Batch, cfg Config, weights [][]float32) (*packed, error) {
 	}
 	rows := make([][][]float32, len(b.Seqs)) // per sequence, per token: embedding row or nil
 	pos := make([][]int32, len(b.Seqs))
+	mpos := make([][][4]int32, len(b.Seqs))
 	for s := range b.Seqs {
 		sq := &b.Seqs[s]
 		n := len(sq.Tokens)
@@ -118,15 +131,35 @@ func pack(b *Batch, cfg Config, weights [][]float32) (*packed, error) {
 				pos[s][i] = int32(i)
 			}
 		}
+		mp, err := mropePositions(sq, pos[s], cfg)
+		if err != nil {
+			return nil, fmt.Errorf("sequence %d: %w", s, err)
+		}
+		if mp != nil {
+			mpos[s] = mp
+			pos[s] = make([]int32, n)
+			for i := range mp {
+				pos[s][i] = mp[i][0]
+			}
+		}
 	}
 	// Longest common prefix over tokens, positions and embedding rows.
 	p := len(b.Seqs[0].Tokens)
 	for s := 1; s < len(b.Seqs); s++ {
 		i := 0
-		for i < p && i < len(b.Seqs[s].Tokens) && pos[s][i] == pos[0][i] && sameRow(b.Seqs[s].Tokens[i], rows[s][i], b.Seqs[0].Tokens[i], rows[0][i]) {
+		for i < p && i < len(b.Seqs[s].Tokens) && pos[s][i] == pos[0][i] && sameRow(b.Seqs[s].Tokens[i], rows[s][i], b.Seqs[0].Tokens[i], rows[0][i]) &&
+			(mpos[0] == nil || mpos[s][i] == mpos[0][i]) {
 			i++
 		}
 		p = i
+	}
+	// The shared prefix must not split a non-causal span: its rows see the whole span.
+	for s := range b.Seqs {
+		for _, sp := range b.Seqs[s].Embeds {
+			if k := len(sp.Rows) / cfg.NEmbd; sp.NonCausal && sp.Pos < p && p < sp.Pos+k {
+				p = sp.Pos
+			}
+		}
 	}
 	pk := &packed{prefix: p, invTemp: 1}
 	if b.Temperature < 0 || math.IsNaN(float64(b.Temperature)) || math.IsInf(float64(b.Temperature), 0) {
@@ -139,6 +172,9 @@ func pack(b *Batch, cfg Config, weights [][]float32) (*packed, error) {
 		pk.tokens = append(pk.tokens, b.Seqs[s].Tokens[i])
 		pk.embed = append(pk.embed, rows[s][i])
 		pk.pos = append(pk.pos, pos[s][i])
+		if mpos[s] != nil {
+			pk.mpos = append(pk.mpos, mpos[s][i])
+		}
 	}
 	for i := 0; i < p; i++ {
 		add(0, i)
@@ -165,6 +201,21 @@ func pack(b *Batch, cfg Config, weights [][]float32) (*packed, error) {
 		return start[s] + i - p
 	}
 	for s := range b.Seqs {
+		for _, sp := range b.Seqs[s].Embeds {
+			if !sp.NonCausal {
+				continue
+			}
+			if pk.ncEnd == nil {
+				pk.ncEnd = make([]int32, pk.n)
+			}
+			k := len(sp.Rows) / cfg.NEmbd
+			end := int32(rowOf(s, sp.Pos+k-1) + 1)
+			for i := sp.Pos; i < sp.Pos+k; i++ {
+				pk.ncEnd[rowOf(s, i)] = end
+			}
+		}
+	}
+	for s := range b.Seqs {
 		sq := &b.Seqs[s]
 		for i := 1; i < len(sq.Tokens); i++ {
 			if (sq.Mask == nil && rows[s][i] == nil) || (sq.Mask != nil && sq.Mask[i]) {
@@ -185,4 +236,34 @@ func sameRow(ta int32, ea []float32, tb int32, eb []float32) bool {
 		return ta == tb
 	}
 	return slices.Equal(ea, eb)
+}
+
+// mropePositions returns the 4-component positions of a sequence for an M-RoPE model (nil for
+// other models), checking Positions4 against the model and the sequence.
+func mropePositions(sq *Sequence, pos []int32, cfg Config) ([][4]int32, error) {
+	if !cfg.MRoPE() {
+		if sq.Positions4 != nil {
+			return nil, fmt.Errorf("Positions4 given, but the %s model does not use M-RoPE", cfg.Arch)
+		}
+		return nil, nil
+	}
+	n := len(sq.Tokens)
+	if sq.Positions4 != nil {
+		if sq.Positions != nil {
+			return nil, fmt.Errorf("both Positions and Positions4 are set: give one")
+		}
+		if len(sq.Positions4) != n {
+			return nil, fmt.Errorf("%d M-RoPE positions for %d tokens", len(sq.Positions4), n)
+		}
+		return sq.Positions4, nil
+	}
+	if len(sq.Embeds) > 0 {
+		// Image rows of an M-RoPE model have 2-D positions that 1-D positions cannot express.
+		return nil, fmt.Errorf("the %s model uses M-RoPE: a sequence with embedding rows needs Positions4", cfg.Arch)
+	}
+	out := make([][4]int32, n)
+	for i, p := range pos {
+		out[i] = [4]int32{p, p, p, 0}
+	}
+	return out, nil
 }

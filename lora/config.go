@@ -20,10 +20,14 @@ const (
 	RopeNeox
 )
 
-// archRope lists the supported text architectures and their rope type.
+// archRope lists the supported text architectures and their rope type. qwen2vl rotates NEOX
+// halves like qwen2, with M-RoPE angles (Config.RopeSections); gemma3 is NEOX with the extras of
+// Config.Gemma.
 var archRope = map[string]RopeType{
-	"llama": RopeNorm,
-	"qwen2": RopeNeox,
+	"llama":   RopeNorm,
+	"qwen2":   RopeNeox,
+	"qwen2vl": RopeNeox,
+	"gemma3":  RopeNeox,
 }
 
 // SupportedArchitectures lists the GGUF architectures the engine can run.
@@ -55,6 +59,36 @@ type Config struct {
 	TiedOutput bool      // output head is token_embd (no output.weight)
 	RopeFreqs  []float32 // llama3-style per-dimension frequency divisors (rope_freqs.weight), or nil
 	HasQKVBias bool
+
+	// RopeSections (qwen2vl's M-RoPE, rope.dimension_sections): how many of the NRot/2 rotary pairs
+	// take their angle from each position component t, h, w, e, in that order, repeating every
+	// sum(sections) pairs as ggml_rope_multi does. All zero for 1-D RoPE.
+	RopeSections [4]int
+
+	// Gemma holds gemma3's extras; nil for the other architectures.
+	Gemma *GemmaConfig
+}
+
+// GemmaConfig is what gemma3 adds to the llama-style block (llama.cpp models/gemma3.cpp):
+// token embeddings scaled by sqrt(n_embd) (image rows are not), RMS norms on every q and k head
+// before RoPE, RMS norms after the attention and after the FFN (before each residual add), a
+// GELU(tanh)-gated FFN, queries scaled by QueryScale, and sliding-window layers.
+type GemmaConfig struct {
+	EmbedScale float32 // sqrtf(n_embd), applied to token rows only
+	QueryScale float32 // 1/sqrt(key_length), or 1/sqrt(n_embd/n_head) for the 62-layer 27B
+	// SlidingWindow > 0: layer il is a sliding-window layer unless (il+1)%6 == 0 (llama.cpp's
+	// set_swa_pattern(6)); in those layers a query at position p sees keys at positions > p - window,
+	// and RoPE uses base SWARopeBase and scale 1 instead of the model's.
+	SlidingWindow int
+	SWARopeBase   float32
+}
+
+// MRoPE reports whether the model rotates with M-RoPE (several position components per token).
+func (c Config) MRoPE() bool { return c.RopeSections != [4]int{} }
+
+// IsSWA reports whether layer il is a sliding-window layer.
+func (c Config) IsSWA(il int) bool {
+	return c.Gemma != nil && c.Gemma.SlidingWindow > 0 && (il+1)%6 != 0
 }
 
 // kvNumber reads an integer or float KV value of any GGUF numeric type.
@@ -158,5 +192,72 @@ func configFromKV(kv ggml.KV) (Config, error) {
 	if f := opt("rope.scale_linear", 0); f > 0 && scaling == "" {
 		c.RopeScale = float32(1 / f)
 	}
+	switch arch {
+	case "qwen2vl":
+		if err := c.readSections(kv); err != nil {
+			return c, err
+		}
+	case "gemma3":
+		if err := c.readGemma(kv, opt); err != nil {
+			return c, err
+		}
+	}
 	return c, nil
+}
+
+// readSections reads qwen2vl's rope.dimension_sections (llama.cpp requires 4 int32 values and
+// rotary dims equal to the head dim; ggml asserts the sections fit the rotary pairs).
+func (c *Config) readSections(kv ggml.KV) error {
+	key := c.Arch + ".rope.dimension_sections"
+	var vals []int64
+	if a := kv.Ints("rope.dimension_sections"); a != nil {
+		for _, x := range a {
+			vals = append(vals, int64(x))
+		}
+	} else if a := kv.Uints("rope.dimension_sections"); a != nil {
+		for _, x := range a {
+			vals = append(vals, int64(x))
+		}
+	}
+	if len(vals) != 4 {
+		return fmt.Errorf("key %s: want an array of 4 integers, got %v", key, kv[key])
+	}
+	sum := 0
+	for i, x := range vals {
+		if x < 0 {
+			return fmt.Errorf("key %s = %v: negative section", key, vals)
+		}
+		c.RopeSections[i] = int(x)
+		sum += int(x)
+	}
+	if sum == 0 || 2*sum > c.NRot {
+		return fmt.Errorf("key %s = %v: the sections must sum to between 1 and n_rot/2 = %d rotary pairs", key, vals, c.NRot/2)
+	}
+	if c.NRot != c.HeadDim {
+		return fmt.Errorf("%s: rope.dimension_count %d must equal the head dim %d (llama.cpp asserts it)", c.Arch, c.NRot, c.HeadDim)
+	}
+	return nil
+}
+
+// readGemma reads gemma3's hyper-parameters as llama.cpp's llama-model.cpp does.
+func (c *Config) readGemma(kv ggml.KV, opt func(string, float64) float64) error {
+	if cap := opt("final_logit_softcapping", 0); cap != 0 {
+		return fmt.Errorf("gemma3: final_logit_softcapping = %v is not supported", cap)
+	}
+	g := &GemmaConfig{EmbedScale: float32(math.Sqrt(float64(c.NEmbd))), SWARopeBase: 10000}
+	if c.NLayer == 62 { // llama.cpp's LLM_TYPE_27B: Gemma 3 27B scales queries by n_embd/n_head
+		g.QueryScale = float32(1 / math.Sqrt(float64(c.NEmbd/c.NHead)))
+	} else {
+		g.QueryScale = float32(1 / math.Sqrt(float64(c.HeadDim)))
+	}
+	w := opt("attention.sliding_window", 0)
+	if w < 0 || w != math.Trunc(w) {
+		return fmt.Errorf("gemma3: attention.sliding_window = %v: want a non-negative integer", w)
+	}
+	g.SlidingWindow = int(w)
+	if g.SlidingWindow > 0 && c.NLayer < 6 {
+		return fmt.Errorf("gemma3: %d layers with a sliding window: llama.cpp needs at least 6 (every 6th layer is global)", c.NLayer)
+	}
+	c.Gemma = g
+	return nil
 }

@@ -62,6 +62,9 @@ type CPU struct {
 	// emulateF16KV (test hook, forward only) rounds q, k, v and attention probabilities to f16 as
 	// llama.cpp's default F16 KV cache does, to tighten the parity test.
 	emulateF16KV bool
+	// emulateFlashAttn (test hook, forward only, with emulateF16KV) runs attention as llama.cpp's
+	// CPU flash-attention kernel does (attention_fa.go): the rollout engine's contexts use it.
+	emulateFlashAttn bool
 }
 
 var _ Engine = (*CPU)(nil)
@@ -147,9 +150,9 @@ func (e *CPU) memory(pk *packed, backward bool) int64 {
 	n := int64(pk.n)
 	cache := layerCacheFloats(c, e.rank(), pk.n)
 	var f int64
-	f += 2 * int64(attnScratch(pk.segs))                             // attention scores and their gradient
-	f += int64(e.opt.HeadChunk) * (int64(c.NVocab) + int64(c.NEmbd)) // logits chunk
-	f += 2 * n * int64(c.NEmbd)                                      // residual stream and its gradient
+	f += 2 * int64(newAttnDims(c, pk, 1, false).attnScratch(pk.segs)) // attention scores and their gradient
+	f += int64(e.opt.HeadChunk) * (int64(c.NVocab) + int64(c.NEmbd))  // logits chunk
+	f += 2 * n * int64(c.NEmbd)                                       // residual stream and its gradient
 	if !backward {
 		return 4 * (f + cache)
 	}

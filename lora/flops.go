@@ -27,8 +27,8 @@ func (e *CPU) FLOPs(b *Batch, backward bool) (int64, error) {
 		}
 	}
 	var attFwd int64 // scores and P V over the keys each query block computes (attnBlocks)
-	attnBlocks(pk.segs, func(sg segment, a, b int) {
-		attFwd += 4 * int64(b-a) * int64(sg.prefix+b) * int64(c.HeadDim) * int64(c.NHead)
+	newAttnDims(c, pk, 1, false).attnBlocks(pk.segs, func(sg segment, a, b, kb int) {
+		attFwd += 4 * int64(b-a) * int64(sg.prefix+kb) * int64(c.HeadDim) * int64(c.NHead)
 	})
 	rows := map[int]bool{}
 	for _, t := range pk.targets {

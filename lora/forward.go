@@ -10,11 +10,25 @@ import (
 type layerCache struct {
 	xn1, rstd1, q, k, v, lse, ao, x2, xn2, rstd2, g, u, h []float32
 	lu                                                    [7][]float32 // x A^T of each target (Targets order)
+	gm                                                    *gemmaCache  // gemma3's extra activations, else nil
+}
+
+// gemmaCache: q and k before their per-head norms, the attention and FFN outputs before their
+// post-norms, and the 1/rms of each norm.
+type gemmaCache struct {
+	qpre, kpre, rstdq, rstdk, attnOut, rstdPA, ffnOut, rstdPF []float32
+}
+
+func gemmaCacheFloats(c Config) int64 {
+	if c.Gemma == nil {
+		return 0
+	}
+	return int64(c.NHead*c.HeadDim+c.NHeadKV*c.HeadDim+c.NHead+c.NHeadKV) + 2*int64(c.NEmbd) + 2
 }
 
 func layerCacheFloats(c Config, rank, n int) int64 {
 	E, Q, KV, F := int64(c.NEmbd), int64(c.NHead*c.HeadDim), int64(c.NHeadKV*c.HeadDim), int64(c.NFF)
-	per := 3*E + 2 + 2*Q + 2*KV + int64(c.NHead) + 3*F + 7*int64(rank)
+	per := 3*E + 2 + 2*Q + 2*KV + int64(c.NHead) + 3*F + 7*int64(rank) + gemmaCacheFloats(c)
 	return per * int64(n)
 }
 
@@ -29,27 +43,43 @@ func newLayerCache(c Config, rank, n int) *layerCache {
 	for i := range lc.lu {
 		lc.lu[i] = make([]float32, n*rank)
 	}
+	if c.Gemma != nil {
+		lc.gm = &gemmaCache{
+			qpre: make([]float32, n*Q), kpre: make([]float32, n*KV), rstdq: make([]float32, n*c.NHead),
+			rstdk: make([]float32, n*c.NHeadKV), attnOut: make([]float32, n*E), rstdPA: make([]float32, n),
+			ffnOut: make([]float32, n*E), rstdPF: make([]float32, n),
+		}
+	}
 	return lc
 }
 
 // layerGrads is the backward's scratch for one block, reused across blocks.
 type layerGrads struct {
 	dx2, dxn, dq, dk, dv, dao, dg, du, dh, tmp []float32
+	dE, dqpre, dkpre                           []float32 // gemma3: through the post-norms and q/k norms
 }
 
 func layerGradFloats(c Config, rank, n int) int64 {
 	E, Q, KV, F := int64(c.NEmbd), int64(c.NHead*c.HeadDim), int64(c.NHeadKV*c.HeadDim), int64(c.NFF)
-	return int64(n) * (2*E + 2*Q + 2*KV + 3*F + int64(rank))
+	extra := int64(0)
+	if c.Gemma != nil {
+		extra = E + Q + KV
+	}
+	return int64(n) * (2*E + 2*Q + 2*KV + 3*F + int64(rank) + extra)
 }
 
 func newLayerGrads(c Config, rank, n int) *layerGrads {
 	E, Q, KV, F := c.NEmbd, c.NHead*c.HeadDim, c.NHeadKV*c.HeadDim, c.NFF
-	return &layerGrads{
+	gs := &layerGrads{
 		dx2: make([]float32, n*E), dxn: make([]float32, n*E), dq: make([]float32, n*Q),
 		dk: make([]float32, n*KV), dv: make([]float32, n*KV), dao: make([]float32, n*Q),
 		dg: make([]float32, n*F), du: make([]float32, n*F), dh: make([]float32, n*F),
 		tmp: make([]float32, n*max(rank, 1)),
 	}
+	if c.Gemma != nil {
+		gs.dE, gs.dqpre, gs.dkpre = make([]float32, n*E), make([]float32, n*Q), make([]float32, n*KV)
+	}
+	return gs
 }
 
 // pass is the state of one forward (and backward) over a packed batch.
@@ -57,10 +87,37 @@ type pass struct {
 	e       *CPU
 	c       Config
 	pk      *packed
-	rope    *ropeTable
+	rope    *ropeTable // global layers' angles (M-RoPE angles for M-RoPE models)
+	ropeSWA *ropeTable // gemma3's sliding-window layers' angles, or nil
 	dims    attnDims
 	scratch []float32 // attention scores (and their gradient in the backward)
 	grads   *Adapter
+}
+
+// newAttnDims describes the packed batch's attention for the global layers.
+func newAttnDims(c Config, pk *packed, workers int, f16 bool) attnDims {
+	d := attnDims{n: pk.n, nh: c.NHead, nkv: c.NHeadKV, hd: c.HeadDim, workers: workers, f16: f16,
+		scale: float32(1 / math.Sqrt(float64(c.HeadDim))), ncEnd: pk.ncEnd, pos: pk.pos}
+	if c.Gemma != nil {
+		d.scale = c.Gemma.QueryScale // llama.cpp scales q by it and uses kq_scale 1
+	}
+	return d
+}
+
+// layerRope and layerDims give layer il's RoPE angles and attention mask.
+func (ps *pass) layerRope(il int) *ropeTable {
+	if ps.c.IsSWA(il) {
+		return ps.ropeSWA
+	}
+	return ps.rope
+}
+
+func (ps *pass) layerDims(il int) attnDims {
+	d := ps.dims
+	if ps.c.IsSWA(il) {
+		d.window = ps.c.Gemma.SlidingWindow
+	}
+	return d
 }
 
 // lin returns the (adapted) projection of target t in layer il.
@@ -86,31 +143,61 @@ func (ps *pass) lin(il int, t string) *linear {
 	return l
 }
 
-// layerForward runs decoder block il: y = x2 + ffn(norm(x2)), x2 = x + attn(norm(x)).
+// layerForward runs decoder block il: y = x2 + ffn(norm(x2)), x2 = x + attn(norm(x)); gemma3 also
+// norms q and k per head, and norms the attention and FFN outputs before each residual add.
 func (ps *pass) layerForward(il int, x, y []float32, lc *layerCache) {
 	c, n := ps.c, ps.pk.n
 	ly := &ps.e.m.Layers[il]
+	gm := lc.gm
 	rmsnormForward(lc.xn1, lc.rstd1, x, ly.AttnNorm, n, c.NEmbd, c.RMSEps)
-	ps.lin(il, "attn_q").forward(lc.q, lc.xn1, lc.lu[0], n)
-	ps.lin(il, "attn_k").forward(lc.k, lc.xn1, lc.lu[1], n)
+	q, k := lc.q, lc.k
+	if gm != nil {
+		q, k = gm.qpre, gm.kpre
+	}
+	ps.lin(il, "attn_q").forward(q, lc.xn1, lc.lu[0], n)
+	ps.lin(il, "attn_k").forward(k, lc.xn1, lc.lu[1], n)
 	ps.lin(il, "attn_v").forward(lc.v, lc.xn1, lc.lu[2], n)
-	ropeApply(lc.q, ps.rope, n, c.NHead, c.HeadDim, c.Rope, false)
-	ropeApply(lc.k, ps.rope, n, c.NHeadKV, c.HeadDim, c.Rope, false)
+	if gm != nil {
+		rmsnormForward(lc.q, gm.rstdq, gm.qpre, ly.AttnQNorm, n*c.NHead, c.HeadDim, c.RMSEps)
+		rmsnormForward(lc.k, gm.rstdk, gm.kpre, ly.AttnKNorm, n*c.NHeadKV, c.HeadDim, c.RMSEps)
+	}
+	rope := ps.layerRope(il)
+	ropeApply(lc.q, rope, n, c.NHead, c.HeadDim, c.Rope, false)
+	ropeApply(lc.k, rope, n, c.NHeadKV, c.HeadDim, c.Rope, false)
 	if ps.dims.f16 {
 		roundF16(lc.q)
 		roundF16(lc.k)
 		roundF16(lc.v)
 	}
-	attentionForward(lc.ao, lc.lse, lc.q, lc.k, lc.v, ps.pk.segs, ps.dims, ps.scratch)
-	ps.lin(il, "attn_output").forward(lc.x2, lc.ao, lc.lu[3], n)
+	if ps.e.emulateFlashAttn {
+		pre, kq := float32(1), ps.dims.scale
+		if c.Gemma != nil {
+			pre, kq = kq, 1
+		}
+		attentionForwardFA(lc.ao, lc.q, lc.k, lc.v, ps.pk.segs, ps.layerDims(il), pre, kq)
+	} else {
+		attentionForward(lc.ao, lc.lse, lc.q, lc.k, lc.v, ps.pk.segs, ps.layerDims(il), ps.scratch)
+	}
+	if gm != nil {
+		ps.lin(il, "attn_output").forward(gm.attnOut, lc.ao, lc.lu[3], n)
+		rmsnormForward(lc.x2, gm.rstdPA, gm.attnOut, ly.PostAttnNorm, n, c.NEmbd, c.RMSEps)
+	} else {
+		ps.lin(il, "attn_output").forward(lc.x2, lc.ao, lc.lu[3], n)
+	}
 	for i, v := range x {
 		lc.x2[i] += v
 	}
 	rmsnormForward(lc.xn2, lc.rstd2, lc.x2, ly.FFNNorm, n, c.NEmbd, c.RMSEps)
 	ps.lin(il, "ffn_gate").forward(lc.g, lc.xn2, lc.lu[4], n)
 	ps.lin(il, "ffn_up").forward(lc.u, lc.xn2, lc.lu[5], n)
-	swigluForward(lc.h, lc.g, lc.u, ps.dims.workers)
-	ps.lin(il, "ffn_down").forward(y, lc.h, lc.lu[6], n)
+	if gm != nil {
+		gegluForward(lc.h, lc.g, lc.u, ps.dims.workers, ps.dims.f16)
+		ps.lin(il, "ffn_down").forward(gm.ffnOut, lc.h, lc.lu[6], n)
+		rmsnormForward(y, gm.rstdPF, gm.ffnOut, ly.PostFFNNorm, n, c.NEmbd, c.RMSEps)
+	} else {
+		swigluForward(lc.h, lc.g, lc.u, ps.dims.workers)
+		ps.lin(il, "ffn_down").forward(y, lc.h, lc.lu[6], n)
+	}
 	for i, v := range lc.x2 {
 		y[i] += v
 	}
@@ -121,29 +208,55 @@ func (ps *pass) layerForward(il int, x, y []float32, lc *layerCache) {
 func (ps *pass) layerBackward(il int, x []float32, lc *layerCache, dy, dx []float32, gs *layerGrads) {
 	c, n, f := ps.c, ps.pk.n, ps.e.fault
 	ly := &ps.e.m.Layers[il]
+	gm := lc.gm
 	copy(gs.dx2, dy)
 	clear(gs.dh)
-	ps.lin(il, "ffn_down").backward(gs.dh, dy, lc.h, lc.lu[6], gs.tmp, n, f)
-	swigluBackward(gs.dg, gs.du, gs.dh, lc.g, lc.u, ps.dims.workers)
+	dDown := dy // d(loss)/d(ffn_down output)
+	if gm != nil {
+		clear(gs.dE)
+		rmsnormBackward(gs.dE, dy, gm.ffnOut, ly.PostFFNNorm, gm.rstdPF, n, c.NEmbd)
+		dDown = gs.dE
+	}
+	ps.lin(il, "ffn_down").backward(gs.dh, dDown, lc.h, lc.lu[6], gs.tmp, n, f)
+	if gm != nil {
+		gegluBackward(gs.dg, gs.du, gs.dh, lc.g, lc.u, ps.dims.workers)
+	} else {
+		swigluBackward(gs.dg, gs.du, gs.dh, lc.g, lc.u, ps.dims.workers)
+	}
 	clear(gs.dxn)
 	ps.lin(il, "ffn_gate").backward(gs.dxn, gs.dg, lc.xn2, lc.lu[4], gs.tmp, n, f)
 	ps.lin(il, "ffn_up").backward(gs.dxn, gs.du, lc.xn2, lc.lu[5], gs.tmp, n, f)
 	rmsnormBackward(gs.dx2, gs.dxn, lc.x2, ly.FFNNorm, lc.rstd2, n, c.NEmbd)
+	dOut := gs.dx2 // d(loss)/d(attn_output output)
+	if gm != nil {
+		clear(gs.dE)
+		rmsnormBackward(gs.dE, gs.dx2, gm.attnOut, ly.PostAttnNorm, gm.rstdPA, n, c.NEmbd)
+		dOut = gs.dE
+	}
 	clear(gs.dao)
-	ps.lin(il, "attn_output").backward(gs.dao, gs.dx2, lc.ao, lc.lu[3], gs.tmp, n, f)
+	ps.lin(il, "attn_output").backward(gs.dao, dOut, lc.ao, lc.lu[3], gs.tmp, n, f)
 	clear(gs.dq)
 	clear(gs.dk)
 	clear(gs.dv)
-	attentionBackward(gs.dq, gs.dk, gs.dv, gs.dao, lc.ao, lc.lse, lc.q, lc.k, lc.v, ps.pk.segs, ps.dims, ps.scratch)
-	ropeApply(gs.dq, ps.rope, n, c.NHead, c.HeadDim, c.Rope, true)
-	ropeApply(gs.dk, ps.rope, n, c.NHeadKV, c.HeadDim, c.Rope, true)
+	attentionBackward(gs.dq, gs.dk, gs.dv, gs.dao, lc.ao, lc.lse, lc.q, lc.k, lc.v, ps.pk.segs, ps.layerDims(il), ps.scratch)
+	rope := ps.layerRope(il)
+	ropeApply(gs.dq, rope, n, c.NHead, c.HeadDim, c.Rope, true)
+	ropeApply(gs.dk, rope, n, c.NHeadKV, c.HeadDim, c.Rope, true)
+	dq, dk := gs.dq, gs.dk
+	if gm != nil {
+		clear(gs.dqpre)
+		clear(gs.dkpre)
+		rmsnormBackward(gs.dqpre, gs.dq, gm.qpre, ly.AttnQNorm, gm.rstdq, n*c.NHead, c.HeadDim)
+		rmsnormBackward(gs.dkpre, gs.dk, gm.kpre, ly.AttnKNorm, gm.rstdk, n*c.NHeadKV, c.HeadDim)
+		dq, dk = gs.dqpre, gs.dkpre
+	}
 	var dxn []float32
 	if dx != nil {
 		dxn = gs.dxn
 		clear(dxn)
 	}
-	ps.lin(il, "attn_q").backward(dxn, gs.dq, lc.xn1, lc.lu[0], gs.tmp, n, f)
-	ps.lin(il, "attn_k").backward(dxn, gs.dk, lc.xn1, lc.lu[1], gs.tmp, n, f)
+	ps.lin(il, "attn_q").backward(dxn, dq, lc.xn1, lc.lu[0], gs.tmp, n, f)
+	ps.lin(il, "attn_k").backward(dxn, dk, lc.xn1, lc.lu[1], gs.tmp, n, f)
 	ps.lin(il, "attn_v").backward(dxn, gs.dv, lc.xn1, lc.lu[2], gs.tmp, n, f)
 	if dx != nil {
 		copy(dx, gs.dx2)
@@ -168,10 +281,15 @@ func (e *CPU) forward(pk *packed, grads *Adapter, keep bool) *forwardState {
 	SetThreads(e.opt.Threads)
 	c := e.m.Cfg
 	n, E := pk.n, c.NEmbd
-	ps := &pass{
-		e: e, c: c, pk: pk, rope: newRopeTable(c, pk.pos),
-		dims:    attnDims{n: n, nh: c.NHead, nkv: c.NHeadKV, hd: c.HeadDim, workers: e.opt.Threads, f16: e.emulateF16KV},
-		scratch: make([]float32, 2*attnScratch(pk.segs)), grads: grads,
+	dims := newAttnDims(c, pk, e.opt.Threads, e.emulateF16KV)
+	ps := &pass{e: e, c: c, pk: pk, dims: dims, scratch: make([]float32, 2*dims.attnScratch(pk.segs)), grads: grads}
+	if pk.mpos != nil {
+		ps.rope = newMRopeTable(c, pk.mpos)
+	} else {
+		ps.rope = newRopeTable(c, pk.pos, c.RopeBase, c.RopeScale)
+	}
+	if c.Gemma != nil && c.Gemma.SlidingWindow > 0 {
+		ps.ropeSWA = newRopeTable(c, pk.pos, c.Gemma.SWARopeBase, 1)
 	}
 	rank := e.rank()
 	fs := &forwardState{ps: ps, shared: newLayerCache(c, rank, n), spare: make([]float32, n*E)}
@@ -182,6 +300,11 @@ func (e *CPU) forward(pk *packed, grads *Adapter, keep bool) *forwardState {
 		} else {
 			t := int(pk.tokens[r])
 			copy(x[r*E:(r+1)*E], e.m.TokEmbd[t*E:(t+1)*E])
+			if c.Gemma != nil { // token rows only: llama.cpp leaves image rows unscaled
+				for j := r * E; j < (r+1)*E; j++ {
+					x[j] *= c.Gemma.EmbedScale
+				}
+			}
 		}
 	}
 	for il := 0; il < c.NLayer; il++ {

@@ -77,12 +77,13 @@ type ropeTable struct {
 
 // newRopeTable computes theta = pos * freq_scale * base^(-2i/n_rot) / freq_factor[i], as ggml's rope
 // (the power is built by repeated multiplication in float32 like ggml, so angles match to rounding).
-func newRopeTable(c Config, pos []int32) *ropeTable {
+// base and scale are the layer's (gemma3's sliding-window layers use their own).
+func newRopeTable(c Config, pos []int32, base, scale float32) *ropeTable {
 	half := c.NRot / 2
 	t := &ropeTable{half: half, cos: make([]float32, len(pos)*half), sin: make([]float32, len(pos)*half)}
-	thetaScale := float32(math.Pow(float64(c.RopeBase), -2.0/float64(c.NRot)))
+	thetaScale := float32(math.Pow(float64(base), -2.0/float64(c.NRot)))
 	for r, p := range pos {
-		theta := float32(p) * c.RopeScale
+		theta := float32(p) * scale
 		for i := 0; i < half; i++ {
 			th := theta
 			if c.RopeFreqs != nil {
@@ -91,6 +92,46 @@ func newRopeTable(c Config, pos []int32) *ropeTable {
 			t.cos[r*half+i] = float32(math.Cos(float64(th)))
 			t.sin[r*half+i] = float32(math.Sin(float64(th)))
 			theta *= thetaScale
+		}
+	}
+	return t
+}
+
+// newMRopeTable is ggml_rope_multi's angle table (ggml_mrope_cache_init, non-interleaved): pair i
+// takes its angle from position component t, h, w or e according to which of c.RopeSections the
+// sector i % sum(sections) falls in; each component's angle is p_c * base^(-2i/n_rot), built by the
+// same repeated float32 multiplication, then divided by the frequency factor and scaled.
+func newMRopeTable(c Config, pos [][4]int32) *ropeTable {
+	half := c.NRot / 2
+	t := &ropeTable{half: half, cos: make([]float32, len(pos)*half), sin: make([]float32, len(pos)*half)}
+	thetaScale := float32(math.Pow(float64(c.RopeBase), -2.0/float64(c.NRot)))
+	sec := c.RopeSections
+	sum := sec[0] + sec[1] + sec[2] + sec[3]
+	for r, p := range pos {
+		var theta [4]float32
+		for k := range theta {
+			theta[k] = float32(p[k])
+		}
+		for i := 0; i < half; i++ {
+			comp := 3
+			switch sector := i % sum; {
+			case sector < sec[0]:
+				comp = 0
+			case sector < sec[0]+sec[1]:
+				comp = 1
+			case sector < sec[0]+sec[1]+sec[2]:
+				comp = 2
+			}
+			th := theta[comp]
+			if c.RopeFreqs != nil {
+				th /= c.RopeFreqs[i]
+			}
+			th *= c.RopeScale
+			t.cos[r*half+i] = float32(math.Cos(float64(th)))
+			t.sin[r*half+i] = float32(math.Sin(float64(th)))
+			for k := range theta {
+				theta[k] *= thetaScale
+			}
 		}
 	}
 	return t
@@ -142,6 +183,57 @@ func swigluBackward(dg, du, dh, g, u []float32, workers int) {
 			silu := gv * sig
 			dg[i] = dh[i] * u[i] * sig * (1 + gv*(1-sig))
 			du[i] = dh[i] * silu
+		}
+	})
+}
+
+// GELU with the tanh approximation, as ggml_gelu: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+const (
+	geluCoefA     = 0.044715
+	geluSqrt2OvPi = 0.79788456080286535587989211986876
+)
+
+func gelu(x float32) float32 {
+	return float32(0.5 * float64(x) * (1 + math.Tanh(geluSqrt2OvPi*float64(x)*(1+geluCoefA*float64(x)*float64(x)))))
+}
+
+// geluF16Table is ggml's CPU GELU (GGML_GELU_FP16): x rounded to f16, gelu looked up in an f16
+// table, identity above 10 and 0 below -10. Used only by the f16-emulation test hook.
+func geluF16Table(x float32) float32 {
+	switch {
+	case x <= -10:
+		return 0
+	case x >= 10:
+		return x
+	}
+	xh := float16.Fromfloat32(x).Float32()
+	return float16.Fromfloat32(gelu(xh)).Float32()
+}
+
+// gegluForward: h = gelu(g) * u (gemma3's FFN, llama.cpp's ggml_geglu_split); f16 emulates ggml's
+// f16 GELU table (a parity-test hook; training uses the exact function).
+func gegluForward(h, g, u []float32, workers int, f16 bool) {
+	parallelFor(len(g), workers, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if f16 {
+				h[i] = geluF16Table(g[i]) * u[i]
+			} else {
+				h[i] = gelu(g[i]) * u[i]
+			}
+		}
+	})
+}
+
+// gegluBackward: dg = dh * u * gelu'(g), du = dh * gelu(g) (overwrites dg and du), with
+// gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3a x^2), t = tanh(sqrt(2/pi) (x + a x^3)).
+func gegluBackward(dg, du, dh, g, u []float32, workers int) {
+	parallelFor(len(g), workers, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x := float64(g[i])
+			t := math.Tanh(geluSqrt2OvPi * x * (1 + geluCoefA*x*x))
+			d := 0.5*(1+t) + 0.5*x*(1-t*t)*geluSqrt2OvPi*(1+3*geluCoefA*x*x)
+			dg[i] = dh[i] * u[i] * float32(d)
+			du[i] = dh[i] * float32(0.5*x*(1+t))
 		}
 	})
 }

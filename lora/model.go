@@ -20,6 +20,9 @@ type Layer struct {
 	Wq, Wk, Wv, Wo    []float32
 	Bq, Bk, Bv        []float32 // nil when the model has no q/k/v biases
 	Wgate, Wup, Wdown []float32
+	// gemma3 only (nil otherwise): per-head q/k norms [head_dim], post-attention and post-FFN
+	// norms [n_embd]. GGUF stores the multipliers themselves (the converter adds Gemma's +1).
+	AttnQNorm, AttnKNorm, PostAttnNorm, PostFFNNorm []float32
 }
 
 // Model is a dequantized base model: every weight float32, ready for BLAS.
@@ -84,7 +87,8 @@ func (m *Model) NumParams() int64 {
 		n += int64(len(m.Output))
 	}
 	for _, l := range m.Layers {
-		for _, w := range [][]float32{l.AttnNorm, l.FFNNorm, l.Wq, l.Wk, l.Wv, l.Wo, l.Bq, l.Bk, l.Bv, l.Wgate, l.Wup, l.Wdown} {
+		for _, w := range [][]float32{l.AttnNorm, l.FFNNorm, l.Wq, l.Wk, l.Wv, l.Wo, l.Bq, l.Bk, l.Bv, l.Wgate, l.Wup, l.Wdown,
+			l.AttnQNorm, l.AttnKNorm, l.PostAttnNorm, l.PostFFNNorm} {
 			n += int64(len(w))
 		}
 	}
@@ -99,7 +103,7 @@ func ReadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("read model config: %w", err)
 	}
 	defer f.Close()
-	g, err := ggml.Decode(f, 0)
+	g, err := ggml.Decode(f, 16) // small arrays (rope.dimension_sections) only
 	if err != nil {
 		return Config{}, fmt.Errorf("read model config %s: %w", path, err)
 	}
@@ -127,7 +131,7 @@ func ReadConfig(path string) (Config, error) {
 	return cfg, nil
 }
 
-// LoadModel reads a llama or qwen2 GGUF and dequantizes every tensor the decoder uses with ggml's
+// LoadModel reads a GGUF of a supported architecture (SupportedArchitectures) and dequantizes every tensor the decoder uses with ggml's
 // own to_float. The file is mmap'd; only the float32 copies stay in memory.
 func LoadModel(path string) (*Model, error) {
 	t0 := time.Now()
@@ -136,7 +140,7 @@ func LoadModel(path string) (*Model, error) {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
 	defer f.Close()
-	g, err := ggml.Decode(f, 0)
+	g, err := ggml.Decode(f, 16) // small arrays (rope.dimension_sections) only
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", path, err)
 	}
@@ -213,6 +217,12 @@ func LoadModel(path string) (*Model, error) {
 				dst = &l.Wdown
 			}
 			ld.want(dst, p+tg+".weight", in, out)
+		}
+		if cfg.Gemma != nil {
+			ld.want(&l.AttnQNorm, p+"attn_q_norm.weight", cfg.HeadDim)
+			ld.want(&l.AttnKNorm, p+"attn_k_norm.weight", cfg.HeadDim)
+			ld.want(&l.PostAttnNorm, p+"post_attention_norm.weight", E)
+			ld.want(&l.PostFFNNorm, p+"post_ffw_norm.weight", E)
 		}
 		if hasBias {
 			ld.want(&l.Bq, p+"attn_q.bias", cfg.NHead*cfg.HeadDim)
@@ -346,6 +356,10 @@ func RandomModel(cfg Config, seed uint64) *Model {
 		l.Wgate, l.Wup, l.Wdown = mat(F*E, std), mat(F*E, std), mat(E*F, 1/math.Sqrt(float64(F)))
 		if cfg.HasQKVBias {
 			l.Bq, l.Bk, l.Bv = mat(q, 0.1), mat(kv, 0.1), mat(kv, 0.1)
+		}
+		if cfg.Gemma != nil {
+			l.AttnQNorm, l.AttnKNorm = norm(cfg.HeadDim), norm(cfg.HeadDim)
+			l.PostAttnNorm, l.PostFFNNorm = norm(E), norm(E)
 		}
 	}
 	return m

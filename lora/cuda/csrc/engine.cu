@@ -6,6 +6,7 @@
 #include "internal.cuh"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 namespace {
@@ -287,6 +288,8 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
   e->half = c.n_rot / 2;
   e->wtype = c.precision == VZ_PREC_BF16 ? CUDA_R_16BF : CUDA_R_32F;
   e->layers.resize(c.n_layer);
+  const char *dbg = getenv("VZLOCAL_CUDA_SYNC");
+  e->debug_sync = dbg != nullptr && dbg[0] == '1';
   cudaError_t ce = cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking);
   if (ce != cudaSuccess) {
     delete e;

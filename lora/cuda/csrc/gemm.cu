@@ -13,6 +13,7 @@ int gemm(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float al
   BLAS_CK(cublasGemmEx(e->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
                        &alpha, B, t, ldb, A, t, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
                        CUBLAS_GEMM_DEFAULT));
+  if (e->debug_sync) CUDA_CK(cudaStreamSynchronize(e->stream));
   return 0;
 }
 
@@ -23,6 +24,7 @@ int gemm_batched(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, 
   BLAS_CK(cublasGemmStridedBatchedEx(e->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                                      N, M, K, &alpha, B, t, ldb, sB, A, t, lda, sA, &beta, C, CUDA_R_32F,
                                      ldc, sC, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  if (e->debug_sync) CUDA_CK(cudaStreamSynchronize(e->stream));
   return 0;
 }
 

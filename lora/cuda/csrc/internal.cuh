@@ -43,8 +43,13 @@ int vz_seterr(Err &err, int code, const char *fmt, ...);
                        #call, (int)s_);                                                            \
   } while (0)
 
-// LAUNCH_CK checks a kernel launch (configuration errors; faults surface at the next sync).
-#define LAUNCH_CK() CUDA_CK(cudaGetLastError())
+// LAUNCH_CK checks a kernel launch (configuration errors; faults surface at the next sync, or
+// right here when VZLOCAL_CUDA_SYNC=1 makes every launch synchronous to find a faulting kernel).
+#define LAUNCH_CK()                                                                                \
+  do {                                                                                             \
+    CUDA_CK(cudaGetLastError());                                                                   \
+    if (e->debug_sync) CUDA_CK(cudaStreamSynchronize(e->stream));                                  \
+  } while (0)
 
 #define TRY(call)                                                                                  \
   do {                                                                                             \
@@ -92,6 +97,7 @@ struct vz_engine {
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
   cudaDataType wtype = CUDA_R_32F;  // type of the base matrices and GEMM operands
+  bool debug_sync = false;          // VZLOCAL_CUDA_SYNC=1: synchronize after every kernel and GEMM
   std::vector<LayerW> layers;
   float *out_norm = nullptr;
   void *output = nullptr;  // [vocab][embd]

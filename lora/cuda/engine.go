@@ -54,12 +54,13 @@ var supportedArch = map[string]bool{"llama": true, "qwen2": true}
 // Engine is the CUDA gradient engine: the same interface and math as lora.CPU, on one GPU.
 // Not safe for concurrent use; calls are serialized by a mutex.
 type Engine struct {
-	mu  sync.Mutex
-	m   *lora.Model // the host copy: config and the token-embedding rows gathered per batch
-	h   unsafe.Pointer
-	ad  *lora.Adapter
-	opt Options
-	dev Device
+	mu    sync.Mutex
+	m     *lora.Model // the host copy: config and the token-embedding rows gathered per batch
+	h     unsafe.Pointer
+	ad    *lora.Adapter
+	pairs []*lora.Pair // the adapter's pairs in the library's flat order (gradients come back so)
+	opt   Options
+	dev   Device
 }
 
 var _ lora.Engine = (*Engine)(nil)
@@ -196,17 +197,17 @@ func (e *Engine) SetAdapter(a *lora.Adapter) error {
 		return fmt.Errorf("cuda: engine is closed")
 	}
 	if a == nil {
-		e.ad = nil
+		e.ad, e.pairs = nil, nil
 		return cSetAdapter(e.h, 0, 0, nil, nil)
 	}
 	if err := a.CheckModel(e.m.Cfg); err != nil {
 		return fmt.Errorf("set adapter: %w", err)
 	}
-	present, flat, _ := flatAdapter(a, e.m.Cfg.NLayer)
+	present, flat, pairs := flatAdapter(a, e.m.Cfg.NLayer)
 	if err := cSetAdapter(e.h, a.Rank, a.Scale(), present, flat); err != nil {
 		return err
 	}
-	e.ad = a
+	e.ad, e.pairs = a, pairs
 	return nil
 }
 
@@ -275,13 +276,16 @@ func (e *Engine) Backward(b *lora.Batch, weights [][]float32) (*lora.Result, err
 		}
 	} else {
 		g := e.ad.ZeroLike()
-		_, flat, pairs := flatAdapter(e.ad, e.m.Cfg.NLayer)
-		grads := make([]float32, len(flat))
+		n := 0
+		for _, p := range e.pairs {
+			n += len(p.A) + len(p.B)
+		}
+		grads := make([]float32, n)
 		if err := cRun(e.h, pk, tw, lp, grads); err != nil {
 			return nil, err
 		}
 		off := 0
-		for _, p := range pairs {
+		for _, p := range e.pairs {
 			gp := g.Lookup(p.Layer, p.Target)
 			off += copy(gp.A, grads[off:off+len(p.A)])
 			off += copy(gp.B, grads[off:off+len(p.B)])

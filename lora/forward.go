@@ -218,7 +218,7 @@ func (ps *pass) layerBackward(il int, x []float32, lc *layerCache, dy, dx []floa
 		dDown = gs.dE
 	}
 	ps.lin(il, "ffn_down").backward(gs.dh, dDown, lc.h, lc.lu[6], gs.tmp, n, f)
-	if gm != nil {
+	if gm != nil && f != faultGeluAsSilu {
 		gegluBackward(gs.dg, gs.du, gs.dh, lc.g, lc.u, ps.dims.workers)
 	} else {
 		swigluBackward(gs.dg, gs.du, gs.dh, lc.g, lc.u, ps.dims.workers)
@@ -243,7 +243,7 @@ func (ps *pass) layerBackward(il int, x []float32, lc *layerCache, dy, dx []floa
 	ropeApply(gs.dq, rope, n, c.NHead, c.HeadDim, c.Rope, true)
 	ropeApply(gs.dk, rope, n, c.NHeadKV, c.HeadDim, c.Rope, true)
 	dq, dk := gs.dq, gs.dk
-	if gm != nil {
+	if gm != nil && f != faultSkipQKNorm {
 		clear(gs.dqpre)
 		clear(gs.dkpre)
 		rmsnormBackward(gs.dqpre, gs.dq, gm.qpre, ly.AttnQNorm, gm.rstdq, n*c.NHead, c.HeadDim)

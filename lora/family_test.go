@@ -171,3 +171,87 @@ func TestFamilyImageParity(t *testing.T) {
 		})
 	}
 }
+
+// TestImagePositionBothEngines: moving the image from before the question to after it changes the
+// next-token logits, and both engines see the same change (within twice the emulated parity
+// bound, while the change itself is far larger). Then the check is shown to fail when the engine is
+// given llama.cpp-unlike input: 1-D sequential positions for qwen2vl's image rows (what the plain
+// Go llama binding feeds), or a causal image span for gemma3.
+func TestImagePositionBothEngines(t *testing.T) {
+	for _, family := range testmodel.Families {
+		t.Run(family, func(t *testing.T) {
+			fm := loadFamily(t, family, 0.1)
+			info := fm.m.Info()
+			img := testmodel.TestImage(40, 30, 1)
+			marker := llm.MediaMarker()
+			var refLast, oursLast [2][]float32
+			var seqs [2]Sequence
+			var refs [2][][]float32
+			for i, user := range []string{marker + "\nWhat is this?", "What is this?\n" + marker} {
+				p, err := fm.m.ChatPrompt("", user, img)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ref, err := fm.m.Logits(p, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				seqs[i] = promptSequence(p, info, nil)
+				fm.e.emulateF16KV, fm.e.emulateFlashAttn = true, true
+				ours, err := fm.e.Logits(seqs[i])
+				fm.e.emulateF16KV, fm.e.emulateFlashAttn = false, false
+				if err != nil {
+					t.Fatal(err)
+				}
+				refs[i] = ref
+				refLast[i], oursLast[i] = ref[len(ref)-1], ours[len(ours)-1]
+			}
+			var change, mismatch, scale float64
+			for j := range refLast[0] {
+				dr := float64(refLast[0][j] - refLast[1][j])
+				do := float64(oursLast[0][j] - oursLast[1][j])
+				change = math.Max(change, math.Abs(dr))
+				mismatch = math.Max(mismatch, math.Abs(do-dr))
+				scale = math.Max(scale, math.Abs(float64(refLast[0][j])))
+			}
+			tol := 2 * emuTol(scale)
+			t.Logf("moving the image changes the last logits by up to %.3g; the engines' changes differ by %.3g (tol %.3g)", change, mismatch, tol)
+			if mismatch > tol {
+				t.Fatalf("the engines see different changes: %g > %g", mismatch, tol)
+			}
+			if change < 10*tol {
+				t.Fatalf("moving the image changes the logits by only %g: the test proves nothing", change)
+			}
+			// Inputs unlike llama.cpp's must be caught by the parity bound.
+			wrong := seqs[1]
+			switch {
+			case info.MRoPE:
+				wrong = simplePathMRoPE(seqs[1])
+			case info.NonCausalImages:
+				wrong.Embeds = []EmbedSpan{{Pos: seqs[1].Embeds[0].Pos, Rows: seqs[1].Embeds[0].Rows}}
+			default:
+				return
+			}
+			ours, err := fm.e.Logits(wrong)
+			if err != nil {
+				t.Fatal(err)
+			}
+			diff, s, _ := textRowsDiff(ours, refs[1])
+			t.Logf("with llama.cpp-unlike image input the logits differ by %.3g (parity bound %.3g)", diff, familyTol(s))
+			if diff <= familyTol(s) {
+				t.Fatalf("faked image positions/mask went unnoticed: diff %g <= %g", diff, familyTol(s))
+			}
+		})
+	}
+}
+
+// simplePathMRoPE gives an M-RoPE sequence the positions the plain Go binding would: every row,
+// image rows included, at its index ({i, i, i, 0}).
+func simplePathMRoPE(s Sequence) Sequence {
+	out := s
+	out.Positions4 = make([][4]int32, len(s.Tokens))
+	for i := range out.Positions4 {
+		out.Positions4[i] = [4]int32{int32(i), int32(i), int32(i), 0}
+	}
+	return out
+}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
+
 	"github.com/rs/zerolog/log"
 )
 
@@ -169,7 +171,7 @@ func checkSettings(dir, kind string, settings any) error {
 	old, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return writeFileAtomic(path, b)
+		return atomicfile.WriteFile(path, b)
 	case err != nil:
 		return fmt.Errorf("%s: %w", path, err)
 	case !bytes.Equal(old, b):
@@ -232,7 +234,7 @@ func WritePair(dir string, p *Pair, orig, mod image.Image) error {
 	if err != nil {
 		return fmt.Errorf("pair %s: %w", p.ID, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, p.ID+".json"), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, p.ID+".json"), append(b, '\n')); err != nil {
 		return err
 	}
 	p.SetDir(dir)
@@ -248,7 +250,7 @@ func writePNG(path string, img image.Image) error {
 	if err := pngEncoder.Encode(&buf, img); err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 // writeIndex rewrites index.jsonl with one pair per line, in the given order.
@@ -262,30 +264,7 @@ func writeIndex(dir string, pairs []*Pair) error {
 		buf.Write(b)
 		buf.WriteByte('\n')
 	}
-	return writeFileAtomic(filepath.Join(dir, IndexFile), buf.Bytes())
-}
-
-// writeFileAtomic writes through a temporary file in the same folder and renames it into place,
-// so that a reader (or a rerun after an interruption) never sees a half-written file.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(b)
-	cerr := f.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, werr)
-	}
-	return nil
+	return atomicfile.WriteFile(filepath.Join(dir, IndexFile), buf.Bytes())
 }
 
 // ensureWritableDir creates dir if needed and proves it can hold new files.

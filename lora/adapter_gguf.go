@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
+
 	"github.com/ollama/ollama/fs/ggml"
 	"github.com/x448/float16"
 )
@@ -67,7 +69,7 @@ func (a *Adapter) WriteGGUF(path string, kind uint32) error {
 			&ggml.Tensor{Name: p.Name + ".lora_b", Kind: kind, Shape: []uint64{uint64(a.Rank), uint64(p.Out)}, WriterTo: floatsWriter{p.B, kind}},
 		)
 	}
-	return writeAtomic(path, func(f *os.File) error { return ggml.WriteGGUF(f, kv, ts) })
+	return atomicfile.Create(path, func(f *os.File) error { return ggml.WriteGGUF(f, kv, ts) })
 }
 
 // ReadAdapterGGUF reads a llama.cpp LoRA GGUF and checks it against the model config.

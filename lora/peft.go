@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
 )
 
 // PEFT export/import: adapter_model.safetensors + adapter_config.json with the Hugging Face module
@@ -127,7 +129,7 @@ func (a *Adapter) WritePEFT(dir string, cfg Config, baseModel string) error {
 	if err := writeSafetensors(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"}, false); err != nil {
 		return fmt.Errorf("write PEFT adapter: %w", err)
 	}
-	return writeAtomic(filepath.Join(dir, "adapter_config.json"), func(f *os.File) error {
+	return atomicfile.Create(filepath.Join(dir, "adapter_config.json"), func(f *os.File) error {
 		_, err := f.Write(append(js, '\n'))
 		return err
 	})

@@ -9,6 +9,8 @@ import (
 	"os"
 	"slices"
 
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
+
 	"github.com/x448/float16"
 )
 
@@ -60,7 +62,7 @@ func writeSafetensors(path string, ts []stTensor, meta map[string]string, f16 bo
 	for len(hj)%8 != 0 { // pad with spaces so tensor data starts 8-byte aligned
 		hj = append(hj, ' ')
 	}
-	return writeAtomic(path, func(f *os.File) error {
+	return atomicfile.Create(path, func(f *os.File) error {
 		var n [8]byte
 		binary.LittleEndian.PutUint64(n[:], uint64(len(hj)))
 		if _, err := f.Write(n[:]); err != nil {

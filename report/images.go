@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
+
 	"github.com/rs/zerolog/log"
 )
 
@@ -74,7 +76,7 @@ func copyFileAtomic(src, dst string) error {
 		return fmt.Errorf("copy image: %w", err)
 	}
 	defer in.Close()
-	return writeAtomic(dst, func(w io.Writer) error {
+	return atomicfile.Write(dst, func(w io.Writer) error {
 		_, err := io.Copy(w, in)
 		return err
 	})

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
+
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
@@ -97,7 +99,7 @@ func writeFigures(runs []*Run, outDir string) ([]Figure, error) {
 		if err != nil {
 			return nil, fmt.Errorf("chart %s: %w", spec.file, err)
 		}
-		if err := writeFileAtomic(filepath.Join(outDir, spec.file), data); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(outDir, spec.file), data); err != nil {
 			return nil, err
 		}
 		figs = append(figs, fig)

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
+
 	"github.com/rs/zerolog/log"
 )
 
@@ -63,7 +65,7 @@ func Write(runDirs []string, opt Options) (*Result, error) {
 		return nil, err
 	}
 	pagePath := filepath.Join(opt.OutDir, PageFile)
-	if err := writeFileAtomic(pagePath, page.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(pagePath, page.Bytes()); err != nil {
 		return nil, err
 	}
 	log.Info().Str("page", pagePath).Int("runs", len(runs)).Int("charts", countDrawn(figs)).Msg("report written")

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
+
 	"github.com/rs/zerolog/log"
 
 	"github.com/vzlocal/vzlocal/selfplay"
@@ -158,7 +160,7 @@ func WriteEvalRecords(path string, recs []EvalRecord) error {
 		}
 		buf.Write(line)
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 func readEvals(path string) ([]EvalRecord, error) {

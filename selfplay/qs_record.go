@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
 )
 
 // QSGamesFile is the transcript file of the Questioner/Solver game: one JSON value per line, a
@@ -137,7 +139,7 @@ func WriteQSRecords(path string, lines []any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if err := spyWriteAtomic(path, buf.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil

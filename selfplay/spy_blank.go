@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
+
 	_ "image/jpeg" // pair images may be JPEG (user pairs)
 
 	"github.com/vzlocal/vzlocal/data"
@@ -44,37 +46,8 @@ func blankImageFor(p *data.Pair, dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("blank spy image: %w", err)
 	}
-	if err := spyWriteAtomic(path, buf.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
 		return "", fmt.Errorf("blank spy image: %w", err)
 	}
 	return path, nil
-}
-
-// spyWriteAtomic writes a file through a temporary file in the same folder and a rename, so a
-// reader never sees half a file.
-func spyWriteAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	// CreateTemp makes the file private; outputs are ordinary files.
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"mime"
 	"os"
 	"path/filepath"
+
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
 )
 
 //go:embed report/spy_report.html.tmpl
@@ -102,7 +104,7 @@ func WriteSpyReport(path, title string, games []*SpyGame, sum SpySummary) error 
 			return fmt.Errorf("%s: %w", path, err)
 		}
 	}
-	if err := spyWriteAtomic(path, buf.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
 )
 
 // SpyGamesFile is the trajectory file of `vzlocal play`: one SpyGame per line (JSON), each with
@@ -28,7 +30,7 @@ func WriteSpyGames(path string, games []*SpyGame) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if err := spyWriteAtomic(path, buf.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil

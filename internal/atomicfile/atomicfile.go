@@ -9,8 +9,9 @@ import (
 	"path/filepath"
 )
 
-// Write replaces path with the bytes produced by write.
-func Write(path string, write func(w io.Writer) error) (err error) {
+// Create replaces path with the file fill writes. fill gets the temporary *os.File itself, for
+// writers that seek (GGUF). On any error the temporary file is removed and path is untouched.
+func Create(path string, fill func(f *os.File) error) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -21,7 +22,11 @@ func Write(path string, write func(w io.Writer) error) (err error) {
 			os.Remove(f.Name())
 		}
 	}()
-	if err = write(f); err != nil {
+	if err = fill(f); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	// CreateTemp makes the file private (0600); results are ordinary files.
+	if err = f.Chmod(0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err = f.Sync(); err != nil {
@@ -33,25 +38,30 @@ func Write(path string, write func(w io.Writer) error) (err error) {
 	if err = os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+// Write replaces path with the bytes write produces.
+func Write(path string, write func(w io.Writer) error) error {
+	return Create(path, func(f *os.File) error { return write(f) })
 }
 
 // WriteFile is Write for bytes already in memory.
 func WriteFile(path string, data []byte) error {
-	return Write(path, func(w io.Writer) error {
-		_, err := w.Write(data)
+	return Create(path, func(f *os.File) error {
+		_, err := f.Write(data)
 		return err
 	})
 }
 
-// syncDir makes a rename durable across a power cut; errors are ignored where the file system
-// cannot sync folders.
-func syncDir(dir string) error {
+// syncDir makes a rename durable across a power cut; file systems that cannot sync folders are
+// ignored.
+func syncDir(dir string) {
 	d, err := os.Open(dir)
 	if err != nil {
-		return nil
+		return
 	}
 	defer d.Close()
 	_ = d.Sync()
-	return nil
 }

@@ -39,3 +39,11 @@ func TestWriteIntoMissingFolder(t *testing.T) {
 	err := WriteFile(filepath.Join(t.TempDir(), "no", "f"), []byte("x"))
 	require.Error(t, err)
 }
+
+func TestWrittenFileIsNotPrivate(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, WriteFile(p, []byte("x")))
+	st, err := os.Stat(p)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o644), st.Mode().Perm())
+}

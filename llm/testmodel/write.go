@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/vzlocal/vzlocal/internal/atomicfile"
+
 	"github.com/ollama/ollama/fs/ggml"
 )
 
@@ -54,31 +56,9 @@ func Write(dir string, cfg Config) (Files, error) {
 }
 
 // writeGGUF writes a GGUF atomically: a temporary file in the same directory, synced, then renamed.
-func writeGGUF(path string, kv map[string]any, ts []*ggml.Tensor) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("testmodel: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = ggml.WriteGGUF(tmp, ggml.KV(kv), ts); err != nil {
-		return fmt.Errorf("testmodel: write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("testmodel: write %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("testmodel: write %s: %w", path, err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("testmodel: write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("testmodel: write %s: %w", path, err)
+func writeGGUF(path string, kv map[string]any, ts []*ggml.Tensor) error {
+	if err := atomicfile.Create(path, func(f *os.File) error { return ggml.WriteGGUF(f, ggml.KV(kv), ts) }); err != nil {
+		return fmt.Errorf("testmodel: %w", err)
 	}
 	return nil
 }

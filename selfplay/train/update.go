@@ -182,8 +182,9 @@ func (t *Trainer) sequence(pol *selfplay.LlamaPolicy, s Sample) (lora.Sequence, 
 	if !equalTokens(pr.Tokens, c.PromptTokens) {
 		return lora.Sequence{}, 0, fmt.Errorf("sample of %s: the rebuilt prompt (%d tokens) differs from the one sampled (%d)", s.Group, len(pr.Tokens), len(c.PromptTokens))
 	}
-	if t.Model.Info().MRoPE {
-		return lora.Sequence{}, 0, fmt.Errorf("training %s models (M-RoPE image positions) is not supported by the gradient engine yet", t.Model.Info().Arch)
+	info := t.Model.Info()
+	if info.MRoPE && !t.Engine.Config().MRoPE() {
+		return lora.Sequence{}, 0, fmt.Errorf("the rollout model %s uses M-RoPE image positions but the gradient engine's model (%s) does not", info.Arch, t.Engine.Config().Arch)
 	}
 	n := len(pr.Tokens)
 	seq := lora.Sequence{Tokens: make([]int32, n+len(c.Tokens)), Mask: make([]bool, n+len(c.Tokens))}
@@ -198,7 +199,32 @@ func (t *Trainer) sequence(pol *selfplay.LlamaPolicy, s Sample) (lora.Sequence, 
 		seq.Mask[i] = true
 	}
 	for _, sp := range pr.Images {
-		seq.Embeds = append(seq.Embeds, lora.EmbedSpan{Pos: sp.Index, Rows: sp.Embd})
+		// gemma3's image rows attend to each other both ways, as llama.cpp decoded them.
+		seq.Embeds = append(seq.Embeds, lora.EmbedSpan{Pos: sp.Index, Rows: sp.Embd, NonCausal: info.NonCausalImages})
+	}
+	// Positions exactly as llama.cpp assigned them: the prompt's (an M-RoPE image advances them by
+	// max(nx, ny), not by its row count), then the completion from prompt.NPos on, one per token.
+	pos := append(pr.Positions(info.MRoPE), make([]int32, len(c.Tokens))...)
+	for k := range c.Tokens {
+		pos[n+k] = int32(pr.NPos + k)
+	}
+	if !info.MRoPE {
+		seq.Positions = pos
+		return seq, n, nil
+	}
+	// M-RoPE: a text token at p is {p, p, p, 0}; image row r of a span on an nx-wide grid is
+	// {Pos, Pos + r/nx, Pos + r%nx, 0} (mtmd's set_position_mrope_2d).
+	seq.Positions4 = make([][4]int32, len(pos))
+	for i, p := range pos {
+		seq.Positions4[i] = [4]int32{p, p, p, 0}
+	}
+	for _, sp := range pr.Images {
+		if sp.NX <= 0 || sp.NX*sp.NY != sp.Rows {
+			return lora.Sequence{}, 0, fmt.Errorf("sample of %s: image span %s has %d rows on a %dx%d grid", s.Group, sp.Key, sp.Rows, sp.NX, sp.NY)
+		}
+		for r := 0; r < sp.Rows; r++ {
+			seq.Positions4[sp.Index+r] = [4]int32{int32(sp.Pos), int32(sp.Pos + r/sp.NX), int32(sp.Pos + r%sp.NX), 0}
+		}
 	}
 	return seq, n, nil
 }

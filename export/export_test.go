@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/vzlocal/vzlocal/internal/ggmlquant"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/vzlocal/vzlocal/llm/testmodel"
@@ -29,9 +31,9 @@ func TestGGUFExport(t *testing.T) {
 		wantAlpha float32
 		tol       float64
 	}{
-		{"f16", 0, typeF16, 8, 1e-3}, // f16 keeps ~11 bits: |x|<1 rounds by < 5e-4
-		{"f32", 2, typeF32, 16, 0},
-		{"f16", 0.5, typeF16, 4, 1e-3},
+		{"f16", 0, ggmlquant.TypeF16, 8, 1e-3}, // f16 keeps ~11 bits: |x|<1 rounds by < 5e-4
+		{"f32", 2, ggmlquant.TypeF32, 16, 0},
+		{"f16", 0.5, ggmlquant.TypeF16, 4, 1e-3},
 	} {
 		out := t.TempDir()
 		_, err := Export(context.Background(), src, Options{Format: "gguf", Out: out, DType: tc.dtype, Scale: tc.scale})

@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
+
+	"github.com/vzlocal/vzlocal/internal/ggmlquant"
 )
 
 // GGUF value types (gguf.h).
@@ -65,7 +67,7 @@ func (t tensorInfo) Bytes() int64 {
 		return 0
 	}
 	rows := int64(t.Elements() / t.Shape[0])
-	return rows * rowBytes(t.Type, int64(t.Shape[0]))
+	return rows * ggmlquant.RowBytes(t.Type, int64(t.Shape[0]))
 }
 
 // ggufFile is the parsed header of a GGUF file: its key-values, tensor table and where the data
@@ -103,11 +105,11 @@ func readGGUF(path string) (*ggufFile, error) {
 	}
 	g.Path, g.Size = path, st.Size()
 	for _, t := range g.Tensors {
-		if !knownType(t.Type) {
+		if !ggmlquant.Known(t.Type) {
 			return nil, fmt.Errorf("%s: tensor %s has unknown type %d", path, t.Name, t.Type)
 		}
-		if len(t.Shape) == 0 || t.Shape[0]%uint64(blockSize(t.Type)) != 0 {
-			return nil, fmt.Errorf("%s: tensor %s: shape %v does not fit %s blocks", path, t.Name, t.Shape, typeName(t.Type))
+		if len(t.Shape) == 0 || t.Shape[0]%uint64(ggmlquant.BlockSize(t.Type)) != 0 {
+			return nil, fmt.Errorf("%s: tensor %s: shape %v does not fit %s blocks", path, t.Name, t.Shape, ggmlquant.TypeName(t.Type))
 		}
 		if end := g.DataOffset + int64(t.Offset) + t.Bytes(); end > g.Size {
 			return nil, fmt.Errorf("%s: tensor %s ends at byte %d, past the end of the file (%d bytes; truncated?)", path, t.Name, end, g.Size)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vzlocal/vzlocal/internal/ggmlquant"
+
 	"github.com/rs/zerolog/log"
 )
 
@@ -61,15 +63,15 @@ func WriteMerged(ctx context.Context, basePath, outPath string, ad *Adapter, qua
 		if quant != QuantKeep && quant != "" {
 			out[i].Type = forced
 		}
-		if !quantTypes[t.Type] {
-			return stats, fmt.Errorf("base weight %s is %s, which cannot be dequantized here; use --quant f16 or q8_0", t.Name, typeName(t.Type))
+		if !ggmlquant.Supported(t.Type) {
+			return stats, fmt.Errorf("base weight %s is %s, which cannot be dequantized here; use --quant f16 or q8_0", t.Name, ggmlquant.TypeName(t.Type))
 		}
-		if !quantTypes[out[i].Type] {
-			return stats, fmt.Errorf("weight %s: cannot re-quantize to %s; use --quant f16, q8_0 or q4_K", t.Name, typeName(out[i].Type))
+		if !ggmlquant.Supported(out[i].Type) {
+			return stats, fmt.Errorf("weight %s: cannot re-quantize to %s; use --quant f16, q8_0 or q4_K", t.Name, ggmlquant.TypeName(out[i].Type))
 		}
-		if int64(t.Shape[0])%blockSize(out[i].Type) != 0 {
+		if int64(t.Shape[0])%ggmlquant.BlockSize(out[i].Type) != 0 {
 			return stats, fmt.Errorf("weight %s has rows of %d values, not a multiple of the %s block size %d; use --quant f16",
-				t.Name, t.Shape[0], typeName(out[i].Type), blockSize(out[i].Type))
+				t.Name, t.Shape[0], ggmlquant.TypeName(out[i].Type), ggmlquant.BlockSize(out[i].Type))
 		}
 	}
 
@@ -112,8 +114,8 @@ func WriteMerged(ctx context.Context, basePath, outPath string, ad *Adapter, qua
 			}
 			gw.tensor(data)
 			stats.Folded++
-			stats.Types[typeName(out[i].Type)]++
-			log.Debug().Str("tensor", t.Name).Str("from", typeName(t.Type)).Str("to", typeName(out[i].Type)).Msg("folded")
+			stats.Types[ggmlquant.TypeName(out[i].Type)]++
+			log.Debug().Str("tensor", t.Name).Str("from", ggmlquant.TypeName(t.Type)).Str("to", ggmlquant.TypeName(out[i].Type)).Msg("folded")
 		}
 		return gw.err
 	})
@@ -129,11 +131,11 @@ func foldTensor(base *ggufFile, f io.ReaderAt, t tensorInfo, p Pair, s float32, 
 	}
 	in, rows := int64(t.Shape[0]), int64(t.Shape[1])
 	w := make([]float32, in*rows)
-	if err := dequantize(t.Type, raw, w); err != nil {
+	if err := ggmlquant.Dequantize(t.Type, raw, w); err != nil {
 		return nil, fmt.Errorf("%s: tensor %s: %w", base.Path, t.Name, err)
 	}
 	parallelRows(int(rows), func(r0, r1 int) { p.addDelta(w, s, r0, r1) })
-	q, err := quantize(outType, w, rows, in)
+	q, err := ggmlquant.Quantize(outType, w, rows, in)
 	if err != nil {
 		return nil, fmt.Errorf("tensor %s: %w", t.Name, err)
 	}
@@ -158,8 +160,8 @@ func parallelRows(n int, fn func(r0, r1 int)) {
 // fileTypes maps a tensor type to llama.cpp's general.file_type ("mostly T"; pure K-quants are
 // the _S variants, which use T for every matrix).
 var fileTypes = map[uint32]uint32{
-	typeF32: 0, typeF16: 1, typeQ4_0: 2, typeQ4_1: 3, typeQ8_0: 7, typeQ5_0: 8, typeQ5_1: 9,
-	typeQ2_K: 10, typeQ3_K: 11, typeQ4_K: 14, typeQ5_K: 16, typeQ6_K: 18, typeBF16: 32,
+	ggmlquant.TypeF32: 0, ggmlquant.TypeF16: 1, ggmlquant.TypeQ4_0: 2, ggmlquant.TypeQ4_1: 3, ggmlquant.TypeQ8_0: 7, ggmlquant.TypeQ5_0: 8, ggmlquant.TypeQ5_1: 9,
+	ggmlquant.TypeQ2_K: 10, ggmlquant.TypeQ3_K: 11, ggmlquant.TypeQ4_K: 14, ggmlquant.TypeQ5_K: 16, ggmlquant.TypeQ6_K: 18, ggmlquant.TypeBF16: 32,
 }
 
 // withFileType returns kvs with general.file_type describing the output when every matrix of the

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/vzlocal/vzlocal/internal/ggmlquant"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/vzlocal/vzlocal/llm"
@@ -35,10 +37,10 @@ func TestMergedMatchesAdapter(t *testing.T) {
 		wantType             uint32
 		tol                  float64
 	}{
-		{"f32-keep", "f32", QuantKeep, 0, typeF32, 1e-4},
-		{"q8_0-keep", "q8_0", QuantKeep, 0, typeQ8_0, 2e-2},
-		{"q8_0-to-f16", "q8_0", "f16", 0, typeF16, 1e-2},
-		{"f32-to-q4_K", "f32", "q4_K", 256, typeQ4_K, 1e-1},
+		{"f32-keep", "f32", QuantKeep, 0, ggmlquant.TypeF32, 1e-4},
+		{"q8_0-keep", "q8_0", QuantKeep, 0, ggmlquant.TypeQ8_0, 2e-2},
+		{"q8_0-to-f16", "q8_0", "f16", 0, ggmlquant.TypeF16, 1e-2},
+		{"f32-to-q4_K", "f32", "q4_K", 256, ggmlquant.TypeQ4_K, 1e-1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			files := tinyModel(t, testmodel.Config{Family: "llava", Seed: 2, WeightType: tc.weights, Embd: tc.embd, FFN: tc.embd})

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/vzlocal/vzlocal/internal/ggmlquant"
+
 	"github.com/x448/float16"
 )
 
@@ -21,22 +23,22 @@ func TestQuantizeRoundTrip(t *testing.T) {
 		t      uint32
 		relErr float64
 	}{
-		{"f32", typeF32, 0},
-		{"f16", typeF16, 5e-4},
-		{"q8_0", typeQ8_0, 1e-2},
-		{"q4_K", typeQ4_K, 1e-1},
-		{"q6_K", typeQ6_K, 3e-2},
+		{"f32", ggmlquant.TypeF32, 0},
+		{"f16", ggmlquant.TypeF16, 5e-4},
+		{"q8_0", ggmlquant.TypeQ8_0, 1e-2},
+		{"q4_K", ggmlquant.TypeQ4_K, 1e-1},
+		{"q6_K", ggmlquant.TypeQ6_K, 3e-2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q, err := quantize(tc.t, src, rows, perRow)
+			q, err := ggmlquant.Quantize(tc.t, src, rows, perRow)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if int64(len(q)) != rows*rowBytes(tc.t, perRow) {
-				t.Fatalf("%d bytes, want %d", len(q), rows*rowBytes(tc.t, perRow))
+			if int64(len(q)) != rows*ggmlquant.RowBytes(tc.t, perRow) {
+				t.Fatalf("%d bytes, want %d", len(q), rows*ggmlquant.RowBytes(tc.t, perRow))
 			}
 			back := make([]float32, len(src))
-			if err := dequantize(tc.t, q, back); err != nil {
+			if err := ggmlquant.Dequantize(tc.t, q, back); err != nil {
 				t.Fatal(err)
 			}
 			var se, ss float64
@@ -54,7 +56,7 @@ func TestQuantizeRoundTrip(t *testing.T) {
 
 func TestQuantizeF16MatchesGo(t *testing.T) {
 	src := []float32{0, 1, -2.5, 1e-8, 65504, 0.1, -0.333}
-	q, err := quantize(typeF16, src, 1, int64(len(src)))
+	q, err := ggmlquant.Quantize(ggmlquant.TypeF16, src, 1, int64(len(src)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,16 +69,16 @@ func TestQuantizeF16MatchesGo(t *testing.T) {
 }
 
 func TestQuantizeRejectsPartialBlocks(t *testing.T) {
-	if _, err := quantize(typeQ4_K, make([]float32, 128), 1, 128); err == nil {
+	if _, err := ggmlquant.Quantize(ggmlquant.TypeQ4_K, make([]float32, 128), 1, 128); err == nil {
 		t.Fatal("q4_K with 128-value rows: want an error")
 	}
-	if err := dequantize(typeQ8_0, make([]byte, 10), make([]float32, 32)); err == nil {
+	if err := ggmlquant.Dequantize(ggmlquant.TypeQ8_0, make([]byte, 10), make([]float32, 32)); err == nil {
 		t.Fatal("short q8_0 data: want an error")
 	}
 }
 
 func TestTypeByName(t *testing.T) {
-	for name, want := range map[string]uint32{"q4_k": typeQ4_K, "Q8_0": typeQ8_0, "f16": typeF16, "BF16": typeBF16} {
+	for name, want := range map[string]uint32{"q4_k": ggmlquant.TypeQ4_K, "Q8_0": ggmlquant.TypeQ8_0, "f16": ggmlquant.TypeF16, "BF16": ggmlquant.TypeBF16} {
 		if got, ok := typeByName(name); !ok || got != want {
 			t.Errorf("typeByName(%q) = %d, %v; want %d", name, got, ok, want)
 		}

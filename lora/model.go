@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vzlocal/vzlocal/internal/ggmlquant"
+
 	"github.com/ollama/ollama/fs/ggml"
 	"github.com/rs/zerolog/log"
 )
@@ -278,7 +280,7 @@ func (ld *tensorLoader) want(dst *[]float32, name string, shape ...int) {
 		ld.err = fmt.Errorf("load model %s: tensor %s has shape %v, want %v", ld.path, name, t.Shape, shape)
 		return
 	}
-	if !supportedTypes[t.Kind] {
+	if !ggmlquant.Supported(t.Kind) {
 		ld.err = fmt.Errorf("load model %s: tensor %s has unsupported type %s", ld.path, name, typeName(t.Kind))
 		return
 	}

@@ -228,10 +228,9 @@ func cudaMedian(x []float64) float64 {
 
 // BenchmarkCUDAQuantized7B: the memory target, a 7B GRPO step (8 completions of 512
 // tokens after a 1,024-token prompt) within 16 GB of GPU memory, with the layer matrices kept as
-// Q4_K_M-like blocks on the GPU (Q4_K, Q6_K for attn_v and ffn_down) and dequantized per layer
-// (cuda.Options.GGUF). The model is a random GGUF of Qwen2.5-7B's dimensions written to a
-// temporary folder (about 6.6 GB); the host model lora.LoadModel reads from it takes about 30 GB
-// of RAM (the GPU machine has 128).
+// Q4_K_M-like blocks on the GPU (Q4_K, Q6_K for attn_v and ffn_down) and dequantized per layer:
+// cuda.OpenFile, which also keeps no fp32 copy of the matrices on the host. The model is a random
+// GGUF of Qwen2.5-7B's dimensions written to a temporary folder (about 6 GB).
 //
 //	bin/bench.test -test.run '^$' -test.bench CUDAQuantized7B -test.benchtime 1x
 func BenchmarkCUDAQuantized7B(b *testing.B) {
@@ -245,16 +244,12 @@ func BenchmarkCUDAQuantized7B(b *testing.B) {
 	if err := cuda.WriteRandomGGUF(path, c, types, 1, nil); err != nil {
 		b.Fatal(err)
 	}
-	m, err := lora.LoadModel(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("random Q4_K_M-like 7B written and loaded in %v", time.Since(t0))
-	e, err := cuda.Open(m, cuda.Options{Precision: cuda.BF16, GGUF: path})
+	e, err := cuda.OpenFile(path, cuda.Options{Precision: cuda.BF16})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer e.Close()
+	b.Logf("random Q4_K_M-like 7B written and opened in %v", time.Since(t0))
 	ad, err := lora.NewAdapter(c, lora.AdapterOptions{Rank: 16, Alpha: 32, Seed: 1})
 	if err != nil {
 		b.Fatal(err)

@@ -18,6 +18,7 @@ typedef struct {
 	void (*destroy)(vz_engine *);
 	int (*set_weight)(vz_engine *, int, int, const float *, int64_t, char *, int);
 	int (*set_weight_raw)(vz_engine *, int, int, int, const void *, int64_t, char *, int);
+	int (*dequantize)(vz_engine *, int, const void *, int64_t, int64_t, float *, char *, int);
 	int (*set_adapter)(vz_engine *, int, float, const uint8_t *, const float *, int64_t, char *, int);
 	int (*run)(vz_engine *, const vz_batch *, float *, float *, char *, int);
 	int64_t (*workspace_bytes)(const vz_engine *, const vz_batch *, int);
@@ -49,6 +50,7 @@ static int vz_load(const char *path, char *err, int errlen) {
 	VZ_SYM(destroy, "vz_destroy");
 	VZ_SYM(set_weight, "vz_set_weight");
 	VZ_SYM(set_weight_raw, "vz_set_weight_raw");
+	VZ_SYM(dequantize, "vz_dequantize");
 	VZ_SYM(set_adapter, "vz_set_adapter");
 	VZ_SYM(run, "vz_run");
 	VZ_SYM(workspace_bytes, "vz_workspace_bytes");
@@ -74,6 +76,9 @@ static int vz_call_set_weight(vz_engine *e, int l, int k, const float *d, int64_
 }
 static int vz_call_set_weight_raw(vz_engine *e, int l, int k, int t, const void *d, int64_t n, char *err, int el) {
 	return lib.set_weight_raw(e, l, k, t, d, n, err, el);
+}
+static int vz_call_dequantize(vz_engine *e, int t, const void *d, int64_t nb, int64_t n, float *out, char *err, int el) {
+	return lib.dequantize(e, t, d, nb, n, out, err, el);
 }
 static int vz_call_set_adapter(vz_engine *e, int r, float s, const uint8_t *p, const float *f, int64_t n, char *err, int el) {
 	return lib.set_adapter(e, r, s, p, f, n, err, el);
@@ -308,6 +313,17 @@ func cSetWeightRaw(h unsafe.Pointer, layer, kind int, ggmlType uint32, data []by
 	return e.check(fmt.Sprintf("upload raw weight %d of layer %d", kind, layer),
 		C.vz_call_set_weight_raw((*C.vz_engine)(h), C.int(layer), C.int(kind), C.int(ggmlType), unsafe.Pointer(&data[0]),
 			C.int64_t(len(data)), e.p, errLen))
+}
+
+// cDequantize expands n values of a ggml type to fp32 on the GPU.
+func cDequantize(h unsafe.Pointer, ggmlType uint32, data []byte, out []float32) error {
+	if len(data) == 0 || len(out) == 0 {
+		return fmt.Errorf("cuda: dequantize: empty tensor")
+	}
+	e := newCerr()
+	defer e.free()
+	return e.check("dequantize", C.vz_call_dequantize((*C.vz_engine)(h), C.int(ggmlType), unsafe.Pointer(&data[0]),
+		C.int64_t(len(data)), C.int64_t(len(out)), (*C.float)(&out[0]), e.p, errLen))
 }
 
 // rawTypes are the ggml types the library dequantizes on the GPU (vz_cuda.h VZ_GGML_*).

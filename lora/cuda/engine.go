@@ -61,14 +61,30 @@ type Engine struct {
 	pairs []*lora.Pair // the adapter's pairs in the library's flat order (gradients come back so)
 	opt   Options
 	dev   Device
+	t0    time.Time
 }
 
 var _ lora.Engine = (*Engine)(nil)
 
 // Open loads the library, checks for a GPU, creates an engine and uploads the model's base
 // weights (converted to the chosen precision on the GPU). The returned error wraps ErrNoLibrary
-// or ErrNoDevice when the engine cannot run here.
+// or ErrNoDevice when the engine cannot run here, ErrUnsupported for an architecture it does not
+// implement.
 func Open(m *lora.Model, o Options) (*Engine, error) {
+	e, err := create(m, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.upload(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.logReady()
+	return e, nil
+}
+
+// create makes the library's engine for m's configuration; nothing is uploaded yet.
+func create(m *lora.Model, o Options) (*Engine, error) {
 	if !supportedArch[m.Cfg.Arch] {
 		return nil, fmt.Errorf("%w: architecture %q (the CUDA engine runs llama and qwen2; use the CPU engine)", ErrUnsupported, m.Cfg.Arch)
 	}
@@ -83,21 +99,19 @@ func Open(m *lora.Model, o Options) (*Engine, error) {
 	if o.Device < 0 || o.Device >= dev.Count {
 		return nil, fmt.Errorf("%w: device %d requested, %d present", ErrNoDevice, o.Device, dev.Count)
 	}
-	t0 := time.Now()
 	h, err := cCreate(m.Cfg, o.Precision, o.HeadChunk, o.Device)
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{m: m, h: h, opt: o, dev: dev}
+	e := &Engine{m: m, h: h, opt: o, dev: dev, t0: time.Now()}
 	runtime.SetFinalizer(e, func(e *Engine) { e.Close() })
-	if err := e.upload(); err != nil {
-		e.Close()
-		return nil, err
-	}
-	mem := cMemory(h)
-	log.Info().Str("device", dev.String()).Str("precision", o.Precision.String()).
-		Float64("weights_GiB", float64(mem.Weights)/(1<<30)).Dur("took", time.Since(t0)).Msg("lora: CUDA engine ready")
 	return e, nil
+}
+
+func (e *Engine) logReady() {
+	mem := cMemory(e.h)
+	log.Info().Str("device", e.dev.String()).Str("precision", e.opt.Precision.String()).
+		Float64("weights_GiB", float64(mem.Weights)/(1<<30)).Dur("took", time.Since(e.t0)).Msg("lora: CUDA engine ready")
 }
 
 type vec struct {

@@ -123,3 +123,94 @@ func TestQuantizedParity(t *testing.T) {
 		})
 	}
 }
+
+// TestLightModel (no GPU): OpenFile's host model reads the same configuration, norms and biases
+// as lora.LoadModel, and no matrix.
+func TestLightModel(t *testing.T) {
+	for _, arch := range []string{"llama", "qwen2"} {
+		c := quantConfig()
+		if arch == "qwen2" {
+			c.Arch, c.Rope, c.HasQKVBias, c.TiedOutput = "qwen2", lora.RopeNeox, true, true
+		}
+		path := filepath.Join(t.TempDir(), arch+".gguf")
+		if err := WriteRandomGGUF(path, c, quantTypes, 4, nil); err != nil {
+			t.Fatal(err)
+		}
+		ref, err := lora.LoadModel(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := openGGUF(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := f.lightModel()
+		f.close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Cfg.Arch != ref.Cfg.Arch || m.Cfg.NLayer != ref.Cfg.NLayer || m.Cfg.NVocab != ref.Cfg.NVocab ||
+			m.Cfg.TiedOutput != ref.Cfg.TiedOutput || m.Cfg.HasQKVBias != ref.Cfg.HasQKVBias || m.Cfg.RopeBase != ref.Cfg.RopeBase {
+			t.Fatalf("%s: config %+v, LoadModel %+v", arch, m.Cfg, ref.Cfg)
+		}
+		for il := range m.Layers {
+			a, b := m.Layers[il], ref.Layers[il]
+			for _, p := range [][2][]float32{{a.AttnNorm, b.AttnNorm}, {a.FFNNorm, b.FFNNorm}, {a.Bq, b.Bq}, {a.Bk, b.Bk}, {a.Bv, b.Bv}, {m.OutNorm, ref.OutNorm}} {
+				if _, mx := relErr(p[0], p[1]); mx != 0 || len(p[0]) != len(p[1]) {
+					t.Fatalf("%s layer %d: a vector differs from LoadModel's", arch, il)
+				}
+			}
+			if a.Wq != nil || a.Wdown != nil {
+				t.Fatalf("%s: the light model holds matrices", arch)
+			}
+		}
+	}
+}
+
+// TestOpenFile: the engine opened straight from the GGUF (matrices and head as blocks, token
+// embedding expanded on the GPU) matches the CPU reference on the fully loaded model.
+func TestOpenFile(t *testing.T) {
+	needGPU(t)
+	path := writeQuantGGUF(t)
+	m, err := lora.LoadModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := randomAdapter(t, m.Cfg, 4, 5)
+	b, w := groupBatch(m.Cfg, 3, 10, 6, 4)
+	cpu := lora.NewCPU(m, lora.Options{Threads: 2})
+	if err := cpu.SetAdapter(ad); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := cpu.Backward(b, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := OpenFile(path, Options{Precision: F32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, mx := relErr(e.m.TokEmbd, m.TokEmbd); mx != 0 {
+		t.Errorf("token embedding expanded on the GPU differs from ggml's by %g", mx)
+	}
+	if err := e.SetAdapter(ad); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Backward(b, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tol := tolerances["tiny"][F32]
+	_, mx := relErr(flat2(res.LogProbs), flat2(ref.LogProbs))
+	worst := 0.0
+	for i, p := range ref.Grads.Pairs {
+		ra, _ := relErr(res.Grads.Pairs[i].A, p.A)
+		rb, _ := relErr(res.Grads.Pairs[i].B, p.B)
+		worst = math.Max(worst, math.Max(ra, rb))
+	}
+	t.Logf("OpenFile vs CPU: log-probs max|diff| %.3g, worst gradient rel %.3g; GPU weights %.2f MiB", mx, worst, mb(e.Memory().Weights))
+	if !(mx <= tol.lpMaxAbs) || !(worst <= tol.grad) {
+		t.Errorf("OpenFile differs from the CPU reference beyond tolerance")
+	}
+}

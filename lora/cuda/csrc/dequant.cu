@@ -94,3 +94,12 @@ int k_dequant(vz_engine *e, Err &err, void *dst, const void *src, int type, size
   LAUNCH_CK();
   return 0;
 }
+
+int k_dequant_f32(vz_engine *e, Err &err, float *dst, const void *src, int type, size_t n) {
+  if (n == 0) return 0;
+  size_t g = (n + 255) / 256;
+  unsigned grid = (unsigned)(g > (1u << 30) ? (1u << 30) : g);
+  dequant<float><<<grid, 256, 0, e->stream>>>(dst, (const uint8_t *)src, type, n);
+  LAUNCH_CK();
+  return 0;
+}

@@ -227,6 +227,28 @@ int run(vz_engine *e, Err &err, const vz_batch *b, float *logp, float *grads) {
   return 0;
 }
 
+// set_output_raw dequantizes a raw head once into the engine's precision.
+int set_output_raw(vz_engine *e, Err &err, int ggml_type, const void *data, int64_t nbytes, int qk, int qb) {
+  const vz_config &c = e->c;
+  if (c.n_embd % qk != 0 || nbytes != (int64_t)c.n_vocab * (c.n_embd / qk) * qb)
+    return vz_seterr(err, VZ_ERR_ARG, "raw head: %lld bytes of type %d, want %lld", (long long)nbytes, ggml_type,
+                     (long long)c.n_vocab * (c.n_embd / qk) * qb);
+  if (!e->output) {
+    TRY(dalloc(e, &e->output, weight_bytes(e, VZ_W_OUTPUT), err));
+    e->bytes_weights += (int64_t)weight_bytes(e, VZ_W_OUTPUT);
+  }
+  void *tmp;
+  TRY(dalloc(e, &tmp, (size_t)nbytes, err));
+  int rc = h2d(e, err, tmp, data, (size_t)nbytes);
+  if (rc == 0) rc = k_dequant(e, err, e->output, tmp, ggml_type, (size_t)c.n_vocab * c.n_embd);
+  if (rc == 0) {
+    cudaError_t ce = cudaStreamSynchronize(e->stream);
+    if (ce != cudaSuccess) rc = vz_seterr(err, VZ_ERR_CUDA, "raw head: %s", cudaGetErrorString(ce));
+  }
+  dfree(e, tmp, (size_t)nbytes);
+  return rc;
+}
+
 }  // namespace
 
 extern "C" {
@@ -348,12 +370,13 @@ int vz_set_weight(vz_engine *e, int layer, int kind, const float *data, int64_t 
 int vz_set_weight_raw(vz_engine *e, int layer, int kind, int ggml_type, const void *data, int64_t nbytes,
                       char *errbuf, int errlen) {
   ENTER(e);
-  if (layer < 0 || layer >= e->c.n_layer || kind < 0 || kind >= VZ_NTARGET)
-    return vz_seterr(err, VZ_ERR_ARG, "raw weight kind %d for layer %d is invalid (layer matrices only)", kind, layer);
   int qk, qb;
   if (ggml_block(ggml_type, &qk, &qb) != 0)
     return vz_seterr(err, VZ_ERR_ARG, "raw weight kind %d of layer %d: ggml type %d is not supported on the GPU", kind,
                      layer, ggml_type);
+  if (layer == -1 && kind == VZ_W_OUTPUT) return set_output_raw(e, err, ggml_type, data, nbytes, qk, qb);
+  if (layer < 0 || layer >= e->c.n_layer || kind < 0 || kind >= VZ_NTARGET)
+    return vz_seterr(err, VZ_ERR_ARG, "raw weight kind %d for layer %d is invalid", kind, layer);
   int in, out;
   target_shape(e, kind, &in, &out);
   if (in % qk != 0 || nbytes != (int64_t)out * (in / qk) * qb)
@@ -378,6 +401,36 @@ int vz_set_weight_raw(vz_engine *e, int layer, int kind, int ggml_type, const vo
   }
   e->deq_layer = -1;
   return h2d(e, err, L.raw[kind], data, (size_t)nbytes);
+}
+
+int vz_dequantize(vz_engine *e, int ggml_type, const void *data, int64_t nbytes, int64_t n, float *out, char *errbuf,
+                  int errlen) {
+  ENTER(e);
+  int qk, qb;
+  if (ggml_block(ggml_type, &qk, &qb) != 0)
+    return vz_seterr(err, VZ_ERR_ARG, "dequantize: ggml type %d is not supported on the GPU", ggml_type);
+  if (n <= 0 || n % qk != 0 || nbytes != n / qk * qb)
+    return vz_seterr(err, VZ_ERR_ARG, "dequantize: %lld bytes of type %d for %lld values", (long long)nbytes, ggml_type,
+                     (long long)n);
+  // In chunks of whole blocks, so that a 7B token embedding needs no 2 GB device buffer.
+  const int64_t chunk = (int64_t)qk * ((16ll << 20) / qk);
+  int64_t m0 = std::min(chunk, n);
+  void *src, *dst;
+  TRY(dalloc(e, &src, (size_t)(m0 / qk * qb), err));
+  int rc = dalloc(e, &dst, (size_t)m0 * 4, err);
+  for (int64_t o = 0; rc == 0 && o < n; o += chunk) {
+    int64_t m = std::min(chunk, n - o);
+    rc = h2d(e, err, src, (const char *)data + o / qk * qb, (size_t)(m / qk * qb));
+    if (rc == 0) rc = k_dequant_f32(e, err, (float *)dst, src, ggml_type, (size_t)m);
+    if (rc == 0) {
+      cudaError_t ce = cudaMemcpyAsync(out + o, dst, (size_t)m * 4, cudaMemcpyDeviceToHost, e->stream);
+      if (ce == cudaSuccess) ce = cudaStreamSynchronize(e->stream);
+      if (ce != cudaSuccess) rc = vz_seterr(err, VZ_ERR_CUDA, "dequantize: %s", cudaGetErrorString(ce));
+    }
+  }
+  dfree(e, dst, (size_t)m0 * 4);  // dfree ignores a null pointer (a failed allocation)
+  dfree(e, src, (size_t)(m0 / qk * qb));
+  return rc;
 }
 
 int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, const float *flat, int64_t n_flat,

@@ -161,6 +161,7 @@ void *vz_probe_kernel_ptr();
 // of the engine's precision.
 int ggml_block(int type, int *elems, int *bytes);
 int k_dequant(vz_engine *e, Err &err, void *dst, const void *src, int type, size_t n);
+int k_dequant_f32(vz_engine *e, Err &err, float *dst, const void *src, int type, size_t n);
 
 // Layers (layers.cu) and attention (attention.cu).
 int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y);

@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-#define VZ_ABI_VERSION 2
+#define VZ_ABI_VERSION 3
 
 // The library is built with -fvisibility=hidden; only these functions are exported.
 #if defined(__GNUC__)
@@ -99,9 +99,16 @@ VZ_API int vz_set_weight(vz_engine *e, int layer, int kind, const float *data, i
 // vz_set_weight_raw uploads one layer matrix (kind 0..6) as the GGUF stores it: ggml blocks of
 // ggml_type, rows of `in` values, nbytes in all. It stays in that form on the GPU and is
 // dequantized into a per-layer scratch (in the engine's precision) just before the layer runs:
-// the memory plan for large models in small GPUs (docs/cuda.md).
+// the memory plan for large models in small GPUs (docs/cuda.md). With layer = -1 and
+// VZ_W_OUTPUT, the head is dequantized once on the GPU into the engine's precision (no fp32 copy
+// on the host).
 VZ_API int vz_set_weight_raw(vz_engine *e, int layer, int kind, int ggml_type, const void *data, int64_t nbytes,
                              char *err, int errlen);
+
+// vz_dequantize expands n values of ggml_type (nbytes of blocks) to fp32 in host memory out,
+// on the GPU (for the token-embedding rows the host gathers, without ggml on the host).
+VZ_API int vz_dequantize(vz_engine *e, int ggml_type, const void *data, int64_t nbytes, int64_t n, float *out,
+                         char *err, int errlen);
 
 // vz_set_adapter installs LoRA pairs: present[l*7+t] says whether target t of layer l is adapted;
 // flat holds, in (layer, target) order over present pairs, A [rank][in] then B [out][rank].

@@ -64,11 +64,12 @@ clean:
 #                    bin/lib/ollama/cuda_vNN (rollouts); then eval "$$(lora/cuda/env.sh)"
 #   make cuda-check  compile the engine's CUDA sources with whatever nvcc exists (exit 0 with a
 #                    SKIPPED message when there is none; CUDA_CHECK_REQUIRED=1 makes that an error)
-# CUDA_ARCH=90 (H100/H200) by default; NVCC=/path/to/nvcc to choose a compiler.
+# CUDA_ARCH=90 (H100/H200) by default; NVCC=/path/to/nvcc to choose a compiler; CUDA_GGML=0 skips
+# the ggml backend (125 nvcc compiles: minutes on 16 cores, an hour or more on 2).
 .PHONY: cuda cuda-check
 cuda:
 	lora/cuda/build.sh lib
-	lora/cuda/build.sh ggml
+	[ "$(CUDA_GGML)" = 0 ] || lora/cuda/build.sh ggml
 
 cuda-check:
 	lora/cuda/build.sh check

@@ -209,15 +209,22 @@ func configFromKV(kv ggml.KV) (Config, error) {
 // rotary dims equal to the head dim; ggml asserts the sections fit the rotary pairs).
 func (c *Config) readSections(kv ggml.KV) error {
 	key := c.Arch + ".rope.dimension_sections"
+	// A decoded file holds the array as ggml's *array type (read with kv.Ints); a KV map built in
+	// memory may hold a plain slice.
 	var vals []int64
-	if a := kv.Ints("rope.dimension_sections"); a != nil {
-		for _, x := range a {
-			vals = append(vals, int64(x))
-		}
-	} else if a := kv.Uints("rope.dimension_sections"); a != nil {
-		for _, x := range a {
-			vals = append(vals, int64(x))
-		}
+	ints := kv.Ints("rope.dimension_sections")
+	if v, ok := kv[key].([]int32); ok {
+		ints = v
+	}
+	for _, x := range ints {
+		vals = append(vals, int64(x))
+	}
+	uints := kv.Uints("rope.dimension_sections")
+	if v, ok := kv[key].([]uint32); ok {
+		uints = v
+	}
+	for _, x := range uints {
+		vals = append(vals, int64(x))
 	}
 	if len(vals) != 4 {
 		return fmt.Errorf("key %s: want an array of 4 integers, got %v", key, kv[key])

@@ -1,8 +1,8 @@
 // Package lora is vzlocal's LoRA adapter and gradient engine, CPU reference.
 //
-// Base weights are read from the user's GGUF (llama and qwen2 architectures) and dequantized to
-// float32 with ggml's own to_float, so the engine computes with exactly the numbers llama.cpp
-// dequantizes. The decoder is written llm.c style: each layer is a forward/backward pair over explicit
+// Base weights are read from the user's GGUF (architectures llama, qwen2, qwen2vl and gemma3:
+// SupportedArchitectures) and dequantized to float32 with ggml's own to_float, so the engine
+// computes with exactly the numbers llama.cpp dequantizes. The decoder is written llm.c style: each layer is a forward/backward pair over explicit
 // row-major buffers (layers.go, attention.go), and forward.go strings them together; every matrix
 // product goes through OpenBLAS sgemm.
 //
@@ -11,6 +11,15 @@
 // by each sequence's remainder: a GRPO group's prompt is computed once, every completion attends to
 // the shared prompt's K/V, and in the backward the prompt's rows collect the gradient contributions of
 // all G completions (TestSharedPromptMatchesSeparate checks this equals running each sequence alone).
+//
+// Vision-language families. Image rows are mmproj embeddings placed at their token indices
+// (EmbedSpan), with the positions llama.cpp gives them: qwen2vl rotates with M-RoPE, each rotary
+// pair taking its angle from the t, h or w component of Sequence.Positions4 as rope.dimension_sections
+// say (image row r of an nx-wide grid at p is {p, p + r/nx, p + r%nx, 0}, text after the image
+// resumes at p + max(nx, ny)); gemma3's image rows attend to each other both ways
+// (EmbedSpan.NonCausal), and its sliding-window layers mask keys by position and rotate with their
+// own RoPE base (Config.Gemma). The tiny models of llm/testmodel check all of it against llama.cpp
+// (family_test.go, family_norms_test.go).
 //
 // Loss and sign. Backward differentiates loss = sum_t w_t * log p(token_t | tokens < t) over the scored
 // tokens: d(loss)/d(logp_t) = w_t, with w_t supplied by the trainer (optim). The vocabulary

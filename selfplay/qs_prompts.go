@@ -1,16 +1,12 @@
 package selfplay
 
 import (
-	"bytes"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"text/template"
 )
 
 // The default prompts of the Questioner/Solver game. Our own wording; the output formats
@@ -37,8 +33,7 @@ type QSPromptData struct {
 
 // QSPrompts are the parsed, checked templates of the Questioner/Solver game.
 type QSPrompts struct {
-	tmpl    map[string]*template.Template
-	sources map[string]string
+	*promptSet
 }
 
 // LoadQSPrompts parses the embedded templates, replaced by the files of the same name in dir
@@ -46,80 +41,19 @@ type QSPrompts struct {
 // are ignored; an unknown qs_ file is an error (a typo would otherwise be silently ignored).
 // Every template is executed at load time and must show what the parsers need.
 func LoadQSPrompts(dir string) (*QSPrompts, error) {
-	p := &QSPrompts{tmpl: map[string]*template.Template{}, sources: map[string]string{}}
-	for _, name := range qsPromptNames {
-		b, err := qsPromptFS.ReadFile("prompts/" + name)
-		if err != nil {
-			return nil, fmt.Errorf("embedded prompt %s: %w", name, err)
-		}
-		p.sources[name] = "embedded " + name
-		if err := p.parse(name, string(b)); err != nil {
-			return nil, err
-		}
+	set, err := loadPromptSet(qsPromptFS, "questioner/solver", "qs_", qsPromptNames, dir)
+	if err != nil {
+		return nil, err
 	}
-	if dir != "" {
-		if err := p.override(dir); err != nil {
-			return nil, err
-		}
-	}
+	p := &QSPrompts{set}
 	if err := p.check(); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-func (p *QSPrompts) override(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("prompt folder %s: %w", dir, err)
-	}
-	known := map[string]bool{}
-	for _, n := range qsPromptNames {
-		known[n] = true
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || !strings.HasPrefix(name, "qs_") {
-			continue
-		}
-		if !known[name] {
-			return fmt.Errorf("prompt folder %s: unknown questioner/solver template %s (known: %s)",
-				dir, name, strings.Join(qsPromptNames, ", "))
-		}
-		path := filepath.Join(dir, name)
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("prompt %s: %w", path, err)
-		}
-		p.sources[name] = path
-		if err := p.parse(name, string(b)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (p *QSPrompts) parse(name, text string) error {
-	t, err := template.New(name).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return fmt.Errorf("prompt %s: %w", p.sources[name], err)
-	}
-	p.tmpl[name] = t
-	return nil
-}
-
 // Render executes one template.
-func (p *QSPrompts) Render(name string, d QSPromptData) (string, error) {
-	t, ok := p.tmpl[name]
-	if !ok {
-		return "", fmt.Errorf("no prompt template %s", name)
-	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, d); err != nil {
-		return "", fmt.Errorf("prompt %s: %w", p.sources[name], err)
-	}
-	return buf.String(), nil
-}
+func (p *QSPrompts) Render(name string, d QSPromptData) (string, error) { return p.render(name, d) }
 
 // sampleQSQuestion is the question the Solver template is checked with.
 const sampleQSQuestion = "sample question 4b2d: what colour is the cube? A) red B) blue C) green D) gray"

@@ -1,16 +1,12 @@
 package selfplay
 
 import (
-	"bytes"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"text/template"
 )
 
 // The default prompts of the spy game. Our own wording; the structure and the output formats
@@ -58,8 +54,7 @@ type SpyNote struct {
 
 // SpyPrompts are the parsed, checked templates of the spy game.
 type SpyPrompts struct {
-	tmpl    map[string]*template.Template
-	sources map[string]string // where each template came from, for error messages
+	*promptSet
 }
 
 // LoadSpyPrompts parses the embedded templates, replaced by the files of the same name in dir when
@@ -67,80 +62,19 @@ type SpyPrompts struct {
 // parse, fails to execute or leaves out something a player must see is rejected here, not in the
 // middle of a run. Files in dir that do not start with "spy_" belong to other games and are ignored.
 func LoadSpyPrompts(dir string) (*SpyPrompts, error) {
-	p := &SpyPrompts{tmpl: map[string]*template.Template{}, sources: map[string]string{}}
-	for _, name := range spyPromptNames {
-		b, err := spyPromptFS.ReadFile("prompts/" + name)
-		if err != nil {
-			return nil, fmt.Errorf("embedded prompt %s: %w", name, err)
-		}
-		p.sources[name] = "embedded " + name
-		if err := p.parse(name, string(b)); err != nil {
-			return nil, err
-		}
+	set, err := loadPromptSet(spyPromptFS, "spy game", "spy_", spyPromptNames, dir)
+	if err != nil {
+		return nil, err
 	}
-	if dir != "" {
-		if err := p.override(dir); err != nil {
-			return nil, err
-		}
-	}
+	p := &SpyPrompts{set}
 	if err := p.check(); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-func (p *SpyPrompts) override(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("prompt folder %s: %w", dir, err)
-	}
-	known := map[string]bool{}
-	for _, n := range spyPromptNames {
-		known[n] = true
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || !strings.HasPrefix(name, "spy_") {
-			continue
-		}
-		if !known[name] {
-			return fmt.Errorf("prompt folder %s: unknown spy game template %s (known: %s)",
-				dir, name, strings.Join(spyPromptNames, ", "))
-		}
-		path := filepath.Join(dir, name)
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("prompt %s: %w", path, err)
-		}
-		p.sources[name] = path
-		if err := p.parse(name, string(b)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (p *SpyPrompts) parse(name, text string) error {
-	t, err := template.New(name).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return fmt.Errorf("prompt %s: %w", p.sources[name], err)
-	}
-	p.tmpl[name] = t
-	return nil
-}
-
 // Render executes one template.
-func (p *SpyPrompts) Render(name string, d SpyPromptData) (string, error) {
-	t, ok := p.tmpl[name]
-	if !ok {
-		return "", fmt.Errorf("no prompt template %s", name)
-	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, d); err != nil {
-		return "", fmt.Errorf("prompt %s: %w", p.sources[name], err)
-	}
-	return buf.String(), nil
-}
+func (p *SpyPrompts) Render(name string, d SpyPromptData) (string, error) { return p.render(name, d) }
 
 // Markers of the sample games the templates are checked with.
 const (

@@ -36,15 +36,19 @@ check)
   echo "parity rc=$rc memcheck rc=${PIPESTATUS[0]}"
   ;;
 bench)
-  bin/gpu/bench.test -test.run '^$' -test.bench CUDABackward -test.benchtime 1x -test.timeout 9m 2>&1 | tee "$out/bench_cuda.log"
+  bin/gpu/bench.test -test.v -test.run '^$' -test.bench CUDABackward -test.benchtime 1x -test.timeout 9m 2>&1 | tee "$out/bench_cuda.log"
   ;;
 bench-q)
-  bin/gpu/bench.test -test.run '^$' -test.bench CUDAQuantized7B -test.benchtime 1x -test.timeout 9m 2>&1 | tee "$out/bench_cuda_q.log"
+  bin/gpu/bench.test -test.v -test.run '^$' -test.bench CUDAQuantized7B -test.benchtime 1x -test.timeout 9m 2>&1 | tee "$out/bench_cuda_q.log"
   ;;
 rollout)
   eval "$(lora/cuda/env.sh)"
-  ls "$OLLAMA_LIBRARY_PATH"/libggml-cuda.so || { tail -20 bin/ggml-build.log; exit 1; }
-  bin/gpu/bench.test -test.run '^$' -test.bench CUDARollout -test.benchtime 3x -test.timeout 9m 2>&1 | tee "$out/bench_rollout.log"
+  if [ -z "$OLLAMA_LIBRARY_PATH" ] || [ ! -e "$OLLAMA_LIBRARY_PATH/libggml-cuda.so" ]; then
+    echo "ggml's CUDA backend is not installed in bin/lib/ollama/cuda_v*: run '$0 ggml' and wait for it"
+    tail -20 bin/ggml-build.log 2>/dev/null
+    exit 1
+  fi
+  bin/gpu/bench.test -test.v -test.run '^$' -test.bench CUDARollout -test.benchtime 3x -test.timeout 9m 2>&1 | tee "$out/bench_rollout.log"
   ;;
 peft)
   PYTHONUNBUFFERED=1 python3 bench/peft_bench.py "${@:2}" 2>&1 | tee "$out/bench_peft.log"

@@ -24,7 +24,7 @@ apt:
 
 gomod:
 	go mod download
-	go mod download github.com/gen2brain/malgo
+	go mod download github.com/gen2brain/malgo@v0.11.24
 	mkdir -p $(VZ_INC)/miniaudio
 	ln -sf "$$(go env GOMODCACHE)/github.com/gen2brain/malgo@v0.11.24/miniaudio.h" $(VZ_INC)/miniaudio/miniaudio.h
 

@@ -145,7 +145,7 @@ func TestBadInput(t *testing.T) {
 		m.Cfg.Arch = "phi3"
 		writeModelGGUF(t, p, m, TypeF32)
 		_, err := LoadModel(p)
-		check(t, err, p, `unsupported architecture "phi3"`, "gemma3, llama, qwen2, qwen2vl")
+		check(t, err, p, `unsupported architecture "phi3"`, "gemma3, llama, qwen2, qwen2vl, qwen3")
 	})
 	t.Run("rank <= 0", func(t *testing.T) {
 		for _, r := range []int{0, -2} {

@@ -21,12 +21,13 @@ const (
 )
 
 // archRope lists the supported text architectures and their rope type. qwen2vl rotates NEOX
-// halves like qwen2, with M-RoPE angles (Config.RopeSections); gemma3 is NEOX with the extras of
-// Config.Gemma.
+// halves like qwen2, with M-RoPE angles (Config.RopeSections); qwen3 is qwen2 without biases and
+// with q/k norms; gemma3 is NEOX with q/k norms and the extras of Config.Gemma.
 var archRope = map[string]RopeType{
 	"llama":   RopeNorm,
 	"qwen2":   RopeNeox,
 	"qwen2vl": RopeNeox,
+	"qwen3":   RopeNeox,
 	"gemma3":  RopeNeox,
 }
 
@@ -65,13 +66,17 @@ type Config struct {
 	// sum(sections) pairs as ggml_rope_multi does. All zero for 1-D RoPE.
 	RopeSections [4]int
 
+	// QKNorm: every q and k head is RMS-normed with attn_q_norm / attn_k_norm ([head_dim]) before
+	// RoPE (qwen3, gemma3).
+	QKNorm bool
+
 	// Gemma holds gemma3's extras; nil for the other architectures.
 	Gemma *GemmaConfig
 }
 
 // GemmaConfig is what gemma3 adds to the llama-style block (llama.cpp models/gemma3.cpp):
-// token embeddings scaled by sqrt(n_embd) (image rows are not), RMS norms on every q and k head
-// before RoPE, RMS norms after the attention and after the FFN (before each residual add), a
+// token embeddings scaled by sqrt(n_embd) (image rows are not), RMS norms (Config.QKNorm) on every
+// q and k head before RoPE, RMS norms after the attention and after the FFN (before each residual add), a
 // GELU(tanh)-gated FFN, queries scaled by QueryScale, and sliding-window layers.
 type GemmaConfig struct {
 	EmbedScale float32 // sqrtf(n_embd), applied to token rows only
@@ -197,7 +202,13 @@ func configFromKV(kv ggml.KV) (Config, error) {
 		if err := c.readSections(kv); err != nil {
 			return c, err
 		}
+	case "qwen3":
+		c.QKNorm = true
+		if c.NRot != c.HeadDim {
+			return c, fmt.Errorf("%s: rope.dimension_count %d must equal the head dim %d (llama.cpp asserts it)", arch, c.NRot, c.HeadDim)
+		}
 	case "gemma3":
+		c.QKNorm = true
 		if err := c.readGemma(kv, opt); err != nil {
 			return c, err
 		}

@@ -1,6 +1,6 @@
 // Package lora is vzlocal's LoRA adapter and gradient engine, CPU reference.
 //
-// Base weights are read from the user's GGUF (architectures llama, qwen2, qwen2vl and gemma3:
+// Base weights are read from the user's GGUF (architectures llama, qwen2, qwen2vl, qwen3 and gemma3:
 // SupportedArchitectures) and dequantized to float32 with ggml's own to_float, so the engine
 // computes with exactly the numbers llama.cpp dequantizes. The decoder is written llm.c style: each layer is a forward/backward pair over explicit
 // row-major buffers (layers.go, attention.go), and forward.go strings them together; every matrix

@@ -10,7 +10,7 @@ import (
 // Gradient checks for the architectures beyond llama/qwen2: qwen2vl (M-RoPE) and gemma3 (q/k and
 // post norms, embedding scale, GELU-tanh FFN, sliding-window layers, non-causal image span).
 
-// familyConfig is a tiny decoder of arch "qwen2vl" or "gemma3" with every feature switched on and
+// familyConfig is a tiny decoder of arch "qwen2vl", "qwen3" or "gemma3" with every feature switched on and
 // strong enough to matter on 20-token sequences: fast-turning RoPE, M-RoPE sections over all three
 // components, a 4-position window.
 func familyConfig(arch string) Config {
@@ -20,9 +20,13 @@ func familyConfig(arch string) Config {
 		c.Arch, c.RopeBase = "qwen2vl", 100
 		c.RopeSections = [4]int{1, 1, 2, 0} // 4 rotary pairs: t, h, w, w
 		return c
+	case "qwen3":
+		c := tinyConfig("qwen3")
+		c.HeadDim, c.NRot, c.RopeBase = 16, 16, 100 // head_dim > n_embd/n_head, as Qwen3's
+		return c
 	case "gemma3":
 		c := tinyConfig("llama")
-		c.Arch, c.Rope, c.NLayer, c.RopeBase, c.TiedOutput = "gemma3", RopeNeox, 6, 1000, true
+		c.Arch, c.Rope, c.NLayer, c.RopeBase, c.TiedOutput, c.QKNorm = "gemma3", RopeNeox, 6, 1000, true, true
 		c.Gemma = &GemmaConfig{EmbedScale: float32(math.Sqrt(float64(c.NEmbd))), QueryScale: 0.3, SlidingWindow: 4, SWARopeBase: 100}
 		return c
 	}
@@ -78,7 +82,7 @@ func familyBatch(c Config, g int, seed uint64) (*Batch, [][]float32) {
 // and with query blocks of 4 rows (so the non-causal span crosses a block boundary). Tolerance as
 // TestGradientsFiniteDifference: |fd - analytic| <= 2e-2*|analytic| + 1e-4 at h = 1e-2.
 func TestFamilyGradientsFiniteDifference(t *testing.T) {
-	for _, arch := range []string{"qwen2vl", "gemma3"} {
+	for _, arch := range []string{"qwen2vl", "qwen3", "gemma3"} {
 		for _, v := range []struct {
 			recompute bool
 			block     int

@@ -10,25 +10,29 @@ import (
 type layerCache struct {
 	xn1, rstd1, q, k, v, lse, ao, x2, xn2, rstd2, g, u, h []float32
 	lu                                                    [7][]float32 // x A^T of each target (Targets order)
-	gm                                                    *gemmaCache  // gemma3's extra activations, else nil
+	gm                                                    *extraCache  // qwen3's and gemma3's extra activations, else nil
 }
 
-// gemmaCache: q and k before their per-head norms, the attention and FFN outputs before their
-// post-norms, and the 1/rms of each norm.
-type gemmaCache struct {
+// extraCache: q and k before their per-head norms (QKNorm), gemma3's attention and FFN outputs
+// before their post-norms, and the 1/rms of each norm; the fields a model does not use stay nil.
+type extraCache struct {
 	qpre, kpre, rstdq, rstdk, attnOut, rstdPA, ffnOut, rstdPF []float32
 }
 
-func gemmaCacheFloats(c Config) int64 {
-	if c.Gemma == nil {
-		return 0
+func extraCacheFloats(c Config) int64 {
+	var f int64
+	if c.QKNorm {
+		f += int64(c.NHead*c.HeadDim + c.NHeadKV*c.HeadDim + c.NHead + c.NHeadKV)
 	}
-	return int64(c.NHead*c.HeadDim+c.NHeadKV*c.HeadDim+c.NHead+c.NHeadKV) + 2*int64(c.NEmbd) + 2
+	if c.Gemma != nil {
+		f += 2*int64(c.NEmbd) + 2
+	}
+	return f
 }
 
 func layerCacheFloats(c Config, rank, n int) int64 {
 	E, Q, KV, F := int64(c.NEmbd), int64(c.NHead*c.HeadDim), int64(c.NHeadKV*c.HeadDim), int64(c.NFF)
-	per := 3*E + 2 + 2*Q + 2*KV + int64(c.NHead) + 3*F + 7*int64(rank) + gemmaCacheFloats(c)
+	per := 3*E + 2 + 2*Q + 2*KV + int64(c.NHead) + 3*F + 7*int64(rank) + extraCacheFloats(c)
 	return per * int64(n)
 }
 
@@ -43,12 +47,16 @@ func newLayerCache(c Config, rank, n int) *layerCache {
 	for i := range lc.lu {
 		lc.lu[i] = make([]float32, n*rank)
 	}
+	if c.QKNorm || c.Gemma != nil {
+		lc.gm = &extraCache{}
+	}
+	if c.QKNorm {
+		lc.gm.qpre, lc.gm.kpre = make([]float32, n*Q), make([]float32, n*KV)
+		lc.gm.rstdq, lc.gm.rstdk = make([]float32, n*c.NHead), make([]float32, n*c.NHeadKV)
+	}
 	if c.Gemma != nil {
-		lc.gm = &gemmaCache{
-			qpre: make([]float32, n*Q), kpre: make([]float32, n*KV), rstdq: make([]float32, n*c.NHead),
-			rstdk: make([]float32, n*c.NHeadKV), attnOut: make([]float32, n*E), rstdPA: make([]float32, n),
-			ffnOut: make([]float32, n*E), rstdPF: make([]float32, n),
-		}
+		lc.gm.attnOut, lc.gm.rstdPA = make([]float32, n*E), make([]float32, n)
+		lc.gm.ffnOut, lc.gm.rstdPF = make([]float32, n*E), make([]float32, n)
 	}
 	return lc
 }
@@ -56,14 +64,17 @@ func newLayerCache(c Config, rank, n int) *layerCache {
 // layerGrads is the backward's scratch for one block, reused across blocks.
 type layerGrads struct {
 	dx2, dxn, dq, dk, dv, dao, dg, du, dh, tmp []float32
-	dE, dqpre, dkpre                           []float32 // gemma3: through the post-norms and q/k norms
+	dE, dqpre, dkpre                           []float32 // through gemma3's post-norms and the q/k norms
 }
 
 func layerGradFloats(c Config, rank, n int) int64 {
 	E, Q, KV, F := int64(c.NEmbd), int64(c.NHead*c.HeadDim), int64(c.NHeadKV*c.HeadDim), int64(c.NFF)
 	extra := int64(0)
 	if c.Gemma != nil {
-		extra = E + Q + KV
+		extra += E
+	}
+	if c.QKNorm {
+		extra += Q + KV
 	}
 	return int64(n) * (2*E + 2*Q + 2*KV + 3*F + int64(rank) + extra)
 }
@@ -77,7 +88,10 @@ func newLayerGrads(c Config, rank, n int) *layerGrads {
 		tmp: make([]float32, n*max(rank, 1)),
 	}
 	if c.Gemma != nil {
-		gs.dE, gs.dqpre, gs.dkpre = make([]float32, n*E), make([]float32, n*Q), make([]float32, n*KV)
+		gs.dE = make([]float32, n*E)
+	}
+	if c.QKNorm {
+		gs.dqpre, gs.dkpre = make([]float32, n*Q), make([]float32, n*KV)
 	}
 	return gs
 }
@@ -143,21 +157,22 @@ func (ps *pass) lin(il int, t string) *linear {
 	return l
 }
 
-// layerForward runs decoder block il: y = x2 + ffn(norm(x2)), x2 = x + attn(norm(x)); gemma3 also
-// norms q and k per head, and norms the attention and FFN outputs before each residual add.
+// layerForward runs decoder block il: y = x2 + ffn(norm(x2)), x2 = x + attn(norm(x)); qwen3 and
+// gemma3 norm q and k per head, gemma3 also norms the attention and FFN outputs before each
+// residual add.
 func (ps *pass) layerForward(il int, x, y []float32, lc *layerCache) {
 	c, n := ps.c, ps.pk.n
 	ly := &ps.e.m.Layers[il]
-	gm := lc.gm
+	gm, gemma := lc.gm, c.Gemma != nil
 	rmsnormForward(lc.xn1, lc.rstd1, x, ly.AttnNorm, n, c.NEmbd, c.RMSEps)
 	q, k := lc.q, lc.k
-	if gm != nil {
+	if c.QKNorm {
 		q, k = gm.qpre, gm.kpre
 	}
 	ps.lin(il, "attn_q").forward(q, lc.xn1, lc.lu[0], n)
 	ps.lin(il, "attn_k").forward(k, lc.xn1, lc.lu[1], n)
 	ps.lin(il, "attn_v").forward(lc.v, lc.xn1, lc.lu[2], n)
-	if gm != nil {
+	if c.QKNorm {
 		rmsnormForward(lc.q, gm.rstdq, gm.qpre, ly.AttnQNorm, n*c.NHead, c.HeadDim, c.RMSEps)
 		rmsnormForward(lc.k, gm.rstdk, gm.kpre, ly.AttnKNorm, n*c.NHeadKV, c.HeadDim, c.RMSEps)
 	}
@@ -178,7 +193,7 @@ func (ps *pass) layerForward(il int, x, y []float32, lc *layerCache) {
 	} else {
 		attentionForward(lc.ao, lc.lse, lc.q, lc.k, lc.v, ps.pk.segs, ps.layerDims(il), ps.scratch)
 	}
-	if gm != nil {
+	if gemma {
 		ps.lin(il, "attn_output").forward(gm.attnOut, lc.ao, lc.lu[3], n)
 		rmsnormForward(lc.x2, gm.rstdPA, gm.attnOut, ly.PostAttnNorm, n, c.NEmbd, c.RMSEps)
 	} else {
@@ -190,7 +205,7 @@ func (ps *pass) layerForward(il int, x, y []float32, lc *layerCache) {
 	rmsnormForward(lc.xn2, lc.rstd2, lc.x2, ly.FFNNorm, n, c.NEmbd, c.RMSEps)
 	ps.lin(il, "ffn_gate").forward(lc.g, lc.xn2, lc.lu[4], n)
 	ps.lin(il, "ffn_up").forward(lc.u, lc.xn2, lc.lu[5], n)
-	if gm != nil {
+	if gemma {
 		gegluForward(lc.h, lc.g, lc.u, ps.dims.workers, ps.dims.f16)
 		ps.lin(il, "ffn_down").forward(gm.ffnOut, lc.h, lc.lu[6], n)
 		rmsnormForward(y, gm.rstdPF, gm.ffnOut, ly.PostFFNNorm, n, c.NEmbd, c.RMSEps)
@@ -208,17 +223,17 @@ func (ps *pass) layerForward(il int, x, y []float32, lc *layerCache) {
 func (ps *pass) layerBackward(il int, x []float32, lc *layerCache, dy, dx []float32, gs *layerGrads) {
 	c, n, f := ps.c, ps.pk.n, ps.e.fault
 	ly := &ps.e.m.Layers[il]
-	gm := lc.gm
+	gm, gemma := lc.gm, c.Gemma != nil
 	copy(gs.dx2, dy)
 	clear(gs.dh)
 	dDown := dy // d(loss)/d(ffn_down output)
-	if gm != nil {
+	if gemma {
 		clear(gs.dE)
 		rmsnormBackward(gs.dE, dy, gm.ffnOut, ly.PostFFNNorm, gm.rstdPF, n, c.NEmbd)
 		dDown = gs.dE
 	}
 	ps.lin(il, "ffn_down").backward(gs.dh, dDown, lc.h, lc.lu[6], gs.tmp, n, f)
-	if gm != nil && f != faultGeluAsSilu {
+	if gemma && f != faultGeluAsSilu {
 		gegluBackward(gs.dg, gs.du, gs.dh, lc.g, lc.u, ps.dims.workers)
 	} else {
 		swigluBackward(gs.dg, gs.du, gs.dh, lc.g, lc.u, ps.dims.workers)
@@ -228,7 +243,7 @@ func (ps *pass) layerBackward(il int, x []float32, lc *layerCache, dy, dx []floa
 	ps.lin(il, "ffn_up").backward(gs.dxn, gs.du, lc.xn2, lc.lu[5], gs.tmp, n, f)
 	rmsnormBackward(gs.dx2, gs.dxn, lc.x2, ly.FFNNorm, lc.rstd2, n, c.NEmbd)
 	dOut := gs.dx2 // d(loss)/d(attn_output output)
-	if gm != nil {
+	if gemma {
 		clear(gs.dE)
 		rmsnormBackward(gs.dE, gs.dx2, gm.attnOut, ly.PostAttnNorm, gm.rstdPA, n, c.NEmbd)
 		dOut = gs.dE
@@ -243,7 +258,7 @@ func (ps *pass) layerBackward(il int, x []float32, lc *layerCache, dy, dx []floa
 	ropeApply(gs.dq, rope, n, c.NHead, c.HeadDim, c.Rope, true)
 	ropeApply(gs.dk, rope, n, c.NHeadKV, c.HeadDim, c.Rope, true)
 	dq, dk := gs.dq, gs.dk
-	if gm != nil && f != faultSkipQKNorm {
+	if c.QKNorm && f != faultSkipQKNorm {
 		clear(gs.dqpre)
 		clear(gs.dkpre)
 		rmsnormBackward(gs.dqpre, gs.dq, gm.qpre, ly.AttnQNorm, gm.rstdq, n*c.NHead, c.HeadDim)

@@ -299,6 +299,6 @@ const (
 	faultFlipDB            // wrong sign on every dB
 	faultDropLoRADX        // the LoRA path's contribution to dx is left out
 	faultDropSoftmax       // the -softmax term of d logp / d logits is left out
-	faultSkipQKNorm        // gemma3: q/k gradients bypass the per-head norms' backward
+	faultSkipQKNorm        // q/k gradients bypass the per-head norms' backward (qwen3, gemma3)
 	faultGeluAsSilu        // gemma3: the FFN backward uses SiLU's derivative
 )

@@ -22,8 +22,9 @@ type Layer struct {
 	Wq, Wk, Wv, Wo    []float32
 	Bq, Bk, Bv        []float32 // nil when the model has no q/k/v biases
 	Wgate, Wup, Wdown []float32
-	// gemma3 only (nil otherwise): per-head q/k norms [head_dim], post-attention and post-FFN
-	// norms [n_embd]. GGUF stores the multipliers themselves (the converter adds Gemma's +1).
+	// Per-head q/k norms [head_dim] (Config.QKNorm: qwen3, gemma3), gemma3's post-attention and
+	// post-FFN norms [n_embd]; nil otherwise. GGUF stores the multipliers themselves (the gemma3
+	// converter adds Gemma's +1).
 	AttnQNorm, AttnKNorm, PostAttnNorm, PostFFNNorm []float32
 }
 
@@ -133,8 +134,9 @@ func ReadConfig(path string) (Config, error) {
 	return cfg, nil
 }
 
-// LoadModel reads a GGUF of a supported architecture (SupportedArchitectures) and dequantizes every tensor the decoder uses with ggml's
-// own to_float. The file is mmap'd; only the float32 copies stay in memory.
+// LoadModel reads a GGUF of a supported architecture (SupportedArchitectures) and dequantizes every
+// tensor the decoder uses with ggml's own to_float. The file is mmap'd; only the float32 copies stay
+// in memory.
 func LoadModel(path string) (*Model, error) {
 	t0 := time.Now()
 	f, err := os.Open(path)
@@ -220,9 +222,11 @@ func LoadModel(path string) (*Model, error) {
 			}
 			ld.want(dst, p+tg+".weight", in, out)
 		}
-		if cfg.Gemma != nil {
+		if cfg.QKNorm {
 			ld.want(&l.AttnQNorm, p+"attn_q_norm.weight", cfg.HeadDim)
 			ld.want(&l.AttnKNorm, p+"attn_k_norm.weight", cfg.HeadDim)
+		}
+		if cfg.Gemma != nil {
 			ld.want(&l.PostAttnNorm, p+"post_attention_norm.weight", E)
 			ld.want(&l.PostFFNNorm, p+"post_ffw_norm.weight", E)
 		}
@@ -359,8 +363,10 @@ func RandomModel(cfg Config, seed uint64) *Model {
 		if cfg.HasQKVBias {
 			l.Bq, l.Bk, l.Bv = mat(q, 0.1), mat(kv, 0.1), mat(kv, 0.1)
 		}
-		if cfg.Gemma != nil {
+		if cfg.QKNorm {
 			l.AttnQNorm, l.AttnKNorm = norm(cfg.HeadDim), norm(cfg.HeadDim)
+		}
+		if cfg.Gemma != nil {
 			l.PostAttnNorm, l.PostFFNNorm = norm(E), norm(E)
 		}
 	}

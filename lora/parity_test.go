@@ -116,6 +116,14 @@ func TestForwardParityWithLlamaCpp(t *testing.T) {
 		{"random-llama", ours("llama", TypeF32, false), 2e-3},
 		{"random-llama-rope-freqs", ours("llama", TypeF32, true), 2e-3},
 		{"random-qwen2", ours("qwen2", TypeF32, false), 2e-3},
+		{"random-qwen3", ours("qwen3", TypeF32, false), 2e-3},
+		{"random-qwen3-wide-heads", func(t *testing.T) string { // Qwen3's head_dim > n_embd/n_head
+			c := tinyConfig("qwen3")
+			c.NEmbd, c.NHead, c.HeadDim, c.NRot, c.NFF = 64, 4, 32, 32, 128
+			p := tempPath(t, "qwen3w.gguf")
+			writeModelGGUF(t, p, RandomModel(c, 3), TypeF32)
+			return p
+		}, 2e-3},
 		{"random-llama-q8_0", ours("llama", TypeQ8_0, false), 3e-2},
 	}
 	for _, md := range models {

@@ -31,6 +31,10 @@ func tinyConfig(arch string) Config {
 		c.HasQKVBias = true
 		c.RopeBase = 1000000
 	}
+	if arch == "qwen3" {
+		c.QKNorm = true
+		c.RopeBase = 1000000
+	}
 	return c
 }
 
@@ -93,6 +97,10 @@ func writeModelGGUF(t testing.TB, path string, m *Model, kind uint32) {
 	if a == "llama" {
 		kv[a+".rope.dimension_count"] = uint32(c.HeadDim)
 	}
+	if c.HeadDim != c.NEmbd/c.NHead {
+		kv[a+".attention.key_length"] = uint32(c.HeadDim)
+		kv[a+".attention.value_length"] = uint32(c.HeadDim)
+	}
 	mat := func(name string, w []float32, in, out int) *ggml.Tensor {
 		k := kind
 		var data []byte
@@ -125,6 +133,9 @@ func writeModelGGUF(t testing.TB, path string, m *Model, kind uint32) {
 		}
 		if l.Bq != nil {
 			ts = append(ts, vec(p+"attn_q.bias", l.Bq), vec(p+"attn_k.bias", l.Bk), vec(p+"attn_v.bias", l.Bv))
+		}
+		if l.AttnQNorm != nil {
+			ts = append(ts, vec(p+"attn_q_norm.weight", l.AttnQNorm), vec(p+"attn_k_norm.weight", l.AttnKNorm))
 		}
 	}
 	f, err := os.Create(path)

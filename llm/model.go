@@ -22,7 +22,8 @@ import (
 
 	"github.com/ollama/ollama/llama"
 	"github.com/rs/zerolog/log"
-	_ "github.com/vzlocal/vzlocal/llm/testmodel/amxlink" // links llama.cpp on AMX CPUs with -march=native
+
+	_ "github.com/vzlocal/vzlocal/internal/amxlink" // links llama.cpp on AMX CPUs with -march=native
 )
 
 // Options configure a loaded model and its one llama.cpp context.

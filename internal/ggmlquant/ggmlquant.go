@@ -28,7 +28,7 @@ import (
 	_ "github.com/ollama/ollama/llama"
 
 	// Lets binaries link with -march=native on AMX CPUs (see that package).
-	_ "github.com/vzlocal/vzlocal/llm/testmodel/amxlink"
+	_ "github.com/vzlocal/vzlocal/internal/amxlink"
 )
 
 // GGML tensor types (ggml_type values) real models ship.
@@ -75,7 +75,9 @@ func BlockSize(t uint32) int64 { return int64(C.ggml_blck_size(C.enum_ggml_type(
 
 // RowBytes is the size in bytes of n values of type t (ggml_row_size); n must be a whole number
 // of blocks.
-func RowBytes(t uint32, n int64) int64 { return int64(C.ggml_row_size(C.enum_ggml_type(t), C.int64_t(n))) }
+func RowBytes(t uint32, n int64) int64 {
+	return int64(C.ggml_row_size(C.enum_ggml_type(t), C.int64_t(n)))
+}
 
 // Dequantize converts len(dst) values of type t from the start of src with ggml's to_float.
 func Dequantize(t uint32, src []byte, dst []float32) error {

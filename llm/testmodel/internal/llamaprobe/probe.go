@@ -28,7 +28,7 @@ import (
 
 	"github.com/ollama/ollama/llama"
 
-	_ "github.com/vzlocal/vzlocal/llm/testmodel/amxlink" // see that package: links on AMX CPUs
+	_ "github.com/vzlocal/vzlocal/internal/amxlink" // see that package: links on AMX CPUs
 )
 
 // rawModel returns the C model behind a *llama.Model. The Go type keeps it in its first (unexported)

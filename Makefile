@@ -51,7 +51,7 @@ test-short:
 	$(GO) test -short ./...
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/
 
 fmt:
 	gofmt -l -w .

@@ -274,3 +274,36 @@ func TestMRoPEBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestNonCausalSpanNotSplit: two sequences whose images share their first rows must not share a
+// prefix that ends inside the (non-causal) span: each span row sees the whole span, which differs.
+// The group's log-probs equal the separate runs'; they would not if the prefix split the span.
+func TestNonCausalSpanNotSplit(t *testing.T) {
+	c := familyConfig("gemma3")
+	e := NewCPU(scaledRandomModel(c), Options{Threads: 1})
+	b, _ := familyBatch(c, 2, 5)
+	other := append([]float32(nil), b.Seqs[1].Embeds[0].Rows...)
+	for i := 2 * c.NEmbd; i < len(other); i++ { // the last of the 3 rows differs
+		other[i] = -other[i]
+	}
+	b.Seqs[1].Embeds = []EmbedSpan{{Pos: 2, Rows: other, NonCausal: true}}
+	group, err := e.LogProbs(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, _ := pack(b, c, nil)
+	if pk.prefix != 2 {
+		t.Fatalf("shared prefix %d rows, want 2 (the span starts at 2)", pk.prefix)
+	}
+	for s := range b.Seqs {
+		one, err := e.LogProbs(&Batch{Seqs: b.Seqs[s : s+1]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range one[0] {
+			if d := math.Abs(float64(v - group[s][i])); d > 1e-5 {
+				t.Fatalf("seq %d token %d: log-prob %g alone vs %g in group", s, i, v, group[s][i])
+			}
+		}
+	}
+}

@@ -2,8 +2,11 @@ package train
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 	"runtime"
+
+	"github.com/vzlocal/vzlocal/lora/cuda"
 
 	"github.com/rs/zerolog"
 
@@ -23,7 +26,12 @@ type Run struct {
 }
 
 // Close frees the models.
-func (r *Run) Close() error { return r.Model.Close() }
+func (r *Run) Close() error {
+	if c, ok := r.Engine.(io.Closer); ok {
+		c.Close()
+	}
+	return r.Model.Close()
+}
 
 // Open loads everything a run needs from its config: the pairs (split into training and held-out
 // by a seeded hash of the pair id), the rollout engine, the gradient engine, the game and the
@@ -57,17 +65,9 @@ func Open(cfg Config, runDir string, resume bool, log zerolog.Logger) (*Run, err
 	if len(r.Train) == 0 {
 		return nil, fmt.Errorf("train: all %d pairs are held out (--held-out %v): nothing to train on", len(pairs), cfg.HeldOut)
 	}
-	switch cfg.Engine {
-	case "cuda":
-		return nil, fmt.Errorf("train: --engine cuda: this build has no CUDA gradient engine (use --engine cpu)")
-	case "auto", "cpu", "":
-		log.Info().Str("engine", "cpu").Int("threads", threads).Msg("gradient engine")
-	default:
-		return nil, fmt.Errorf("train: --engine %q: want auto, cpu or cuda", cfg.Engine)
-	}
-	engine, err := lora.LoadCPU(cfg.Model, lora.Options{Threads: threads})
+	engine, err := openEngine(cfg.Engine, cfg.Model, threads, log)
 	if err != nil {
-		return nil, fmt.Errorf("train: gradient engine: %w", err)
+		return nil, err
 	}
 	maxTokens, parallel := max(cfg.Spy.ClueMaxTokens, cfg.Spy.DecisionMaxTokens), max(cfg.Spy.ObserverSamples, 1)
 	if cfg.Game == "qs" {
@@ -143,4 +143,37 @@ func spySettings(cfg Config, runDir string) selfplay.SpySettings {
 	s.Seed = cfg.Seed
 	s.BlankDir = filepath.Join(runDir, "blank")
 	return s
+}
+
+// openEngine picks the gradient engine: --engine cuda needs the CUDA library and a GPU, auto uses
+// them when present and says why not otherwise, cpu is the float32 reference.
+func openEngine(kind, model string, threads int, log zerolog.Logger) (lora.Engine, error) {
+	switch kind {
+	case "auto", "cuda":
+		ok, why := cuda.Available()
+		if ok {
+			e, err := cuda.OpenFile(model, cuda.Options{GGUF: model})
+			if err == nil {
+				log.Info().Str("engine", "cuda").Str("device", e.Device().String()).Msg("gradient engine")
+				return e, nil
+			}
+			if kind == "cuda" {
+				return nil, fmt.Errorf("train: --engine cuda: %w", err)
+			}
+			log.Warn().Err(err).Msg("the CUDA gradient engine could not start; using the CPU engine")
+		} else if kind == "cuda" {
+			return nil, fmt.Errorf("train: --engine cuda: %s (build it with make cuda on a machine with a GPU)", why)
+		} else {
+			log.Info().Str("cuda", why).Msg("no CUDA gradient engine here")
+		}
+	case "cpu", "":
+	default:
+		return nil, fmt.Errorf("train: --engine %q: want auto, cpu or cuda", kind)
+	}
+	e, err := lora.LoadCPU(model, lora.Options{Threads: threads})
+	if err != nil {
+		return nil, fmt.Errorf("train: gradient engine: %w", err)
+	}
+	log.Info().Str("engine", "cpu").Int("threads", threads).Msg("gradient engine")
+	return e, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vzlocal/vzlocal/lora/cuda"
+
 	"github.com/vzlocal/vzlocal/llm"
 	"github.com/vzlocal/vzlocal/lora"
 	"github.com/vzlocal/vzlocal/optim"
@@ -311,6 +313,9 @@ func (t *Trainer) checkMemory(groups []*group) error {
 		worst = max(worst, est)
 	}
 	avail := memAvailable()
+	if d, ok := t.Engine.(interface{ Device() cuda.Device }); ok {
+		avail = int64(d.Device().Free) // a GPU engine's working memory is device memory
+	}
 	if avail > 0 && worst > avail*9/10 {
 		return fmt.Errorf("a batch of this step needs about %.1f GiB of working memory and %.1f GiB is available: "+
 			"lower --spy-observer-samples or the max tokens (--spy-clue-max-tokens, --spy-decision-max-tokens)",

@@ -1,10 +1,11 @@
 // Package lora is vzlocal's LoRA adapter and gradient engine, CPU reference.
 //
-// Base weights are read from the user's GGUF (architectures llama, qwen2, qwen2vl, qwen3 and gemma3:
-// SupportedArchitectures) and dequantized to float32 with ggml's own to_float, so the engine
-// computes with exactly the numbers llama.cpp dequantizes. The decoder is written llm.c style: each layer is a forward/backward pair over explicit
-// row-major buffers (layers.go, attention.go), and forward.go strings them together; every matrix
-// product goes through OpenBLAS sgemm.
+// Base weights are read from the user's GGUF (architectures llama, qwen2, qwen2vl, qwen3 and
+// gemma3: SupportedArchitectures) and dequantized to float32 with ggml's own to_float, so the
+// engine computes with exactly the numbers llama.cpp dequantizes. The decoder is written llm.c
+// style: each layer is a forward/backward pair over explicit row-major buffers (layers.go,
+// attention.go), block.go makes a decoder block of them (its buffers in buffers.go) and forward.go
+// strings the blocks together; every matrix product goes through OpenBLAS sgemm.
 //
 // Batches. A Batch is a set of sequences (token ids, optional image-embedding rows from the mmproj,
 // per-token positions, a completion mask). The engine packs the longest common prefix once, followed

@@ -79,6 +79,8 @@ ggml-src)
   cp "$src/CMakeLists.txt" "$src/CMakePresets.json" "$out/ollama-src/"
   cp -r "$src/ml/backend/ggml/ggml" "$out/ollama-src/ml/backend/ggml/"
   chmod -R u+w "$out/ollama-src"   # the module cache is read-only
+  # A go.mod of its own keeps the copy's Go files out of vzlocal's `./...` (go vet, go test).
+  printf 'module ollama-src\n' > "$out/ollama-src/go.mod"
   echo "copied ggml's CMake sources to $out/ollama-src ($(du -sh "$out/ollama-src" | cut -f1))"
   ;;
 ggml)

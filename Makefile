@@ -28,15 +28,12 @@ gomod:
 	mkdir -p $(VZ_INC)/miniaudio
 	ln -sf "$$(go env GOMODCACHE)/github.com/gen2brain/malgo@v0.11.24/miniaudio.h" $(VZ_INC)/miniaudio/miniaudio.h
 
-# The real Ollama server, built from the same module version, for the export tests. PORTABLE=1:
-# with -march=native on a CPU with AMX, ggml-cpu.cpp references ggml_backend_amx_buffer_type(),
-# which no package of the ollama module compiles, so the native link fails (our own binaries import
-# llm/testmodel/amxlink for that; the server cannot). The portable build links everywhere; the
-# export tests only run a tiny model on it. Built to a temporary name first so that a failed build
-# leaves no binary behind.
+# The real Ollama server, built from the same module version (a go.mod tool dependency) and the
+# same flags as vzlocal, so it reuses the cached llama.cpp build; for the export tests. Built to a
+# temporary name first so that a failed build leaves no binary behind.
 $(TOOLS)/bin/ollama: go.mod
 	mkdir -p $(TOOLS)/bin
-	PORTABLE=1 $(GO) build -ldflags "-X github.com/ollama/ollama/version.Version=$(OLLAMA_VERSION)" \
+	$(GO) build -ldflags "-X github.com/ollama/ollama/version.Version=$(OLLAMA_VERSION)" \
 		-o $(TOOLS)/bin/ollama.tmp github.com/ollama/ollama
 	mv $(TOOLS)/bin/ollama.tmp $(TOOLS)/bin/ollama
 

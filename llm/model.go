@@ -22,8 +22,6 @@ import (
 
 	"github.com/ollama/ollama/llama"
 	"github.com/rs/zerolog/log"
-
-	_ "github.com/vzlocal/vzlocal/internal/amxlink" // links llama.cpp on AMX CPUs with -march=native
 )
 
 // Options configure a loaded model and its one llama.cpp context.

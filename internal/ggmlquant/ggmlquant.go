@@ -26,9 +26,6 @@ import (
 
 	// Links ggml (through llama.cpp).
 	_ "github.com/ollama/ollama/llama"
-
-	// Lets binaries link with -march=native on AMX CPUs (see that package).
-	_ "github.com/vzlocal/vzlocal/internal/amxlink"
 )
 
 // GGML tensor types (ggml_type values) real models ship.

@@ -27,8 +27,6 @@ import (
 	"unsafe"
 
 	"github.com/ollama/ollama/llama"
-
-	_ "github.com/vzlocal/vzlocal/internal/amxlink" // see that package: links on AMX CPUs
 )
 
 // rawModel returns the C model behind a *llama.Model. The Go type keeps it in its first (unexported)

@@ -1,17 +1,14 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/vzlocal/vzlocal/llm"
 	"github.com/vzlocal/vzlocal/llm/testmodel"
 )
 
@@ -37,18 +34,13 @@ func BenchmarkRollout(b *testing.B) {
 		text, mmproj := rolloutModel(b, name)
 		for _, g := range []int{1, 4, 8} {
 			b.Run(fmt.Sprintf("%s/G=%d", name, g), func(b *testing.B) {
-				par := newRollout(b, text, mmproj, threads, g, g, maxTokens)
-				defer par.m.Close()
-				seq := newRollout(b, text, mmproj, threads, 1, g, maxTokens)
-				defer seq.m.Close()
-				// Alternate the two so that load from other processes hits both alike.
-				for i := range b.N {
-					par.round(b, uint64(i))
-					seq.round(b, uint64(i))
+				par, seq, err := RolloutRatio(text, mmproj, threads, g, maxTokens, b.N)
+				if err != nil {
+					b.Fatal(err)
 				}
-				b.ReportMetric(par.tokensPerSec(), "parallel_tok/s")
-				b.ReportMetric(seq.tokensPerSec(), "sequential_tok/s")
-				b.ReportMetric(par.tokensPerSec()/seq.tokensPerSec(), "ratio")
+				b.ReportMetric(par, "parallel_tok/s")
+				b.ReportMetric(seq, "sequential_tok/s")
+				b.ReportMetric(par/seq, "ratio")
 			})
 		}
 	}
@@ -73,58 +65,6 @@ func rolloutModel(b *testing.B, name string) (text, mmproj string) {
 		return os.Getenv("VZ_BENCH_GGUF"), os.Getenv("VZ_BENCH_MMPROJ")
 	}
 }
-
-// rollout is a loaded model with its prompt, timing rounds of n completions. Prompt evaluation
-// is excluded: the prompt is evaluated once and cached, as in training where the G completions of
-// a game state share it.
-type rollout struct {
-	m       *llm.Model
-	p       *llm.Prompt
-	s       llm.Sampling
-	tokens  int
-	elapsed time.Duration
-}
-
-func newRollout(b *testing.B, text, mmproj string, threads, parallel, n, maxTokens int) *rollout {
-	b.Helper()
-	m, err := llm.Load(text, mmproj, llm.Options{Threads: threads, ContextSize: 4096, Parallel: parallel, Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	msg := "Describe the two images and say which one differs."
-	var images [][]byte
-	if mmproj != "" {
-		msg = llm.MediaMarker() + "\n" + msg
-		images = append(images, testmodel.TestImage(64, 48, 1))
-	}
-	chat, err := m.FormatChat([]llm.Message{{Role: "system", Content: "You are playing Who is the Spy."}, {Role: "user", Content: msg}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := m.Tokenize(chat, images...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r := &rollout{m: m, p: p, s: llm.Sampling{Temperature: 1, N: n, MaxTokens: maxTokens}}
-	r.round(b, 1000) // warm-up, caches the prompt
-	r.tokens, r.elapsed = 0, 0
-	return r
-}
-
-func (r *rollout) round(b *testing.B, seed uint64) {
-	r.s.Seed = seed + 1
-	start := time.Now()
-	cs, err := r.m.Generate(context.Background(), r.p, r.s)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r.elapsed += time.Since(start)
-	for _, c := range cs {
-		r.tokens += len(c.Tokens)
-	}
-}
-
-func (r *rollout) tokensPerSec() float64 { return float64(r.tokens) / r.elapsed.Seconds() }
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {

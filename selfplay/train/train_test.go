@@ -332,11 +332,3 @@ func TestResumeIsExact(t *testing.T) {
 		t.Fatalf("resume with another rank: %v", err)
 	}
 }
-
-func maxAbs(xs []float32) float64 {
-	var m float64
-	for _, x := range xs {
-		m = math.Max(m, math.Abs(float64(x)))
-	}
-	return m
-}

@@ -21,7 +21,6 @@ const (
 
 // The loader's names for ggmlquant's functions, in the int sizes the engine uses.
 func typeName(t uint32) string                             { return ggmlquant.TypeName(t) }
-func rowBytes(t uint32, n int) int                         { return int(ggmlquant.RowBytes(t, int64(n))) }
 func blockSize(t uint32) int                               { return int(ggmlquant.BlockSize(t)) }
 func dequantize(t uint32, src []byte, dst []float32) error { return ggmlquant.Dequantize(t, src, dst) }
 func quantize(t uint32, src []float32, rows, perRow int) ([]byte, error) {

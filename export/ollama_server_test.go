@@ -211,7 +211,7 @@ func checkOllamaServes(t *testing.T, host, weights string, tol, tolMerged float6
 	p, err := m.Tokenize(chatPrompt(llm.MediaMarker()), img)
 	require.NoError(t, err)
 	require.Equal(t, len(p.Tokens), adPrompt, "Ollama fed a different prompt (text tokens + image rows)")
-	toks, baseLPs := greedy(t, m, p, n)
+	_, baseLPs := greedy(t, m, p, n)
 	ad, err := m.LoadAdapter(filepath.Join(adOut, OutAdapter))
 	require.NoError(t, err)
 	require.NoError(t, m.SetAdapter(ad, 1))

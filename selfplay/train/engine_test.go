@@ -1,6 +1,7 @@
 package train
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -29,5 +30,30 @@ func TestEngineSelection(t *testing.T) {
 	}
 	if _, err := openEngine("tpu", files.Text, 1, zerolog.Nop()); err == nil {
 		t.Fatal("unknown engine accepted")
+	}
+}
+
+// TestEngineRefusesBaseThatCannotFit: the CPU engine's float32 copy of the base is checked against
+// the memory available before anything is loaded.
+func TestEngineRefusesBaseThatCannotFit(t *testing.T) {
+	files := tinyFiles(t)
+	need, err := float32Bytes(files.Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(files.Text)
+	if need <= 0 || need > st.Size() {
+		t.Fatalf("float32 bytes %d of an all-F32 file of %d bytes", need, st.Size())
+	}
+	saved := memAvailable
+	defer func() { memAvailable = saved }()
+	memAvailable = func() int64 { return need / 2 }
+	_, err = openEngine("cpu", files.Text, 1, zerolog.Nop())
+	if err == nil || !strings.Contains(err.Error(), "float32") || !strings.Contains(err.Error(), "GiB") {
+		t.Fatalf("engine on a machine without room for the base: %v", err)
+	}
+	memAvailable = func() int64 { return need * 100 }
+	if _, err := openEngine("cpu", files.Text, 1, zerolog.Nop()); err != nil {
+		t.Fatal(err)
 	}
 }

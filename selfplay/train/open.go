@@ -3,8 +3,11 @@ package train
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/ollama/ollama/fs/ggml"
 
 	"github.com/vzlocal/vzlocal/lora/cuda"
 
@@ -170,10 +173,44 @@ func openEngine(kind, model string, threads int, log zerolog.Logger) (lora.Engin
 	default:
 		return nil, fmt.Errorf("train: --engine %q: want auto, cpu or cuda", kind)
 	}
-	e, err := lora.LoadCPU(model, lora.Options{Threads: threads})
+	weights, err := float32Bytes(model)
+	if err != nil {
+		return nil, fmt.Errorf("train: gradient engine: %w", err)
+	}
+	budget := int64(0)
+	if avail := memAvailable(); avail > 0 {
+		if weights > avail*9/10 {
+			return nil, fmt.Errorf("train: the CPU gradient engine keeps the base model in float32: %s needs about %.1f GiB "+
+				"and %.1f GiB of memory is available; use a smaller model, or --engine cuda on a machine with a GPU",
+				model, float64(weights)/(1<<30), float64(avail)/(1<<30))
+		}
+		// Half of what is left after the weights: a batch whose activations would not fit in it
+		// is computed with per-layer recomputation instead.
+		budget = (avail - weights) / 2
+	}
+	e, err := lora.LoadCPU(model, lora.Options{Threads: threads, MemoryBudget: budget})
 	if err != nil {
 		return nil, fmt.Errorf("train: gradient engine: %w", err)
 	}
 	log.Info().Str("engine", "cpu").Int("threads", threads).Msg("gradient engine")
 	return e, nil
+}
+
+// float32Bytes is the memory the CPU engine needs for the base weights: every tensor of the GGUF
+// dequantized to float32 (read from the header alone).
+func float32Bytes(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	g, err := ggml.Decode(f, 0)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	var n int64
+	for _, t := range g.Tensors().Items() {
+		n += int64(t.Elements()) * 4
+	}
+	return n, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"os"
 
 	"github.com/vzlocal/vzlocal/internal/ggmlquant"
@@ -111,11 +112,33 @@ func readGGUF(path string) (*ggufFile, error) {
 		if len(t.Shape) == 0 || t.Shape[0]%uint64(ggmlquant.BlockSize(t.Type)) != 0 {
 			return nil, fmt.Errorf("%s: tensor %s: shape %v does not fit %s blocks", path, t.Name, t.Shape, ggmlquant.TypeName(t.Type))
 		}
+		// Sizes are checked before Bytes() divides by ne[0] or a product wraps: a corrupt table
+		// must give an error, not a panic or a negative allocation.
+		if !sizeFits(t, g.Size) {
+			return nil, fmt.Errorf("%s: tensor %s: shape %v at offset %d cannot fit in a %d-byte file (corrupt tensor table)", path, t.Name, t.Shape, t.Offset, g.Size)
+		}
 		if end := g.DataOffset + int64(t.Offset) + t.Bytes(); end > g.Size {
 			return nil, fmt.Errorf("%s: tensor %s ends at byte %d, past the end of the file (%d bytes; truncated?)", path, t.Name, end, g.Size)
 		}
 	}
 	return g, nil
+}
+
+// sizeFits reports whether every dimension of t is positive and its element count, byte size and
+// offset are each at most size, computed without overflow.
+func sizeFits(t tensorInfo, size int64) bool {
+	n := uint64(1)
+	for _, d := range t.Shape {
+		hi, lo := bits.Mul64(n, d)
+		if d == 0 || hi != 0 || lo > 8*uint64(size) { // no ggml type stores a value in under one bit
+			return false
+		}
+		n = lo
+	}
+	rows := n / t.Shape[0]
+	rowBytes := ggmlquant.RowBytes(t.Type, int64(t.Shape[0]))
+	hi, b := bits.Mul64(rows, uint64(rowBytes))
+	return rowBytes > 0 && hi == 0 && b <= uint64(size) && t.Offset <= uint64(size)
 }
 
 // countingReader tracks the offset so the data section start can be computed while streaming.

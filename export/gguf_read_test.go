@@ -1,0 +1,80 @@
+package export
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// ggufBytes builds a GGUF v3 file by hand: one uint32 key, the given tensors (name, ne, type,
+// offset), and dataBytes zero bytes of tensor data after the 32-byte aligned header.
+type rawTensor struct {
+	name   string
+	shape  []uint64
+	typ    uint32
+	offset uint64
+}
+
+func ggufBytes(tensors []rawTensor, dataBytes int) []byte {
+	var b bytes.Buffer
+	le := binary.LittleEndian
+	w := func(v any) { binary.Write(&b, le, v) }
+	str := func(s string) { w(uint64(len(s))); b.WriteString(s) }
+	b.WriteString("GGUF")
+	w(uint32(3))
+	w(uint64(len(tensors)))
+	w(uint64(1))
+	str("general.architecture")
+	w(ggufString)
+	str("llama")
+	for _, t := range tensors {
+		str(t.name)
+		w(uint32(len(t.shape)))
+		w(t.shape)
+		w(t.typ)
+		w(t.offset)
+	}
+	for b.Len()%32 != 0 {
+		b.WriteByte(0)
+	}
+	b.Write(make([]byte, dataBytes))
+	return b.Bytes()
+}
+
+func writeTemp(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, b, 0o644))
+	return p
+}
+
+// A tensor table that claims impossible sizes (a zero dimension, a product of dimensions past
+// 2^63, an offset past 2^63) is a corrupt file: an error naming the file and tensor, not a panic.
+func TestReadGGUFImpossibleTensorSizes(t *testing.T) {
+	const f32 = 0
+	for name, tt := range map[string]rawTensor{
+		"zero first dim":    {"w", []uint64{0, 4}, f32, 0},
+		"zero second dim":   {"w", []uint64{4, 0}, f32, 0},
+		"elements overflow": {"w", []uint64{4, 1 << 62, 1 << 10}, f32, 0},
+		"bytes overflow":    {"w", []uint64{4, 1 << 61}, f32, 0},
+		"offset overflow":   {"w", []uint64{4, 4}, f32, 1 << 63},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := writeTemp(t, "bad.gguf", ggufBytes([]rawTensor{tt}, 64))
+			_, err := readGGUF(p)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), p)
+			require.Contains(t, err.Error(), "tensor w")
+		})
+	}
+	// the same file with a sane tensor reads
+	p := writeTemp(t, "ok.gguf", ggufBytes([]rawTensor{{"w", []uint64{4, 4}, f32, 0}}, 64))
+	g, err := readGGUF(p)
+	require.NoError(t, err)
+	require.Equal(t, int64(64), g.Tensors[0].Bytes())
+}
+

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/bits"
 	"os"
+	"strings"
 
 	"github.com/vzlocal/vzlocal/internal/ggmlquant"
 )
@@ -227,11 +228,23 @@ func readString(r io.Reader) (string, error) {
 	if n > maxGGUFString {
 		return "", fmt.Errorf("string of %d bytes: corrupt", n)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	if n <= 1<<16 {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return "", err
+		}
+		return string(b), nil
+	}
+	// A long string (a chat template, a merged vocabulary) grows as its bytes arrive, so that a
+	// corrupt length fails on the missing bytes instead of allocating up to 1 GiB first.
+	var sb strings.Builder
+	if _, err := io.CopyN(&sb, r, int64(n)); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
 		return "", err
 	}
-	return string(b), nil
+	return sb.String(), nil
 }
 
 // readKV reads one key-value pair, keeping the raw value bytes.
@@ -285,13 +298,14 @@ func readValue(r io.Reader, t uint32, top bool) (any, error) {
 		}
 		switch {
 		case et == ggufString:
-			out := make([]string, n)
-			for i := range out {
+			// grown as strings arrive: a corrupt count must not allocate 16 bytes per claimed item
+			out := make([]string, 0, min(n, 1<<16))
+			for i := uint64(0); i < n; i++ {
 				s, err := readString(r)
 				if err != nil {
-					return nil, err
+					return nil, fmt.Errorf("string %d of %d: %w", i, n, err)
 				}
-				out[i] = s
+				out = append(out, s)
 			}
 			return out, nil
 		case et == ggufArray:

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -78,3 +79,33 @@ func TestReadGGUFImpossibleTensorSizes(t *testing.T) {
 	require.Equal(t, int64(64), g.Tensors[0].Bytes())
 }
 
+// A truncated or corrupt key whose length field claims a huge string or string array must fail on
+// the missing bytes, without first allocating what the length claims (16 GiB for 2^30 strings).
+func TestReadGGUFHugeLengthsDoNotAllocate(t *testing.T) {
+	le := binary.LittleEndian
+	for name, value := range map[string][]byte{
+		"string":       le.AppendUint64(le.AppendUint32(nil, ggufString), 1<<30),
+		"string array": le.AppendUint64(le.AppendUint32(le.AppendUint32(nil, ggufArray), ggufString), 1<<30),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var b bytes.Buffer
+			b.WriteString("GGUF")
+			binary.Write(&b, le, uint32(3))
+			binary.Write(&b, le, uint64(0))
+			binary.Write(&b, le, uint64(1))
+			binary.Write(&b, le, uint64(3))
+			b.WriteString("key")
+			b.Write(value)
+			b.WriteString("only a few bytes follow")
+			p := writeTemp(t, "huge.gguf", b.Bytes())
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := readGGUF(p)
+			runtime.ReadMemStats(&after)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), p)
+			require.Contains(t, err.Error(), "key")
+			require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "allocated for a length the file cannot hold")
+		})
+	}
+}

@@ -54,14 +54,19 @@ func LoadImage(path string, lim ImageLimits) (*LoadedImage, error) {
 	if len(b) == 0 {
 		return nil, &SourceError{Path: path, Err: errors.New("empty file (0 bytes)")}
 	}
+	// The header first: the decoders allocate the whole image before reading a pixel, so a
+	// corrupt header or a decompression bomb would cost gigabytes before it failed.
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		return nil, decodeError(path, format, err)
+	}
+	if px := int64(cfg.Width) * int64(cfg.Height); px > MaxPixels {
+		return nil, &SourceError{Path: path, Err: fmt.Errorf("image is %dx%d (%d megapixels), more than the %d-megapixel limit: corrupt, or downscale it first",
+			cfg.Width, cfg.Height, px/1_000_000, MaxPixels/1_000_000)}
+	}
 	src, format, err := image.Decode(bytes.NewReader(b))
-	switch {
-	case errors.Is(err, image.ErrFormat):
-		return nil, &SourceError{Path: path, Err: errors.New("not an image (JPEG, PNG, WebP or GIF expected)")}
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(fmt.Sprint(err), "not enough pixel data"):
-		return nil, &SourceError{Path: path, Err: fmt.Errorf("truncated %s image: %w", format, err)}
-	case err != nil:
-		return nil, &SourceError{Path: path, Err: fmt.Errorf("corrupt %s image: %w", format, err)}
+	if err != nil {
+		return nil, decodeError(path, format, err)
 	}
 	li := &LoadedImage{Format: format, SourceW: src.Bounds().Dx(), SourceH: src.Bounds().Dy(), Orientation: 1, Scale: 1}
 	if min(li.SourceW, li.SourceH) < lim.MinSide {
@@ -74,6 +79,21 @@ func LoadImage(path string, lim ImageLimits) (*LoadedImage, error) {
 	}
 	li.Img, li.Scale = fitMaxSide(img, lim.MaxSide)
 	return li, nil
+}
+
+// MaxPixels is the largest image LoadImage decodes (200 megapixels, above any camera's photo).
+const MaxPixels = 200_000_000
+
+// decodeError says what is wrong with a file the image decoders refused.
+func decodeError(path, format string, err error) error {
+	switch {
+	case errors.Is(err, image.ErrFormat):
+		return &SourceError{Path: path, Err: errors.New("not an image (JPEG, PNG, WebP or GIF expected)")}
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(fmt.Sprint(err), "not enough pixel data"):
+		return &SourceError{Path: path, Err: fmt.Errorf("truncated %s image: %w", format, err)}
+	default:
+		return &SourceError{Path: path, Err: fmt.Errorf("corrupt %s image: %w", format, err)}
+	}
 }
 
 func toRGBA(src image.Image) *image.RGBA {

@@ -221,7 +221,8 @@ func (m *Model) tokenizeText(text string, addSpecial bool) ([]int32, error) {
 	return out, nil
 }
 
-// Detokenize renders token ids as text; control tokens (BOS, <|im_end|>, ...) are left out.
+// Detokenize renders token ids as text; control tokens (BOS, <|im_end|>, ...) and ids outside
+// the vocabulary (such as the ImageRow entries of a Prompt) are left out.
 func (m *Model) Detokenize(tokens []int32) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -229,14 +230,21 @@ func (m *Model) Detokenize(tokens []int32) string {
 }
 
 func (m *Model) detokenize(tokens []int32) string {
-	if len(tokens) == 0 || m.model == nil {
+	if m.model == nil {
 		return ""
 	}
-	ctoks := make([]C.llama_token, len(tokens))
-	for i, t := range tokens {
-		ctoks[i] = C.llama_token(t)
+	// llama.cpp looks ids up with std::vector::at: an id outside the vocabulary throws through
+	// the C API and aborts the process.
+	ctoks := make([]C.llama_token, 0, len(tokens))
+	for _, t := range tokens {
+		if t >= 0 && int(t) < m.info.NVocab {
+			ctoks = append(ctoks, C.llama_token(t))
+		}
 	}
-	buf := make([]byte, 8*len(tokens)+16)
+	if len(ctoks) == 0 {
+		return ""
+	}
+	buf := make([]byte, 8*len(ctoks)+16)
 	n := C.llama_detokenize(m.vocab, &ctoks[0], C.int32_t(len(ctoks)), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)), false, false)
 	if n < 0 {
 		buf = make([]byte, -n)

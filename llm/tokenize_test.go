@@ -123,6 +123,21 @@ func TestTokenizeErrors(t *testing.T) {
 	require.ErrorContains(t, err, "outside the vocabulary")
 }
 
+// Detokenize of a multimodal prompt's tokens (ImageRow entries) or of ids outside the vocabulary
+// used to abort the process (llama.cpp throws std::out_of_range through its C API).
+func TestDetokenizeSkipsIdsOutsideVocabulary(t *testing.T) {
+	m := loadTiny(t, "llava", testOptions())
+	p := chatPrompt(t, m, "Describe it.", testmodel.TestImage(40, 30, 1))
+	require.Contains(t, p.Tokens, ImageRow)
+	text := m.Detokenize(p.Tokens)
+	require.Contains(t, text, "Describe it.")
+	hi := int32(m.Info().NVocab)
+	want := m.Detokenize([]int32{int32(testmodel.TokenID("a"))})
+	require.Equal(t, "a", want)
+	require.Equal(t, want, m.Detokenize([]int32{ImageRow, int32(testmodel.TokenID("a")), hi, -7}))
+	require.Equal(t, "", m.Detokenize([]int32{hi}))
+}
+
 // The projector runs once per image: a second prompt with the same image reuses the rows.
 func TestImageEmbeddingsCached(t *testing.T) {
 	m := loadTiny(t, "llava", testOptions())

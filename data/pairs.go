@@ -113,7 +113,7 @@ func PairsFromImages(srcDir, outDir string, opts EditOptions) ([]*Pair, Report, 
 	}
 	for k := 0; k < c.PairsPerImage; k++ {
 		for _, f := range singles {
-			id := sanitizeID(strings.TrimPrefix(f, srcDir))
+			id := sanitizeID(filepath.Base(f)) // singles are top-level files: the name alone, as for user pairs
 			if c.PairsPerImage > 1 {
 				id = fmt.Sprintf("%s-%d", id, k)
 			}

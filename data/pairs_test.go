@@ -397,3 +397,26 @@ func TestManifestFilesAreNotSingles(t *testing.T) {
 	require.Equal(t, KindUser, pairs[0].Kind)
 	require.Equal(t, Box{X0: 10, Y0: 10, X1: 40, Y1: 40}, pairs[0].Changes[0].Box)
 }
+
+// A photo's pair ID (its file names and its random edits) comes from the photo's name, not from
+// how the source folder was spelled on the command line ("photos", "photos/", "./photos").
+func TestPairsFromImagesIDIgnoresFolderSpelling(t *testing.T) {
+	src := sourceFolder(t)
+	a, b := t.TempDir(), t.TempDir()
+	pa, _, err := PairsFromImages(src, a, EditOptions{Seed: 4})
+	require.NoError(t, err)
+	pb, _, err := PairsFromImages(src+string(filepath.Separator)+".", b, EditOptions{Seed: 4})
+	require.NoError(t, err)
+	require.Len(t, pb, len(pa))
+	for i := range pa {
+		require.Equal(t, pa[i].ID, pb[i].ID)
+		for _, f := range []string{pa[i].Original, pa[i].Modified} {
+			x, err := os.ReadFile(filepath.Join(a, f))
+			require.NoError(t, err)
+			y, err := os.ReadFile(filepath.Join(b, f))
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(x, y), "%s differs", f)
+		}
+	}
+	require.Equal(t, "a_png", pa[0].ID)
+}

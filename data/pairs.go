@@ -105,22 +105,44 @@ func PairsFromImages(srcDir, outDir string, opts EditOptions) ([]*Pair, Report, 
 	if err != nil {
 		return nil, Report{}, err
 	}
-	var jobs []job
+	// key names a pair's source exactly; the ID is its file-name-safe form, which can be shared
+	type spec struct {
+		id, key string
+		make    func(id string) (*Pair, image.Image, image.Image, error)
+	}
+	var specs []spec
 	for _, u := range users {
-		jobs = append(jobs, job{id: u.id, make: func() (*Pair, image.Image, image.Image, error) {
+		specs = append(specs, spec{u.id, u.source + "\x00" + u.edited, func(string) (*Pair, image.Image, image.Image, error) {
 			return makeUserPair(u, c)
 		}})
 	}
 	for k := 0; k < c.PairsPerImage; k++ {
 		for _, f := range singles {
-			id := sanitizeID(filepath.Base(f)) // singles are top-level files: the name alone, as for user pairs
+			id, key := sanitizeID(filepath.Base(f)), filepath.Base(f) // singles are top-level files: the name alone, as for user pairs
 			if c.PairsPerImage > 1 {
-				id = fmt.Sprintf("%s-%d", id, k)
+				id, key = fmt.Sprintf("%s-%d", id, k), fmt.Sprintf("%s\x00%d", key, k)
 			}
-			jobs = append(jobs, job{id: id, make: func() (*Pair, image.Image, image.Image, error) {
+			specs = append(specs, spec{id, key, func(id string) (*Pair, image.Image, image.Image, error) {
 				return makeEditPair(f, id, c)
 			}})
 		}
+	}
+	// Names that sanitize alike ("猫.png" and "犬.png" are both __png, "a b.png" and "a_b.png"
+	// both a_b_png) would write one pair's files over the other's: such IDs get a hash of the
+	// exact name.
+	count := map[string]int{}
+	for _, sp := range specs {
+		count[sp.id]++
+	}
+	var jobs []job
+	for _, sp := range specs {
+		id := sp.id
+		if count[id] > 1 {
+			h := fnv.New32a()
+			h.Write([]byte(sp.key))
+			id = fmt.Sprintf("%s-%08x", id, h.Sum32())
+		}
+		jobs = append(jobs, job{id: id, make: func() (*Pair, image.Image, image.Image, error) { return sp.make(id) }})
 	}
 	if c.N > 0 && c.N < len(jobs) {
 		jobs = jobs[:c.N]

@@ -420,3 +420,36 @@ func TestPairsFromImagesIDIgnoresFolderSpelling(t *testing.T) {
 	}
 	require.Equal(t, "a_png", pa[0].ID)
 }
+
+// File names that sanitize to one ID (non-Latin names of one length, "a b" and "a_b") still give
+// one pair each, with distinct files.
+func TestPairsFromImagesNamesThatSanitizeAlike(t *testing.T) {
+	src := t.TempDir()
+	for i, name := range []string{"猫.png", "犬.png", "a b.png", "a_b.png"} {
+		writeFile(t, filepath.Join(src, name), encodePNG(t, photo(120, 100, uint64(30+i))))
+	}
+	writeFile(t, filepath.Join(src, "鳥.png"), encodePNG(t, photo(120, 100, 40)))
+	writeFile(t, filepath.Join(src, "鳥.edit.png"), encodePNG(t, photo(120, 100, 41)))
+	writeFile(t, filepath.Join(src, "魚.png"), encodePNG(t, photo(120, 100, 42)))
+	writeFile(t, filepath.Join(src, "魚.edit.png"), encodePNG(t, photo(120, 100, 43)))
+	out := t.TempDir()
+	pairs, rep, err := PairsFromImages(src, out, EditOptions{Seed: 1})
+	require.NoError(t, err)
+	require.Empty(t, rep.Skipped)
+	require.Len(t, pairs, 6)
+	ids, sources := map[string]bool{}, map[string]bool{}
+	for _, p := range pairs {
+		require.False(t, ids[p.ID], "ID %s used twice", p.ID)
+		ids[p.ID] = true
+		var d EditDetail
+		require.NoError(t, json.Unmarshal(p.Detail, &d))
+		sources[d.Source] = true
+	}
+	require.Len(t, sources, 6)
+	// the same folder gives the same IDs again
+	again, _, err := PairsFromImages(src, t.TempDir(), EditOptions{Seed: 1})
+	require.NoError(t, err)
+	for i := range pairs {
+		require.Equal(t, pairs[i].ID, again[i].ID)
+	}
+}

@@ -133,3 +133,44 @@ func TestMemoryRefusal(t *testing.T) {
 		t.Fatalf("%d backward passes ran before the refusal", eng.calls)
 	}
 }
+
+// TestNonFiniteLaterUpdateSkipsWholeStep: with two updates per batch, a NaN in the second update
+// skips the step whole: the first update is undone (adapter and optimizer) and llama.cpp's copy
+// still equals the adapter.
+func TestNonFiniteLaterUpdateSkipsWholeStep(t *testing.T) {
+	eng := &faultyEngine{nanFrom: 2} // step 0: update 0 good (calls 1-2), update 1 NaN (calls 3-4)
+	s, _ := guardSetup(t, eng)
+	s.Config.Loss.UpdatesPerBatch = 2
+	s.Config.Steps = 1
+	tr, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := tr.primary().lora.Clone()
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if eng.calls != 4 {
+		t.Fatalf("%d backward calls, want 4", eng.calls)
+	}
+	now := tr.primary()
+	for i, p := range now.lora.Params() {
+		for j := range p {
+			if p[j] != start.Params()[i][j] {
+				t.Fatalf("the skipped step left its first update applied (param %d[%d])", i, j)
+			}
+		}
+	}
+	if n := now.opt.Steps(); n != 0 {
+		t.Fatalf("optimizer counts %d updates after a skipped step, want 0", n)
+	}
+	got, err := now.llm.Tensor(now.lora.Pairs[0].Name + ".lora_b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if got[i] != now.lora.Pairs[0].B[i] {
+			t.Fatal("llama.cpp's adapter differs from the trainer's")
+		}
+	}
+}

@@ -58,7 +58,18 @@ func (t *Trainer) update(ctx context.Context, step int, plan StepPlan, train *tr
 		}
 	}
 	var old [][]float64
-	for u := 0; u < max(t.Config.Loss.UpdatesPerBatch, 1); u++ {
+	updates := max(t.Config.Loss.UpdatesPerBatch, 1)
+	// With several updates per batch a non-finite later update must not leave the earlier ones
+	// applied: the step is skipped whole, adapter and optimizer as they were before it.
+	var before *lora.Adapter
+	var beforeOpt []byte
+	if updates > 1 {
+		before = train.lora.Clone()
+		if beforeOpt, err = train.opt.MarshalBinary(); err != nil {
+			return updateOutcome{}, err
+		}
+	}
+	for u := 0; u < updates; u++ {
 		if err := ctx.Err(); err != nil {
 			return updateOutcome{}, err
 		}
@@ -114,6 +125,11 @@ func (t *Trainer) update(ctx context.Context, step int, plan StepPlan, train *tr
 		m.GradNorm = norm
 		if isBad(pg.Loss) || isBad(norm) {
 			m.Skipped = true
+			if u > 0 {
+				if err := restoreAdapter(train, before, beforeOpt); err != nil {
+					return updateOutcome{}, err
+				}
+			}
 			return updateOutcome{skipped: true}, nil
 		}
 		if t.Config.Optim.ClipNorm > 0 {
@@ -287,6 +303,19 @@ func adamParams(a, grads *lora.Adapter) []optim.Param {
 			optim.Param{Name: p.Name + ".lora_b", Value: vals[2*i+1], Grad: gs[2*i+1]})
 	}
 	return out
+}
+
+// restoreAdapter puts back the adapter values and optimizer state saved before a step's
+// updates (llama.cpp's copy was not touched: it is synced only after the last update).
+func restoreAdapter(a *trainedAdapter, before *lora.Adapter, opt []byte) error {
+	dst, src := a.lora.Params(), before.Params()
+	for i := range dst {
+		copy(dst[i], src[i])
+	}
+	if err := a.opt.UnmarshalBinary(opt); err != nil {
+		return fmt.Errorf("restore adapter %s: %w", a.name, err)
+	}
+	return nil
 }
 
 // syncRollout copies the updated adapter into llama.cpp in place (same tensors, no allocation).

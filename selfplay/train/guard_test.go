@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vzlocal/vzlocal/llm"
 	"github.com/vzlocal/vzlocal/llm/testmodel"
 	"github.com/vzlocal/vzlocal/lora"
 	"github.com/vzlocal/vzlocal/selfplay"
@@ -171,6 +172,67 @@ func TestNonFiniteLaterUpdateSkipsWholeStep(t *testing.T) {
 	for i := range got {
 		if got[i] != now.lora.Pairs[0].B[i] {
 			t.Fatal("llama.cpp's adapter differs from the trainer's")
+		}
+	}
+}
+
+// TestInterruptedEvaluationKeepsStepWhole: Ctrl-C during a scheduled evaluation (after the step's
+// update) must not checkpoint a half step: the resumed run ends with the uninterrupted run's
+// adapter, and no step is lost or repeated.
+func TestInterruptedEvaluationKeepsStepWhole(t *testing.T) {
+	run := func(s Setup, ctx context.Context, cancelAt int, cancel func()) error {
+		s.Config.Steps, s.Config.CheckpointEvery, s.Config.EvalEvery = 3, 0, 1
+		s.Evaluate = func(ctx context.Context, step int, _ *llm.Adapter) (EvalResult, error) {
+			if step == cancelAt {
+				cancel()
+				return EvalResult{}, ctx.Err()
+			}
+			return EvalResult{Games: 2, WinRate: 0.5}, nil
+		}
+		tr, err := New(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.Run(ctx)
+	}
+	s, whole := guardSetup(t, &faultyEngine{nanFrom: -1})
+	if err := run(s, context.Background(), -1, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	cut := t.TempDir()
+	s.RunDir = cut
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := run(s, ctx, 1, cancel); err == nil {
+		t.Fatal("interrupted run reported no error")
+	}
+	s.Resume = true
+	if err := run(s, context.Background(), -1, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.Engine.Config()
+	a, err := lora.ReadAdapterGGUF(filepath.Join(whole, AdapterFile), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lora.ReadAdapterGGUF(filepath.Join(cut, AdapterFile), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := a.Params(), b.Params()
+	for i := range pa {
+		for j := range pa[i] {
+			if pa[i][j] != pb[i][j] {
+				t.Fatalf("resumed adapter differs from the uninterrupted one (param %d[%d])", i, j)
+			}
+		}
+	}
+	ms := readMetrics(t, cut)
+	if len(ms) != 3 {
+		t.Fatalf("%d metric lines, want 3", len(ms))
+	}
+	for i, m := range ms {
+		if m.Step != i {
+			t.Fatalf("metrics steps %v: lost or repeated step", ms)
 		}
 	}
 }

@@ -62,6 +62,10 @@ type Trainer struct {
 	badSteps  int    // non-finite steps in a row
 	lastStage string // stage of the last completed step
 	saved     int    // step of the newest checkpoint (-1: none this session)
+	// dirty is set while a step has changed the adapter (or the game's state) but is not yet
+	// counted and logged: a checkpoint taken then would save a half step, and a resumed run would
+	// play that step again on the already-updated adapter. Cleared when the step is recorded.
+	dirty bool
 
 	metrics, games, evals *jsonlLog
 }
@@ -219,7 +223,12 @@ func (t *Trainer) Step() int { return t.step }
 // checkpoint of the last completed step. A step interrupted half-way is dropped whole.
 func (t *Trainer) Run(ctx context.Context) (err error) {
 	defer func() {
-		if cerr := t.checkpoint(); cerr != nil && err == nil {
+		if t.dirty {
+			// A step failed after its update: the newest checkpoint on disk is the last whole
+			// state; a resume truncates the logs back to it and plays the lost steps again.
+			t.Log.Error().Int("step", t.step+1).Int("checkpoint", t.saved).
+				Msg("the step failed after its update: no checkpoint of this half step is written")
+		} else if cerr := t.checkpoint(); cerr != nil && err == nil {
 			err = cerr
 		}
 		t.metrics.close()
@@ -297,6 +306,7 @@ func (t *Trainer) runStep(ctx context.Context) error {
 	m.Phase, m.RewardMean, m.RewardStd, m.FracZeroStd = plan.Stage, gm.RewardMean, gm.RewardStd, gm.FracZeroStd
 	m.DecisionAccuracy, m.AbstainRate, m.InvalidRate, m.SpyWinRate = gm.DecisionAccuracy, gm.AbstainRate, gm.InvalidRate, gm.SpyWinRate
 	m.BaselineSpy, m.BaselineCiv = gm.BaselineSpy, gm.BaselineCiv
+	t.dirty = true // the game's state moves now
 	switched := t.Game.EndStep(step, res)
 	m.AccEMA, m.AbstainEMA = res.Metrics.AccEMA, res.Metrics.AbstainEMA
 	m.PhaseSwitched = step > 0 && plan.Stage != t.lastStage
@@ -304,16 +314,19 @@ func (t *Trainer) runStep(ctx context.Context) error {
 		t.stale = true
 	}
 
+	var evalErr error // the step is trained: it is recorded even when its evaluation fails
 	if t.Evaluate != nil && t.Config.EvalEvery > 0 && (step+1)%t.Config.EvalEvery == 0 {
 		ev, err := t.Evaluate(ctx, step, t.primary().llm)
 		if err != nil {
-			return fmt.Errorf("train: step %d: evaluation: %w", step, err)
-		}
-		m.EvalGames = ev.Games
-		m.EvalWinRate, m.EvalWinLow, m.EvalWinHigh = &ev.WinRate, &ev.Low, &ev.High
-		if ev.Transcript != nil {
-			if err := t.evals.append(ev.Transcript); err != nil {
-				return err
+			evalErr = fmt.Errorf("train: step %d: evaluation: %w", step+1, err)
+			t.Log.Warn().Int("step", step+1).Err(err).Msg("evaluation failed; the trained step is kept without it")
+		} else {
+			m.EvalGames = ev.Games
+			m.EvalWinRate, m.EvalWinLow, m.EvalWinHigh = &ev.WinRate, &ev.Low, &ev.High
+			if ev.Transcript != nil {
+				if err := t.evals.append(ev.Transcript); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -331,8 +344,12 @@ func (t *Trainer) runStep(ctx context.Context) error {
 	}
 	t.lastStage = plan.Stage
 	t.step++
+	t.dirty = false
 	if t.OnStep != nil {
 		t.OnStep(m)
+	}
+	if evalErr != nil {
+		return evalErr
 	}
 	return stop
 }

@@ -70,8 +70,12 @@ func (t *Trainer) update(ctx context.Context, step int, plan StepPlan, train *tr
 		}
 	}
 	for u := 0; u < updates; u++ {
-		if err := ctx.Err(); err != nil {
-			return updateOutcome{}, err
+		// Only before the first update: once one is applied the batch is finished, so an
+		// interruption never leaves a half-updated step behind.
+		if u == 0 {
+			if err := ctx.Err(); err != nil {
+				return updateOutcome{}, err
+			}
 		}
 		start := time.Now()
 		newLP, err := t.completionLogProbs(groups, train.lora)
@@ -142,6 +146,7 @@ func (t *Trainer) update(ctx context.Context, step int, plan StepPlan, train *tr
 			return updateOutcome{}, err
 		}
 		m.LR = lr
+		t.dirty = true // the adapter changes now; the step must be recorded before a checkpoint
 		if err := train.opt.Step(params, lr); err != nil {
 			return updateOutcome{}, err
 		}

@@ -111,8 +111,14 @@ func (a *Adapter) reindex() {
 	}
 }
 
-// Scale is alpha/rank, the factor llama.cpp applies at user scale 1.
-func (a *Adapter) Scale() float32 { return a.Alpha / float32(a.Rank) }
+// Scale is alpha/rank, the factor llama.cpp applies at user scale 1; llama.cpp applies 1 when
+// alpha is 0 (it does not divide by the rank then), and so does the engine.
+func (a *Adapter) Scale() float32 {
+	if a.Alpha == 0 {
+		return 1
+	}
+	return a.Alpha / float32(a.Rank)
+}
 
 // Lookup returns the pair adapting target in layer il, or nil.
 func (a *Adapter) Lookup(il int, target string) *Pair {

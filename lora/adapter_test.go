@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -238,5 +239,61 @@ func TestReadConfigMatchesLoad(t *testing.T) {
 			c.HasQKVBias != want.HasQKVBias || c.RopeBase != want.RopeBase || c.Rope != want.Rope {
 			t.Fatalf("ReadConfig %+v, LoadModel %+v", c, want)
 		}
+	}
+}
+
+// TestZeroAlphaScalesByOne: llama.cpp (and export) apply an adapter whose alpha is 0 at scale 1
+// rather than alpha/rank; the engine used to apply it at scale 0 (no effect, zero gradients).
+func TestZeroAlphaScalesByOne(t *testing.T) {
+	c := tinyConfig("llama")
+	ad := randomAdapter(t, c, 4, 4, 1) // alpha = rank: scale 1
+	zero := ad.Clone()
+	zero.Alpha = 0
+	if s := zero.Scale(); s != 1 {
+		t.Fatalf("alpha 0: scale %v, want 1 (llama.cpp)", s)
+	}
+	m := RandomModel(c, 1)
+	b, w := groupBatch(c, 2, 1)
+	lp := func(a *Adapter) [][]float32 {
+		e := NewCPU(m, Options{})
+		if err := e.SetAdapter(a); err != nil {
+			t.Fatal(err)
+		}
+		r, err := e.Backward(b, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.LogProbs
+	}
+	if got, want := lp(zero), lp(ad); !reflect.DeepEqual(got, want) {
+		t.Fatal("alpha 0 does not act as scale 1")
+	}
+	// A GGUF with alpha 0 reads back with the same effect; PEFT gets lora_alpha = r.
+	p := tempPath(t, "zero.gguf")
+	if err := zero.WriteGGUF(p, TypeF32); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadAdapterGGUF(p, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Scale() != 1 {
+		t.Fatalf("read back: scale %v", got.Scale())
+	}
+	dir := filepath.Join(t.TempDir(), "peft")
+	if err := zero.WritePEFT(dir, c, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = ReadPEFT(dir, c); err != nil || got.Scale() != 1 {
+		t.Fatalf("PEFT round trip: scale %v, error %v", got.Scale(), err)
+	}
+	// PEFT itself scales by lora_alpha/r: a config with lora_alpha 0 would have no effect at all.
+	js, _ := os.ReadFile(filepath.Join(dir, "adapter_config.json"))
+	js = []byte(strings.Replace(string(js), `"lora_alpha": 4`, `"lora_alpha": 0`, 1))
+	if err := os.WriteFile(filepath.Join(dir, "adapter_config.json"), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPEFT(dir, c); err == nil || !strings.Contains(err.Error(), "lora_alpha is 0") {
+		t.Fatalf("lora_alpha 0: error %v", err)
 	}
 }

@@ -119,6 +119,9 @@ func (a *Adapter) WritePEFT(dir string, cfg Config, baseModel string) error {
 	}
 	pc := peftConfig{BaseModel: baseModel, PeftType: "LORA", TaskType: "CAUSAL_LM", R: a.Rank,
 		LoraAlpha: float64(a.Alpha), Bias: "none", InferenceMode: true}
+	if a.Alpha == 0 { // PEFT always scales by lora_alpha/r; alpha 0 is llama.cpp's scale 1
+		pc.LoraAlpha = float64(a.Rank)
+	}
 	for _, t := range a.Targets {
 		pc.TargetModules = append(pc.TargetModules, filepath.Ext("." + hfModule[t])[1:])
 	}
@@ -156,6 +159,10 @@ func ReadPEFT(dir string, cfg Config) (*Adapter, error) {
 	}
 	if len(pc.RankPattern) > 0 || len(pc.AlphaPattern) > 0 {
 		return nil, fmt.Errorf("read PEFT adapter %s: per-module rank_pattern/alpha_pattern are not supported", cfgPath)
+	}
+	if pc.LoraAlpha == 0 {
+		// PEFT's scale would be 0 (no effect at all), while alpha 0 means scale 1 to llama.cpp.
+		return nil, fmt.Errorf("read PEFT adapter %s: lora_alpha is 0 (missing?): the adapter would have no effect", cfgPath)
 	}
 	alpha := pc.LoraAlpha
 	if pc.UseRSLoRA { // rsLoRA scales by alpha/sqrt(r); express it as the alpha of a plain alpha/r scale

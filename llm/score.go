@@ -113,6 +113,9 @@ func (m *Model) Logits(p *Prompt, completion []int32) ([][]float32, error) {
 	if m.model == nil {
 		return nil, errClosed
 	}
+	if err := m.checkPrompt(p); err != nil {
+		return nil, err
+	}
 	if err := m.checkTokens(completion); err != nil {
 		return nil, err
 	}

@@ -119,6 +119,8 @@ func TestTokenizeErrors(t *testing.T) {
 	require.ErrorContains(t, err, "image 0 (12 bytes) cannot be decoded")
 	_, err = m.Generate(context.Background(), &Prompt{}, Sampling{})
 	require.ErrorContains(t, err, "empty prompt")
+	_, err = m.Logits(nil, []int32{1}) // used to panic on the nil prompt
+	require.ErrorContains(t, err, "empty prompt")
 	_, err = m.Generate(context.Background(), &Prompt{Tokens: []int32{1, 5000}, NPos: 2}, Sampling{})
 	require.ErrorContains(t, err, "outside the vocabulary")
 }

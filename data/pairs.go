@@ -3,6 +3,7 @@ package data
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"image"
@@ -263,7 +264,9 @@ func readManifest(path string) ([]userPair, error) {
 	base := filepath.Dir(path)
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for line := 1; sc.Scan(); line++ {
+	line := 0
+	for sc.Scan() {
+		line++
 		s := strings.TrimSpace(sc.Text())
 		if s == "" {
 			continue
@@ -295,6 +298,9 @@ func readManifest(path string) ([]userPair, error) {
 		out = append(out, userPair{id: sanitizeID(id), source: abs(m.Source), edited: abs(m.Edited), instruction: m.Instruction})
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("manifest %s line %d: longer than 1 MiB (one JSON object per line expected)", path, line+1)
+		}
 		return nil, fmt.Errorf("manifest %s: %w", path, err)
 	}
 	return out, nil

@@ -453,3 +453,15 @@ func TestPairsFromImagesNamesThatSanitizeAlike(t *testing.T) {
 		require.Equal(t, pairs[i].ID, again[i].ID)
 	}
 }
+
+// A manifest line too long to be one pair (a data set's whole JSON on one line, a binary file)
+// is an error naming the manifest, the line and the problem.
+func TestManifestLineTooLong(t *testing.T) {
+	dir := t.TempDir()
+	long := `{"source": "a.png", "edited": "b.png"}` + "\n" + `{"instruction": "` + strings.Repeat("x", 2<<20) + `"}` + "\n"
+	writeFile(t, filepath.Join(dir, "manifest.jsonl"), []byte(long))
+	_, _, err := PairsFromImages(dir, t.TempDir(), EditOptions{})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), filepath.Join(dir, "manifest.jsonl")+" line 2")
+	require.Contains(t, err.Error(), "longer than 1 MiB")
+}

@@ -42,8 +42,10 @@ func (a *Adapter) Path() string { return a.path }
 // Alpha is adapter.lora.alpha (0 when absent: the scale is then not divided by the rank).
 func (a *Adapter) Alpha() float32 { return a.alpha }
 
-// Tensors lists the adapter's tensor names with their shapes (ggml ne order).
+// Tensors lists the adapter's tensor names with their shapes (ggml ne order); none once freed.
 func (a *Adapter) Tensors() map[string][2]int {
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
 	out := make(map[string][2]int, len(a.tensors))
 	for n, t := range a.tensors {
 		out[n] = t.shape

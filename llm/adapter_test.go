@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -337,4 +338,36 @@ func TestCloseFreesAdapters(t *testing.T) {
 	require.ErrorIs(t, m.SetAdapter(nil, 0), errClosed)
 	_, err = m.Generate(bg, &Prompt{Tokens: []int32{1}, NPos: 1}, Sampling{})
 	require.ErrorIs(t, err, errClosed)
+}
+
+// IsEOG and Adapter.Tensors read what Close and Free release, so they must wait for a call in
+// progress like every other method (they used to read without the lock: a use-after-free of the
+// vocabulary when racing Close).
+func TestUnlockedReadersWaitForClose(t *testing.T) {
+	f := newAdapterFixture(t)
+	m, err := Load(f.text, f.mmproj, testOptions())
+	require.NoError(t, err)
+	a, err := m.LoadAdapter(f.lora1)
+	require.NoError(t, err)
+	eos := int32(testmodel.TokenID("<|im_end|>"))
+	require.True(t, m.IsEOG(eos))
+	m.mu.Lock() // a call in progress
+	done := make(chan struct{})
+	var eog bool
+	var tensors map[string][2]int
+	go func() {
+		defer close(done)
+		eog, tensors = m.IsEOG(eos), a.Tensors()
+	}()
+	select {
+	case <-done:
+		m.mu.Unlock()
+		t.Fatal("IsEOG / Adapter.Tensors did not wait for the call in progress")
+	case <-time.After(50 * time.Millisecond):
+	}
+	m.closeLocked() // what Close does, before the waiting readers may run
+	m.mu.Unlock()
+	<-done
+	require.False(t, eog, "the model was closed meanwhile")
+	require.Empty(t, tensors, "the adapter was freed meanwhile")
 }

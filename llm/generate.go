@@ -137,7 +137,7 @@ func (m *Model) decodeSlots(ctx context.Context, slots []slot) error {
 // finished sets c.Finish and reports whether c is complete.
 func (m *Model) finished(c *Completion, s Sampling) bool {
 	switch {
-	case m.IsEOG(c.Tokens[len(c.Tokens)-1]):
+	case m.isEOG(c.Tokens[len(c.Tokens)-1]):
 		c.Finish = FinishStop
 	case len(c.Tokens) >= s.MaxTokens:
 		c.Finish = FinishLength

@@ -221,6 +221,11 @@ func (m *Model) Info() Info { return m.info }
 func (m *Model) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.closeLocked()
+	return nil
+}
+
+func (m *Model) closeLocked() {
 	for a := range m.loaded {
 		a.freeLocked()
 	}
@@ -240,7 +245,6 @@ func (m *Model) Close() error {
 		C.llama_model_free(m.model)
 		m.model = nil
 	}
-	return nil
 }
 
 var errClosed = errors.New("llm: model is closed")

@@ -258,6 +258,12 @@ func (m *Model) detokenize(tokens []int32) string {
 
 // IsEOG reports whether a token ends generation (EOS, <|im_end|>, <end_of_turn>, ...).
 func (m *Model) IsEOG(token int32) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.isEOG(token)
+}
+
+func (m *Model) isEOG(token int32) bool {
 	if m.model == nil || token < 0 || int(token) >= m.info.NVocab {
 		return false
 	}

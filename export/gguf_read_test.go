@@ -109,3 +109,27 @@ func TestReadGGUFHugeLengthsDoNotAllocate(t *testing.T) {
 		})
 	}
 }
+
+// FuzzReadGGUF: any bytes give a parsed header or an error, never a panic; a parsed header's
+// tensors all lie inside the file.
+func FuzzReadGGUF(f *testing.F) {
+	f.Add(ggufBytes([]rawTensor{{"w", []uint64{4, 4}, 0, 0}}, 64))
+	f.Add(ggufBytes([]rawTensor{{"a", []uint64{32, 2}, 8, 0}, {"b", []uint64{8}, 1, 96}}, 128))
+	f.Add([]byte("GGUF"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "f.gguf")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		g, err := readGGUF(p)
+		if err != nil {
+			return
+		}
+		for _, ti := range g.Tensors {
+			if n := ti.Bytes(); n < 0 || g.DataOffset+int64(ti.Offset)+n > g.Size {
+				t.Fatalf("tensor %s (%v) of %d bytes at %d passes in a %d-byte file", ti.Name, ti.Shape, n, ti.Offset, g.Size)
+			}
+		}
+	})
+}

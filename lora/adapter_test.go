@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ollama/ollama/fs/ggml"
 )
 
 func requireSameAdapter(t *testing.T, want, got *Adapter, exact bool) {
@@ -198,6 +200,13 @@ func TestBadInput(t *testing.T) {
 		randomAdapter(t, llama, 2, 2, 1).WriteGGUF(ap, TypeF32)
 		_, err = LoadModel(ap)
 		check(t, err, ap, "adapter")
+		// llama.cpp's llama arch applies an optional attn_output bias; the engine has none and
+		// used to drop it silently.
+		bp := tempPath(t, "bias.gguf")
+		writeModelGGUF(t, bp, RandomModel(llama, 1), TypeF32, &ggml.Tensor{Name: "blk.1.attn_output.bias", Kind: TypeF32,
+			Shape: []uint64{uint64(llama.NEmbd)}, WriterTo: rawWriter(f32Bytes(make([]float32, llama.NEmbd)))})
+		_, err = LoadModel(bp)
+		check(t, err, bp, "blk.1.attn_output.bias", "not supported")
 	})
 	t.Run("bad batches", func(t *testing.T) {
 		e := NewCPU(RandomModel(llama, 1), Options{})

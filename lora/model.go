@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -236,6 +238,9 @@ func LoadModel(path string) (*Model, error) {
 			ld.want(&l.Bv, p+"attn_v.bias", cfg.NHeadKV*cfg.HeadDim)
 		}
 	}
+	if err := ld.checkUnused(); err != nil {
+		return nil, err
+	}
 	if err := ld.run(); err != nil {
 		return nil, err
 	}
@@ -289,6 +294,29 @@ func (ld *tensorLoader) want(dst *[]float32, name string, shape ...int) {
 		return
 	}
 	ld.jobs = append(ld.jobs, loadJob{t, dst})
+}
+
+// checkUnused refuses a decoder bias the engine has no place for (llama.cpp's llama arch adds
+// optional attn_output and FFN biases): ignoring it would silently compute another model.
+func (ld *tensorLoader) checkUnused() error {
+	if ld.err != nil {
+		return ld.err
+	}
+	used := make(map[string]bool, len(ld.jobs))
+	for _, j := range ld.jobs {
+		used[j.t.Name] = true
+	}
+	var names []string
+	for name := range ld.byName {
+		if strings.HasPrefix(name, "blk.") && strings.HasSuffix(name, ".bias") && !used[name] {
+			names = append(names, name)
+		}
+	}
+	if len(names) > 0 {
+		slices.Sort(names)
+		return fmt.Errorf("load model %s: tensor %s is not supported by the gradient engine (it would be ignored)", ld.path, names[0])
+	}
+	return nil
 }
 
 func (ld *tensorLoader) run() error {

@@ -56,7 +56,7 @@ func f32Bytes(v []float32) []byte {
 
 // writeModelGGUF writes m as a GGUF llama.cpp can load (with a byte-level BPE vocabulary), its matrices
 // stored as kind (F32, F16 or a quantized type via ggml_quantize_chunk).
-func writeModelGGUF(t testing.TB, path string, m *Model, kind uint32) {
+func writeModelGGUF(t testing.TB, path string, m *Model, kind uint32, extra ...*ggml.Tensor) {
 	t.Helper()
 	c := m.Cfg
 	tokens := make([]string, c.NVocab)
@@ -138,6 +138,7 @@ func writeModelGGUF(t testing.TB, path string, m *Model, kind uint32) {
 			ts = append(ts, vec(p+"attn_q_norm.weight", l.AttnQNorm), vec(p+"attn_k_norm.weight", l.AttnKNorm))
 		}
 	}
+	ts = append(ts, extra...)
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)

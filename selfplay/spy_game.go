@@ -158,7 +158,7 @@ func (g *SpyGame) Score(s SpySettings, rae *SpyRAE) error {
 		x.Reward = SpyDecisionReward(s.DecisionReward, *x.Vote, x.FormatOK, g.Spy)
 		rewards[i] = x.Reward
 	}
-	for i, a := range SpyGroupAdvantages(rewards) {
+	for i, a := range spyGroupAdvantages(rewards, s.AdvEps) {
 		dec[i].Advantage = a
 	}
 

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+
+	"github.com/vzlocal/vzlocal/optim"
 )
 
 // SpyAccuracy is acc_k of games.md 1.2: +1 for the spy, -0.5 for an abstention, -1 for a wrong or
@@ -37,29 +39,24 @@ func SpyDecisionReward(variant string, v SpyVote, formatOK bool, spy int) float6
 }
 
 // SpyGroupAdvantages normalises the decision rewards of one game: (r - mean) / (population std +
-// 1e-8). A group whose rewards are all equal gets zeros (no signal to learn from).
+// 1e-8), the official code's epsilon. A group whose rewards are all equal gets zeros (no signal
+// to learn from).
 func SpyGroupAdvantages(rewards []float64) []float64 {
-	adv := make([]float64, len(rewards))
+	return spyGroupAdvantages(rewards, SpyAdvEps)
+}
+
+// SpyAdvEps is the epsilon of the decision advantages' std normalisation (games.md 1.2).
+const SpyAdvEps = 1e-8
+
+// spyGroupAdvantages is optim's GRPO advantage with the population std and epsilon eps (>= 0,
+// checked by SpySettings.Validate).
+func spyGroupAdvantages(rewards []float64, eps float64) []float64 {
 	if len(rewards) == 0 {
-		return adv
+		return []float64{}
 	}
-	equal := true
-	var mean float64
-	for _, r := range rewards {
-		mean += r
-		equal = equal && r == rewards[0]
-	}
-	if equal {
-		return adv
-	}
-	mean /= float64(len(rewards))
-	var ss float64
-	for _, r := range rewards {
-		ss += (r - mean) * (r - mean)
-	}
-	std := math.Sqrt(ss / float64(len(rewards)))
-	for i, r := range rewards {
-		adv[i] = (r - mean) / (std + 1e-8)
+	adv, _, err := optim.GroupAdvantages(rewards, optim.AdvantageConfig{Estimator: optim.AdvGRPO, Eps: eps})
+	if err != nil { // only a non-finite reward or eps, which no scored vote produces
+		return make([]float64, len(rewards))
 	}
 	return adv
 }

@@ -2,6 +2,7 @@ package selfplay
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 )
@@ -53,6 +54,8 @@ type SpySettings struct {
 	Beta           float64 `json:"beta" yaml:"beta"`                       // zero-sum clue reward scale
 	Lambda         float64 `json:"lambda" yaml:"lambda"`                   // civilian vote-spread penalty
 	Alpha          float64 `json:"alpha" yaml:"alpha"`                     // RAE baseline EMA factor
+	// AdvEps is added to the population std of a game's decision rewards (games.md 1.2: 1e-8).
+	AdvEps float64 `json:"adv_eps" yaml:"adv_eps"`
 
 	Clue     StageSampling `json:"clue" yaml:"clue"`
 	Decide   StageSampling `json:"decide" yaml:"decide"`
@@ -73,6 +76,7 @@ func DefaultSpySettings() SpySettings {
 		Beta:            0.1,
 		Lambda:          0.1,
 		Alpha:           0.9,
+		AdvEps:          SpyAdvEps,
 		Clue:            StageSampling{Temperature: 0.8, MaxTokens: 1024},
 		Decide:          StageSampling{Temperature: 0.8, MaxTokens: 1024},
 	}
@@ -98,6 +102,8 @@ func (s SpySettings) Validate() error {
 		return fmt.Errorf("spy game: decision reward %q, want %q or %q", s.DecisionReward, RewardCode, RewardPaper)
 	case s.Beta < 0 || s.Lambda < 0:
 		return fmt.Errorf("spy game: beta %g and lambda %g must not be negative", s.Beta, s.Lambda)
+	case !(s.AdvEps >= 0) || math.IsInf(s.AdvEps, 0):
+		return fmt.Errorf("spy game: advantage eps %v, want a finite value >= 0", s.AdvEps)
 	case s.Alpha < 0 || s.Alpha >= 1:
 		return fmt.Errorf("spy game: RAE alpha = %g, want 0 <= alpha < 1", s.Alpha)
 	case s.Clue.Temperature < 0 || s.Decide.Temperature < 0:

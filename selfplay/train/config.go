@@ -89,7 +89,7 @@ type LossConfig struct {
 	ISLevel         string  `name:"is-level" help:"Importance ratio per token or per sequence." default:"token" enum:"token,sequence"`
 	ISCap           float64 `name:"is-cap" help:"TIS cap C, or MIS upper bound." default:"2"`
 	ISMin           float64 `name:"is-min" help:"MIS lower bound." default:"0.5"`
-	AdvEps          float64 `help:"Epsilon of the GRPO std normalisation." default:"1e-8"`
+	AdvEps          float64 `help:"Epsilon added to the std of the spy game's decision advantages (the qs game uses games.md's 1e-6)." default:"1e-8"`
 }
 
 // Diff lists the settings that differ between two configs ("lora.rank: 16 != 8"), for refusing

@@ -143,6 +143,7 @@ func spySettings(cfg Config, runDir string) selfplay.SpySettings {
 	s.SpyImage, s.DecisionReward, s.Beta, s.Lambda, s.Alpha = c.SpyImage, c.DecisionReward, c.Beta, c.Lambda, c.RAEAlpha
 	s.Clue = selfplay.StageSampling{Temperature: c.Temperature, MaxTokens: c.ClueMaxTokens}
 	s.Decide = selfplay.StageSampling{Temperature: c.Temperature, MaxTokens: c.DecisionMaxTokens}
+	s.AdvEps = cfg.Loss.AdvEps
 	s.Seed = cfg.Seed
 	s.BlankDir = filepath.Join(runDir, "blank")
 	return s

@@ -65,22 +65,29 @@ func (c Config) linearShape(target string) (in, out int, ok bool) {
 
 // weight returns the base weight of a target in layer il.
 func (m *Model) weight(il int, target string) []float32 {
-	l := &m.Layers[il]
+	if w := m.Layers[il].weightRef(target); w != nil {
+		return *w
+	}
+	return nil
+}
+
+// weightRef returns the field holding a target's base weight, or nil for an unknown target.
+func (l *Layer) weightRef(target string) *[]float32 {
 	switch target {
 	case "attn_q":
-		return l.Wq
+		return &l.Wq
 	case "attn_k":
-		return l.Wk
+		return &l.Wk
 	case "attn_v":
-		return l.Wv
+		return &l.Wv
 	case "attn_output":
-		return l.Wo
+		return &l.Wo
 	case "ffn_gate":
-		return l.Wgate
+		return &l.Wgate
 	case "ffn_up":
-		return l.Wup
+		return &l.Wup
 	case "ffn_down":
-		return l.Wdown
+		return &l.Wdown
 	}
 	return nil
 }
@@ -112,9 +119,19 @@ func ReadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("read model config %s: %w", path, err)
 	}
-	cfg, err := configFromKV(g.KV())
+	cfg, err := configFromGGUF(g)
 	if err != nil {
 		return Config{}, fmt.Errorf("read model config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// configFromGGUF reads the hyper-parameters from the header and what the tensor list says: the
+// vocabulary size, a tied output head, q/k/v biases.
+func configFromGGUF(g *ggml.GGML) (Config, error) {
+	cfg, err := configFromKV(g.KV())
+	if err != nil {
+		return Config{}, err
 	}
 	hasOutput := false
 	for _, t := range g.Tensors().Items() {
@@ -130,7 +147,7 @@ func ReadConfig(path string) (Config, error) {
 		}
 	}
 	if cfg.NVocab == 0 {
-		return Config{}, fmt.Errorf("read model config %s: missing or malformed tensor token_embd.weight", path)
+		return Config{}, fmt.Errorf("missing or malformed tensor token_embd.weight")
 	}
 	cfg.TiedOutput = !hasOutput
 	return cfg, nil
@@ -154,7 +171,7 @@ func LoadModel(path string) (*Model, error) {
 	if t, _ := kv["general.type"].(string); t == "adapter" {
 		return nil, fmt.Errorf("load model %s: file is an adapter, not a base model", path)
 	}
-	cfg, err := configFromKV(kv)
+	cfg, err := configFromGGUF(g)
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", path, err)
 	}
@@ -176,27 +193,16 @@ func LoadModel(path string) (*Model, error) {
 	ld := &tensorLoader{path: path, data: data, base: base, byName: byName}
 
 	m := &Model{Cfg: cfg}
-	E, V := cfg.NEmbd, 0
-	if t := byName["token_embd.weight"]; t != nil && len(t.Shape) == 2 {
-		V = int(t.Shape[1])
-	}
-	if V == 0 {
-		return nil, fmt.Errorf("load model %s: missing or malformed tensor token_embd.weight", path)
-	}
-	m.Cfg.NVocab = V
-	cfg = m.Cfg
+	E, V := cfg.NEmbd, cfg.NVocab
 	ld.want(&m.TokEmbd, "token_embd.weight", E, V)
 	ld.want(&m.OutNorm, "output_norm.weight", E)
-	if byName["output.weight"] != nil {
+	if !cfg.TiedOutput {
 		ld.want(&m.Output, "output.weight", E, V)
-	} else {
-		m.Cfg.TiedOutput = true
 	}
 	if t := byName["rope_freqs.weight"]; t != nil {
 		ld.want(&m.Cfg.RopeFreqs, "rope_freqs.weight", cfg.NRot/2)
 	}
-	_, hasBias := byName["blk.0.attn_q.bias"]
-	m.Cfg.HasQKVBias = hasBias
+	hasBias := cfg.HasQKVBias
 	m.Layers = make([]Layer, cfg.NLayer)
 	for il := range m.Layers {
 		l := &m.Layers[il]
@@ -205,24 +211,7 @@ func LoadModel(path string) (*Model, error) {
 		ld.want(&l.FFNNorm, p+"ffn_norm.weight", E)
 		for _, tg := range Targets {
 			in, out, _ := cfg.linearShape(tg)
-			var dst *[]float32
-			switch tg {
-			case "attn_q":
-				dst = &l.Wq
-			case "attn_k":
-				dst = &l.Wk
-			case "attn_v":
-				dst = &l.Wv
-			case "attn_output":
-				dst = &l.Wo
-			case "ffn_gate":
-				dst = &l.Wgate
-			case "ffn_up":
-				dst = &l.Wup
-			case "ffn_down":
-				dst = &l.Wdown
-			}
-			ld.want(dst, p+tg+".weight", in, out)
+			ld.want(l.weightRef(tg), p+tg+".weight", in, out)
 		}
 		if cfg.QKNorm {
 			ld.want(&l.AttnQNorm, p+"attn_q_norm.weight", cfg.HeadDim)

@@ -123,7 +123,7 @@ func (a *Adapter) WritePEFT(dir string, cfg Config, baseModel string) error {
 		pc.LoraAlpha = float64(a.Rank)
 	}
 	for _, t := range a.Targets {
-		pc.TargetModules = append(pc.TargetModules, filepath.Ext("." + hfModule[t])[1:])
+		pc.TargetModules = append(pc.TargetModules, shortName(hfModule[t]))
 	}
 	js, err := json.MarshalIndent(pc, "", "  ")
 	if err != nil {

@@ -236,3 +236,23 @@ func TestOutputOverInput(t *testing.T) {
 	_, err = Export(context.Background(), src, Options{Format: "merged", Out: filepath.Dir(files.MMProj)})
 	require.ErrorContains(t, err, "would overwrite the input")
 }
+
+// The merged export copies --mmproj next to the merged model: a file that is not a vision
+// projector (empty, a text model, an adapter) is refused before anything is written.
+func TestMergedRefusesNonProjectorMMProj(t *testing.T) {
+	files := tinyModel(t, testmodel.Config{Family: "llava", Seed: 1})
+	adapter := filepath.Join(t.TempDir(), "adapter.gguf")
+	require.NoError(t, randomAdapter(t, files.Text, 2, 2, 1).WriteGGUF(adapter, 0))
+	empty := filepath.Join(t.TempDir(), "empty.gguf")
+	require.NoError(t, os.WriteFile(empty, nil, 0o644))
+	for name, mmproj := range map[string]string{"empty": empty, "text model": files.Text, "adapter": adapter} {
+		t.Run(name, func(t *testing.T) {
+			out := t.TempDir()
+			src := Source{Adapter: adapter, Model: files.Text, MMProj: mmproj}
+			_, err := Export(context.Background(), src, Options{Format: "merged", Out: out})
+			require.ErrorContains(t, err, "mmproj")
+			require.ErrorContains(t, err, mmproj)
+			requireEmptyDir(t, out)
+		})
+	}
+}

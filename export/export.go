@@ -78,6 +78,12 @@ func Export(ctx context.Context, src Source, opt Options) (res Result, err error
 		}
 		res.Warnings = append(res.Warnings, fc.Warnings...)
 	}
+	if opt.Format == "merged" && src.MMProj != "" {
+		// the merged export copies the projector as is: it must be one
+		if _, err := projectorType(src.MMProj); err != nil {
+			return res, err
+		}
+	}
 	la, ad, cfg, err := readAdapter(src.Adapter, src.Model)
 	if err != nil {
 		return res, err

@@ -37,16 +37,25 @@ func CheckOllamaFamily(textPath, mmprojPath string) (FamilyCheck, error) {
 	}
 	fc := FamilyCheck{Arch: text.Arch()}
 	if mmprojPath != "" {
-		proj, err := readGGUF(mmprojPath)
-		if err != nil {
-			return fc, fmt.Errorf("mmproj: %w", err)
-		}
-		fc.Projector = proj.String("clip.projector_type")
-		if fc.Projector == "" {
-			return fc, fmt.Errorf("mmproj %s has no clip.projector_type: not a llama.cpp vision projector", mmprojPath)
+		if fc.Projector, err = projectorType(mmprojPath); err != nil {
+			return fc, err
 		}
 	}
 	return fc, fc.verdict()
+}
+
+// projectorType is clip.projector_type of a vision projector GGUF; an error when the file is not
+// one (a text model or an adapter passed as --mmproj, an empty or truncated file).
+func projectorType(mmprojPath string) (string, error) {
+	proj, err := readGGUF(mmprojPath)
+	if err != nil {
+		return "", fmt.Errorf("mmproj: %w", err)
+	}
+	pt := proj.String("clip.projector_type")
+	if pt == "" {
+		return "", fmt.Errorf("mmproj %s has no clip.projector_type: not a llama.cpp vision projector", mmprojPath)
+	}
+	return pt, nil
 }
 
 func (fc *FamilyCheck) verdict() error {

@@ -13,6 +13,7 @@ import (
 	"github.com/vzlocal/vzlocal/llm"
 	"github.com/vzlocal/vzlocal/llm/testmodel"
 	"github.com/vzlocal/vzlocal/lora"
+	"github.com/vzlocal/vzlocal/optim"
 	"github.com/vzlocal/vzlocal/selfplay"
 )
 
@@ -234,5 +235,26 @@ func TestInterruptedEvaluationKeepsStepWhole(t *testing.T) {
 		if m.Step != i {
 			t.Fatalf("metrics steps %v: lost or repeated step", ms)
 		}
+	}
+}
+
+// TestSumNormUsesTheSamplesTokenLimit: seq-mean-token-sum-norm divides by the max new tokens the
+// step's samples were drawn with, not by the spy clue limit (a decision turn may be longer).
+func TestSumNormUsesTheSamplesTokenLimit(t *testing.T) {
+	s, _ := guardSetup(t, &faultyEngine{nanFrom: -1})
+	s.Config.Steps = 1
+	s.Config.Loss.LossAgg = string(optim.AggSeqMeanTokenSumNorm)
+	s.Config.Spy.ClueMaxTokens, s.Config.Spy.DecisionMaxTokens = 4, 4 // the digit game samples 12
+	tr, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m selfplay.StepMetrics
+	tr.OnStep = func(x selfplay.StepMetrics) { m = x }
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m.CompletionLenMax > 12 || m.GradNorm == 0 {
+		t.Fatalf("step did not train: %+v", m)
 	}
 }

@@ -96,7 +96,7 @@ func New(s Setup) (*Trainer, error) {
 	if err := t.sched.Validate(); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	normLen := c.Spy.ClueMaxTokens
+	normLen := max(c.Spy.ClueMaxTokens, c.Spy.DecisionMaxTokens) // a step's samples may set less
 	if c.Game == "qs" {
 		normLen = c.QS.maxTokens()
 	}

@@ -57,6 +57,12 @@ func (t *Trainer) update(ctx context.Context, step int, plan StepPlan, train *tr
 			})
 		}
 	}
+	// seq-mean-token-sum-norm divides by the sampler's max new tokens: that of this step's
+	// samples (spy game: clue or decision turns; qs game: questions or answers).
+	pgc := t.pg
+	if n := maxNewTokens(res.Samples); n > 0 {
+		pgc.NormLen = n
+	}
 	var old [][]float64
 	updates := max(t.Config.Loss.UpdatesPerBatch, 1)
 	// With several updates per batch a non-finite later update must not leave the earlier ones
@@ -101,7 +107,7 @@ func (t *Trainer) update(ctx context.Context, step int, plan StepPlan, train *tr
 		if u == 0 {
 			old = newLP
 		}
-		pg, err := optim.PGLoss(seqs, t.pg)
+		pg, err := optim.PGLoss(seqs, pgc)
 		if err != nil {
 			return updateOutcome{}, err
 		}
@@ -308,6 +314,15 @@ func adamParams(a, grads *lora.Adapter) []optim.Param {
 			optim.Param{Name: p.Name + ".lora_b", Value: vals[2*i+1], Grad: gs[2*i+1]})
 	}
 	return out
+}
+
+// maxNewTokens is the largest token limit the samples were drawn with (0: none given).
+func maxNewTokens(samples []Sample) int {
+	n := 0
+	for _, s := range samples {
+		n = max(n, s.Request.MaxTokens)
+	}
+	return n
 }
 
 // restoreAdapter puts back the adapter values and optimizer state saved before a step's

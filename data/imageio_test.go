@@ -5,6 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"image"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -46,4 +51,42 @@ func TestLoadImageRefusesHugeDimensions(t *testing.T) {
 	require.Contains(t, err.Error(), path)
 	require.Contains(t, err.Error(), "40000x40000")
 	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "allocated for pixels the file does not hold")
+}
+
+// FuzzLoadImage: any file gives an upright image within the limits or a *SourceError naming the
+// file, never a panic (photos are untrusted input; the WebP and GIF decoders are third-party).
+func FuzzLoadImage(f *testing.F) {
+	var small bytes.Buffer
+	require.NoError(f, png.Encode(&small, photo(70, 66, 1)))
+	f.Add(small.Bytes())
+	var jb bytes.Buffer
+	require.NoError(f, jpeg.Encode(&jb, photo(66, 70, 2), &jpeg.Options{Quality: 60}))
+	f.Add(withEXIF(jb.Bytes(), 6, binary.BigEndian))
+	var gb bytes.Buffer
+	require.NoError(f, gif.Encode(&gb, photo(64, 64, 3), nil))
+	f.Add(gb.Bytes())
+	if webp, err := os.ReadFile("testdata/blue-purple-pink.webp"); err == nil {
+		f.Add(webp)
+	}
+	f.Add(pngHeaderOnly(100, 100))
+	path := filepath.Join(f.TempDir(), "photo")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if cfg, _, err := image.DecodeConfig(bytes.NewReader(b)); err == nil && cfg.Width*cfg.Height > 1<<20 {
+			return // valid but large: slow to decode, and not what this looks for
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		li, err := LoadImage(path, ImageLimits{MaxSide: 256})
+		if err != nil {
+			var se *SourceError
+			if !errors.As(err, &se) || se.Path != path {
+				t.Fatalf("error %v is not a *SourceError naming the file", err)
+			}
+			return
+		}
+		if s := li.Img.Bounds().Size(); max(s.X, s.Y) > 256 || min(s.X, s.Y) < 1 {
+			t.Fatalf("image %v outside the limits", s)
+		}
+	})
 }

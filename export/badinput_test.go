@@ -256,3 +256,19 @@ func TestMergedRefusesNonProjectorMMProj(t *testing.T) {
 		})
 	}
 }
+
+// An adapter given as the base model (the two paths swapped) is named as such, not reported as a
+// model with a missing key.
+func TestAdapterGivenAsBase(t *testing.T) {
+	files := tinyModel(t, testmodel.Config{Family: "llava", Seed: 1, NoMMProj: true})
+	adapter := filepath.Join(t.TempDir(), "adapter.gguf")
+	require.NoError(t, randomAdapter(t, files.Text, 2, 2, 1).WriteGGUF(adapter, 0))
+	for _, format := range Formats {
+		t.Run(format, func(t *testing.T) {
+			out := t.TempDir()
+			_, err := Export(context.Background(), Source{Adapter: files.Text, Model: adapter}, Options{Format: format, Out: out})
+			require.ErrorContains(t, err, adapter+" is a LoRA adapter")
+			requireEmptyDir(t, out)
+		})
+	}
+}

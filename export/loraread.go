@@ -18,6 +18,9 @@ func readAdapter(adapterPath, basePath string) (*lora.Adapter, *Adapter, lora.Co
 	if err != nil {
 		return nil, nil, lora.Config{}, fmt.Errorf("base model: %w", err)
 	}
+	if base.String("general.type") == "adapter" {
+		return nil, nil, lora.Config{}, fmt.Errorf("base model %s is a LoRA adapter, not a model (adapter and base swapped?)", basePath)
+	}
 	cfg, err := lora.ReadConfig(basePath) // header only: no weights are loaded
 	if err != nil {
 		return nil, nil, lora.Config{}, err

@@ -415,7 +415,12 @@ func makeUserPair(u userPair, c EditOptions) (*Pair, image.Image, image.Image, e
 		draw.Draw(mod, mod.Bounds(), image.NewUniform(gray128), image.Point{}, draw.Src)
 	}
 	w, h := orig.Bounds().Dx(), orig.Bounds().Dy()
-	for _, r := range diffRegions(orig, mod, c.DiffThreshold, max(4, w*h/2000)) {
+	regions := diffRegions(orig, mod, c.DiffThreshold, max(4, w*h/2000))
+	if len(regions) == 0 {
+		// no difference to play on: the same file twice, or an edit within compression noise
+		return nil, nil, nil, &SourceError{Path: u.edited, Err: fmt.Errorf("does not differ from %s (no region where pixels differ by more than %d)", u.source, c.DiffThreshold)}
+	}
+	for _, r := range regions {
 		where := regionWord(r, w, h)
 		after := fmt.Sprintf("region %s, mostly %s (edited)", where, colorName(meanColor(mod, r)))
 		if u.instruction != "" {

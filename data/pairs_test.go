@@ -465,3 +465,20 @@ func TestManifestLineTooLong(t *testing.T) {
 	require.Contains(t, err.Error(), filepath.Join(dir, "manifest.jsonl")+" line 2")
 	require.Contains(t, err.Error(), "longer than 1 MiB")
 }
+
+// A user pair whose edited image does not differ from the source (the same photo saved twice)
+// has nothing to play on: it is skipped with the reason, not written as a pair without changes.
+func TestUserPairWithoutDifferenceIsSkipped(t *testing.T) {
+	dir := t.TempDir()
+	img := encodePNG(t, photo(120, 100, 50))
+	writeFile(t, filepath.Join(dir, "same.png"), img)
+	edited := writeFile(t, filepath.Join(dir, "same.edit.png"), img)
+	writeFile(t, filepath.Join(dir, "other.png"), encodePNG(t, photo(120, 100, 51)))
+	pairs, rep, err := PairsFromImages(dir, t.TempDir(), EditOptions{})
+	require.NoError(t, err)
+	require.Len(t, pairs, 1)
+	require.Equal(t, KindEdit, pairs[0].Kind)
+	require.Len(t, rep.Skipped, 1)
+	require.Equal(t, edited, rep.Skipped[0].Path)
+	require.ErrorContains(t, rep.Skipped[0].Err, "does not differ")
+}

@@ -99,13 +99,27 @@ func prune(root string, keep int) {
 	}
 }
 
-// removeStaleTemps deletes temporary checkpoint folders left by a killed run; called on resume.
+// removeStaleTemps deletes what a killed run left beside its newest complete checkpoint: temporary
+// checkpoint folders, and checkpoint folders newer than checkpoints/latest (renamed into place
+// just before the kill, before latest named them). A resume continues from latest; such a folder
+// would otherwise outrank it in prune, which could then delete the checkpoint latest names.
+// Called on resume.
 func removeStaleTemps(runDir string) {
 	root := filepath.Join(runDir, checkpointsDir)
+	_, latest, ok, err := LatestCheckpoint(runDir)
+	if err != nil {
+		return // keep everything: the run cannot resume anyway, and the error says why
+	}
 	entries, _ := os.ReadDir(root)
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".tmp-") {
-			os.RemoveAll(filepath.Join(root, e.Name()))
+		name := e.Name()
+		if strings.HasPrefix(name, ".tmp-") {
+			os.RemoveAll(filepath.Join(root, name))
+			continue
+		}
+		step, err := strconv.Atoi(strings.TrimPrefix(name, "step-"))
+		if e.IsDir() && strings.HasPrefix(name, "step-") && err == nil && (!ok || step > latest) {
+			os.RemoveAll(filepath.Join(root, name))
 		}
 	}
 }

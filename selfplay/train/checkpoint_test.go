@@ -56,3 +56,22 @@ func TestLatestCheckpointCorrupt(t *testing.T) {
 	_, _, _, err := LatestCheckpoint(run)
 	require.ErrorContains(t, err, "not a checkpoint")
 }
+
+// TestResumeDropsCheckpointNewerThanLatest: a run killed between renaming a checkpoint into place
+// and writing latest leaves a folder newer than latest; the resume removes it, so pruning later
+// never deletes the checkpoint latest names.
+func TestResumeDropsCheckpointNewerThanLatest(t *testing.T) {
+	run := t.TempDir()
+	fill := func(dir string) error { return os.WriteFile(filepath.Join(dir, "state.json"), []byte("{}"), 0o644) }
+	_, err := SaveCheckpoint(run, 1, 1, fill)
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Join(run, checkpointsDir, checkpointName(3)), 0o755)) // killed before latest
+	removeStaleTemps(run)
+	_, err = SaveCheckpoint(run, 2, 1, fill) // the resumed run's next checkpoint
+	require.NoError(t, err)
+	dir, step, ok, err := LatestCheckpoint(run)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, 2, step)
+	require.DirExists(t, dir)
+}

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -116,6 +117,10 @@ func checkProjector(path string, text textInfo) (projInfo, error) {
 			}
 		}
 	}
+	layers, err2 := checkClipIntArrays(kv)
+	if err2 != "" {
+		return bad("%s", err2)
+	}
 	for _, k := range []string{"image_mean", "image_std"} {
 		// keyValue prefixes the architecture ("clip.") itself.
 		if v := kv.Floats("vision." + k); len(v) < 3 {
@@ -154,6 +159,12 @@ func checkProjector(path string, text textInfo) (projInfo, error) {
 	}
 	if err := checkProjectorHparams(kv, tensors, proj); err != "" {
 		return bad("%s", err)
+	}
+	if mm0 := tensors["mm.0.weight"]; proj == "mlp" && layers > 0 && mm0 != nil && len(mm0.Shape) == 2 {
+		// the llava graph concatenates the feature layers' outputs before mm.0
+		if w := int(kv["clip.vision.embedding_length"].(uint32)); int(mm0.Shape[0]) != layers*w {
+			return bad("key clip.vision.feature_layer stacks %d layers of width %d, mm.0.weight takes %d", layers, w, mm0.Shape[0])
+		}
 	}
 
 	if proj == "mlp" && tensors["mm.3.weight"] != nil {
@@ -227,6 +238,70 @@ func checkProjectorHparams(kv ggml.KV, tensors map[string]*ggml.Tensor, proj str
 		}
 	}
 	return ""
+}
+
+// checkClipIntArrays checks the two integer arrays the clip loader reads as raw int32 data
+// whatever their GGUF type (get_arr_int): feature_layer indexes the encoder's blocks (a layer past
+// the last one reads past the block list and aborts), image_grid_pinpoints is read in pairs. It
+// returns how many distinct encoder layers feature_layer stacks (0 when not set).
+func checkClipIntArrays(kv ggml.KV) (int, string) {
+	blocks := int64(kv["clip.vision.block_count"].(uint32))
+	stacked := map[int64]bool{}
+	for _, k := range []string{"clip.vision.feature_layer", "clip.vision.image_grid_pinpoints"} {
+		v, present := kv[k]
+		if !present {
+			continue
+		}
+		vals, ok := int32Values(v)
+		if !ok {
+			return 0, fmt.Sprintf("key %s %s", k, typeProblem(v, "array of int32"))
+		}
+		if vals == nil {
+			continue // longer than the header reader keeps: the type is all that can be checked
+		}
+		if k == "clip.vision.image_grid_pinpoints" && len(vals)%2 != 0 {
+			return 0, fmt.Sprintf("key %s has %d values, want (width, height) pairs", k, len(vals))
+		}
+		for _, x := range vals {
+			if k == "clip.vision.feature_layer" {
+				if x > blocks {
+					return 0, fmt.Sprintf("key %s names layer %d, the vision encoder has %d blocks", k, x, blocks)
+				}
+				if x >= 0 {
+					stacked[x] = true
+				}
+			}
+			if k == "clip.vision.image_grid_pinpoints" && x <= 0 {
+				return 0, fmt.Sprintf("key %s has a non-positive size %d", k, x)
+			}
+		}
+	}
+	return len(stacked), ""
+}
+
+// int32Values returns the values of a KV entry stored as 32-bit integers (an int32 or uint32 array,
+// or a single such value, which the clip loader reads as an array of one), and false for any other
+// type. The values are nil for an array too long for the header reader to keep.
+func int32Values(v any) ([]int64, bool) {
+	switch x := v.(type) {
+	case int32:
+		return []int64{int64(x)}, true
+	case uint32:
+		return []int64{int64(x)}, true
+	}
+	// fs/ggml's array type is unexported: recognise it by name and read it through MarshalJSON.
+	if t := fmt.Sprintf("%T", v); t != "*ggml.array[int32]" && t != "*ggml.array[uint32]" {
+		return nil, false
+	}
+	js, err := json.Marshal(v)
+	if err != nil {
+		return nil, false
+	}
+	var vals []int64
+	if err := json.Unmarshal(js, &vals); err != nil {
+		return nil, false
+	}
+	return vals, true
 }
 
 // typeProblem describes why a key's value is not of type want.

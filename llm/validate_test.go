@@ -87,6 +87,11 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		{"image_size int32", good.Text, derived("i32.gguf", withKV("clip.vision.image_size", int32(32))), "mmproj", "clip.vision.image_size has type int32, want uint32"},
 		{"epsilon uint32", good.Text, derived("eps.gguf", withKV("clip.vision.attention.layer_norm_epsilon", uint32(1))), "mmproj", "layer_norm_epsilon has type uint32, want float32"},
 		{"no projection_dim", good.Text, derived("nopd.gguf", withKV("clip.vision.projection_dim", nil)), "mmproj", "clip.vision.projection_dim is missing"},
+		{"feature layer past the encoder", good.Text, derived("fl3.gguf", withKV("clip.vision.feature_layer", []int32{1, 3})), "mmproj", "names layer 3, the vision encoder has 2 blocks"},
+		{"feature layer scalar past the encoder", good.Text, derived("fl3s.gguf", withKV("clip.vision.feature_layer", uint32(3))), "mmproj", "names layer 3"},
+		{"feature layers as strings", good.Text, derived("fls.gguf", withKV("clip.vision.feature_layer", []string{"1"})), "mmproj", "clip.vision.feature_layer has type"},
+		{"feature layers wider than mm.0", good.Text, derived("fl12.gguf", withKV("clip.vision.feature_layer", []int32{1, 2})), "mmproj", "stacks 2 layers of width 32, mm.0.weight takes 32"},
+		{"odd pinpoints", good.Text, derived("pp.gguf", withKV("clip.vision.image_grid_pinpoints", []int32{32, 32, 64})), "mmproj", "has 3 values, want (width, height) pairs"},
 		{"unknown projector", good.Text, derived("foo.gguf", withKV("clip.projector_type", "foo")), "mmproj", `unsupported projector type "foo"`},
 		{"missing projector tensor", good.Text, derived("nomm2b.gguf", proj.without("mm.2.bias")), "mmproj", "missing tensor mm.2.bias"},
 		{"missing position embedding", good.Text, derived("nopos.gguf", proj.without("v.position_embd.weight")), "mmproj", "missing tensor v.position_embd.weight"},
@@ -112,4 +117,19 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 			require.Contains(t, err.Error(), want)
 		})
 	}
+}
+
+// Valid feature layers and pinpoints (any 32-bit integer array, as clip reads them) still load.
+func TestLoadAcceptsClipIntArrays(t *testing.T) {
+	good := tinyModelFiles(t, "llava")
+	g := readGGUF(t, good.MMProj).clone()
+	g.kv["clip.vision.feature_layer"] = []uint32{1}
+	g.kv["clip.vision.image_grid_pinpoints"] = []int32{32, 32, 32, 64}
+	p := filepath.Join(t.TempDir(), "mmproj.gguf")
+	g.write(t, p)
+	m, err := Load(good.Text, p, testOptions())
+	require.NoError(t, err)
+	defer m.Close()
+	_, err = m.ChatPrompt("", "What is it?", testmodel.TestImage(40, 30, 1))
+	require.NoError(t, err)
 }

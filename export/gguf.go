@@ -43,7 +43,7 @@ type kvEntry struct {
 	Key   string
 	Type  uint32
 	Raw   []byte // the encoded value, without key and type
-	Value any    // decoded value for scalars, strings and arrays of strings/ints; nil for others
+	Value any    // decoded value for scalars, strings and arrays of strings; nil for other arrays
 }
 
 // tensorInfo is one entry of a GGUF tensor table.
@@ -258,7 +258,7 @@ func readKV(r io.Reader) (kvEntry, error) {
 		return kv, fmt.Errorf("%s: %w", kv.Key, err)
 	}
 	rec := &recordingReader{r: r}
-	if kv.Value, err = readValue(rec, kv.Type, true); err != nil {
+	if kv.Value, err = readValue(rec, kv.Type); err != nil {
 		return kv, fmt.Errorf("%s: %w", kv.Key, err)
 	}
 	kv.Raw = rec.buf
@@ -277,9 +277,9 @@ func (rr *recordingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readValue decodes one value of type t. Arrays decode to []string, []int64 or []float64 (other
-// element types are skipped and give nil); top is false inside arrays (no nested decode needed).
-func readValue(r io.Reader, t uint32, top bool) (any, error) {
+// readValue decodes one value of type t. Arrays of strings decode to []string; arrays of other
+// element types are skipped and give nil.
+func readValue(r io.Reader, t uint32) (any, error) {
 	le := binary.LittleEndian
 	switch t {
 	case ggufString:
@@ -309,12 +309,9 @@ func readValue(r io.Reader, t uint32, top bool) (any, error) {
 			}
 			return out, nil
 		case et == ggufArray:
-			for i := uint64(0); i < n; i++ {
-				if _, err := readValue(r, et, false); err != nil {
-					return nil, err
-				}
-			}
-			return nil, nil
+			// llama.cpp refuses arrays of arrays ("invalid GGUF type"); following them would
+			// also recurse once per 12 bytes of a corrupt file, until the stack overflows.
+			return nil, errors.New("array of arrays: not a valid GGUF value")
 		default:
 			size, ok := ggufScalarSize[et]
 			if !ok {

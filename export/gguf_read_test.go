@@ -133,3 +133,28 @@ func FuzzReadGGUF(f *testing.F) {
 		}
 	})
 }
+
+// Arrays of arrays are not GGUF (llama.cpp refuses them); a corrupt file of nested array headers
+// is an error naming the key, not a recursion as deep as the file is long.
+func TestReadGGUFNestedArrays(t *testing.T) {
+	le := binary.LittleEndian
+	var b bytes.Buffer
+	b.WriteString("GGUF")
+	binary.Write(&b, le, uint32(3))
+	binary.Write(&b, le, uint64(0))
+	binary.Write(&b, le, uint64(1))
+	binary.Write(&b, le, uint64(6))
+	b.WriteString("nested")
+	binary.Write(&b, le, ggufArray)
+	for i := 0; i < 1000; i++ {
+		binary.Write(&b, le, ggufArray)
+		binary.Write(&b, le, uint64(1))
+	}
+	binary.Write(&b, le, ggufUint8)
+	binary.Write(&b, le, uint64(1))
+	b.WriteByte(7)
+	p := writeTemp(t, "nested.gguf", b.Bytes())
+	_, err := readGGUF(p)
+	require.ErrorContains(t, err, p)
+	require.ErrorContains(t, err, "nested: array of arrays")
+}

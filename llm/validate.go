@@ -97,6 +97,14 @@ func checkModel(path string) (textInfo, error) {
 	if d, ok := kv[arch+".n_deepstack_layers"].(uint32); ok {
 		info.nEmbdInp = int(n) * (1 + int(d))
 	}
+	if arch == "gemma3" {
+		// Every 6th layer is global when a window is set: with fewer layers the global KV cache
+		// is empty and the first llama_decode aborts (tiny-models.md §3.4).
+		w, _ := kv["gemma3.attention.sliding_window"].(uint32)
+		if n, _ := kv["gemma3.block_count"].(uint32); w > 0 && n < 6 {
+			return textInfo{}, fileErr(kind, path, "gemma3 with a sliding window needs at least 6 layers (every 6th is global), it has %d", n)
+		}
+	}
 	if len(g.Tensors().Items()) == 0 {
 		return textInfo{}, fileErr(kind, path, "not a model: no tensors")
 	}

@@ -61,6 +61,11 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 	narrow.tensors = append(narrow.without("mm.2.weight").without("mm.2.bias").tensors,
 		&tensorBytes{name: "mm.2.weight", shape: []uint64{h, 48}, data: make([]byte, 4*int(h)*48)},
 		&tensorBytes{name: "mm.2.bias", shape: []uint64{48}, data: make([]byte, 4*48)})
+	// gemma3 with a window and fewer than 6 layers loads in llama.cpp, then its first decode aborts
+	g5, err := testmodel.Write(filepath.Join(dir, "g5"), testmodel.Config{Family: "gemma3", Seed: 1, Layers: 5, NoMMProj: true})
+	require.NoError(t, err)
+	gemma5 := readGGUF(t, g5.Text)
+	gemma5.kv["gemma3.attention.sliding_window"] = uint32(512)
 	wide, err := testmodel.Write(filepath.Join(dir, "wide"), testmodel.Config{Family: "llava", Seed: 1, Embd: 128, NoMMProj: true})
 	require.NoError(t, err)
 
@@ -79,6 +84,7 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		{"no architecture", writeBytes("noarch.gguf", ggufWithoutArch()), "", "model", "no general.architecture"},
 		{"mmproj as model", good.MMProj, "", "model", "is a vision projector"},
 		{"adapter as model", derived("adapter.gguf", loraFile(t, text, 1, 4, 8)), "", "model", "is a LoRA adapter"},
+		{"gemma3 window with 5 layers", derived("gemma5.gguf", gemma5), "", "model", "needs at least 6 layers (every 6th is global), it has 5"},
 		{"missing mmproj", good.Text, path("nope-mmproj.gguf"), "mmproj", "does not exist"},
 		{"text model as mmproj", good.Text, good.Text, "mmproj", `general.architecture is "llama", want "clip"`},
 		{"no vision encoder", good.Text, derived("novis.gguf", withKV("clip.has_vision_encoder", nil)), "mmproj", "no vision encoder"},
@@ -102,6 +108,10 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			m, err := Load(c.model, c.proj, testOptions())
 			if m != nil {
+				// the problem must be caught at Load, not abort the first decode
+				if p, err := m.TokenizeText("hi", true); err == nil {
+					m.Generate(bg, &Prompt{Tokens: p, NPos: len(p)}, Sampling{MaxTokens: 1})
+				}
 				m.Close()
 			}
 			var fe *FileError

@@ -44,9 +44,6 @@ func (c *trainCmd) Run(kctx *kong.Context) error {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
-	if err := saveFlags(kctx, runDir); err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -55,6 +52,11 @@ func (c *trainCmd) Run(kctx *kong.Context) error {
 		return err
 	}
 	defer run.Close()
+	// Only now: a resume that Open refused (another config) must not leave its flags behind as
+	// the run's own, or every later --resume would be refused too.
+	if err := saveFlags(kctx, runDir); err != nil {
+		return err
+	}
 	if run.Evaluate, err = scheduledSpyEval(c.Settings, runDir, run); err != nil {
 		return err
 	}

@@ -158,3 +158,27 @@ func TestTrainEvalAndReport(t *testing.T) {
 		t.Fatal("page has no win-rate section")
 	}
 }
+
+// TestRefusedResumeKeepsRunFlags: a --resume refused for another config must not record its
+// flags as the run's: a plain --resume afterwards still works.
+func TestRefusedResumeKeepsRunFlags(t *testing.T) {
+	files, err := testmodel.Write(t.TempDir(), testmodel.Config{Family: "llava", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(t.TempDir(), "run")
+	first := vzlocalCmd("--log-json", "train", "--model", files.Text, "--mmproj", files.MMProj, "--data", "clevr", "--data-n", "4",
+		"--held-out", "0", "--steps", "1", "--games-per-step", "1", "--threads", "1", "--spy-players", "3", "--spy-rounds", "1",
+		"--spy-observer-samples", "2", "--spy-clue-max-tokens", "4", "--spy-decision-max-tokens", "4", "--lora-rank", "2", "--out", run)
+	if out, err := first.CombinedOutput(); err != nil {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+	refused := vzlocalCmd("--log-json", "train", "--resume", run, "--lora-rank", "4")
+	if out, err := refused.CombinedOutput(); err == nil || !strings.Contains(string(out), "lora.rank") {
+		t.Fatalf("resume with another rank: %v\n%s", err, out)
+	}
+	again := vzlocalCmd("--log-json", "train", "--resume", run)
+	if out, err := again.CombinedOutput(); err != nil {
+		t.Fatalf("plain resume after a refused one: %v\n%s", err, out)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -45,12 +46,17 @@ func OllamaClient(host string) (*api.Client, *url.URL, error) {
 		return api.NewClient(envconfig.Host(), http.DefaultClient), envconfig.Host(), nil
 	}
 	raw := host
-	if !strings.Contains(raw, "://") {
+	bare := !strings.Contains(raw, "://")
+	if bare {
 		raw = "http://" + raw
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return nil, nil, fmt.Errorf("--host %q is not a host:port or URL", host)
+	}
+	if bare && u.Port() == "" {
+		// as OLLAMA_HOST=name does: a bare name means Ollama's port, not HTTP's 80
+		u.Host = net.JoinHostPort(u.Hostname(), "11434")
 	}
 	return api.NewClient(u, http.DefaultClient), u, nil
 }

@@ -111,6 +111,11 @@ func TestOllamaClientHost(t *testing.T) {
 		"127.0.0.1:11500":      "http://127.0.0.1:11500",
 		"http://example:1234":  "http://example:1234",
 		"https://example/path": "https://example/path",
+		// a bare name gets Ollama's port, as OLLAMA_HOST does; a URL keeps its scheme's
+		"gpu-box":        "http://gpu-box:11434",
+		"localhost":      "http://localhost:11434",
+		"[::1]":          "http://[::1]:11434",
+		"http://gpu-box": "http://gpu-box",
 	} {
 		_, u, err := OllamaClient(in)
 		require.NoError(t, err)

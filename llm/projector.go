@@ -157,7 +157,7 @@ func checkProjector(path string, text textInfo) (projInfo, error) {
 			return bad("missing tensor %s (needed by projector %q)", n, proj)
 		}
 	}
-	if err := checkProjectorHparams(kv, tensors, proj); err != "" {
+	if err := checkProjectorHparams(kv, tensors, proj, text.nEmbd); err != "" {
 		return bad("%s", err)
 	}
 	if mm0 := tensors["mm.0.weight"]; proj == "mlp" && layers > 0 && mm0 != nil && len(mm0.Shape) == 2 {
@@ -191,7 +191,7 @@ func checkProjector(path string, text textInfo) (projInfo, error) {
 }
 
 // checkProjectorHparams catches hyper-parameter combinations that abort inside clip.cpp.
-func checkProjectorHparams(kv ggml.KV, tensors map[string]*ggml.Tensor, proj string) string {
+func checkProjectorHparams(kv ggml.KV, tensors map[string]*ggml.Tensor, proj string, textEmbd int) string {
 	imageSize := int(kv["clip.vision.image_size"].(uint32))
 	patch := int(kv["clip.vision.patch_size"].(uint32))
 	if patch == 0 || imageSize < patch {
@@ -215,8 +215,13 @@ func checkProjectorHparams(kv ggml.KV, tensors map[string]*ggml.Tensor, proj str
 			return fmt.Sprintf("projector gemma3: pooling kernel %d does not divide the patch grid %d", scale, imageSize/patch)
 		}
 	case "qwen2.5vl_merger":
-		if _, ok := kv["clip.vision.n_wa_pattern"].(uint32); !ok {
+		wa, ok := kv["clip.vision.n_wa_pattern"].(uint32)
+		if !ok {
 			return "projector qwen2.5vl_merger needs clip.vision.n_wa_pattern (uint32)"
+		}
+		// window attention reshapes by projection_dim: any other width aborts the warmup
+		if pd := kv["clip.vision.projection_dim"].(uint32); wa > 0 && int(pd) != textEmbd {
+			return fmt.Sprintf("projector qwen2.5vl_merger with window attention needs clip.vision.projection_dim %d (the text model's width), not %d", textEmbd, pd)
 		}
 	}
 	if pe := tensors["v.position_embd.weight"]; pe != nil {

@@ -97,6 +97,11 @@ func checkModel(path string) (textInfo, error) {
 	if d, ok := kv[arch+".n_deepstack_layers"].(uint32); ok {
 		info.nEmbdInp = int(n) * (1 + int(d))
 	}
+	if arch == "qwen2vl" {
+		if problem := checkQwen2VL(kv, g.Tensors()); problem != "" {
+			return textInfo{}, fileErr(kind, path, "%s", problem)
+		}
+	}
 	if arch == "gemma3" {
 		// Every 6th layer is global when a window is set: with fewer layers the global KV cache
 		// is empty and the first llama_decode aborts (tiny-models.md §3.4).
@@ -109,4 +114,40 @@ func checkModel(path string) (textInfo, error) {
 		return textInfo{}, fileErr(kind, path, "not a model: no tensors")
 	}
 	return info, nil
+}
+
+// checkQwen2VL catches what llama.cpp's qwen2vl loader accepts but its graph cannot run: missing
+// q/k/v biases (marked optional, added unconditionally: a segfault at context creation) and M-RoPE
+// sections wider than the rotary dimensions (GGML_ASSERT(sect_dims <= ne0) at the first decode).
+func checkQwen2VL(kv ggml.KV, ts ggml.Tensors) string {
+	names := map[string]bool{}
+	for _, t := range ts.Items() {
+		names[t.Name] = true
+	}
+	blocks, _ := kv["qwen2vl.block_count"].(uint32)
+	for i := range int(blocks) {
+		for _, n := range []string{"attn_q", "attn_k", "attn_v"} {
+			if name := fmt.Sprintf("blk.%d.%s.bias", i, n); !names[name] {
+				return fmt.Sprintf("missing tensor %s (the qwen2vl graph needs the q/k/v biases)", name)
+			}
+		}
+	}
+	sections, ok := int32Values(kv["qwen2vl.rope.dimension_sections"])
+	embd, _ := kv["qwen2vl.embedding_length"].(uint32)
+	heads, _ := kv["qwen2vl.attention.head_count"].(uint32)
+	if !ok || heads == 0 {
+		return "" // llama.cpp reports these itself
+	}
+	dims := int64(embd / heads)
+	if d, ok := kv["qwen2vl.rope.dimension_count"].(uint32); ok {
+		dims = int64(d)
+	}
+	sum := int64(0)
+	for _, x := range sections {
+		sum += x
+	}
+	if sum > dims {
+		return fmt.Sprintf("qwen2vl.rope.dimension_sections %v sum to %d, more than the %d rotary dimensions", sections, sum, dims)
+	}
+	return ""
 }

@@ -66,6 +66,15 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 	require.NoError(t, err)
 	gemma5 := readGGUF(t, g5.Text)
 	gemma5.kv["gemma3.attention.sliding_window"] = uint32(512)
+	qwen := tinyModelFiles(t, "qwen2vl")
+	qtext, qproj := readGGUF(t, qwen.Text), readGGUF(t, qwen.MMProj)
+	wideSections := qtext.clone()
+	wideSections.kv["qwen2vl.rope.dimension_sections"] = []int32{8, 8, 8, 0} // 24 > head dim 16
+	withProjKV := func(g *ggufFile, k string, v any) *ggufFile {
+		g = g.clone()
+		g.kv[k] = v
+		return g
+	}
 	wide, err := testmodel.Write(filepath.Join(dir, "wide"), testmodel.Config{Family: "llava", Seed: 1, Embd: 128, NoMMProj: true})
 	require.NoError(t, err)
 
@@ -85,6 +94,9 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		{"mmproj as model", good.MMProj, "", "model", "is a vision projector"},
 		{"adapter as model", derived("adapter.gguf", loraFile(t, text, 1, 4, 8)), "", "model", "is a LoRA adapter"},
 		{"gemma3 window with 5 layers", derived("gemma5.gguf", gemma5), "", "model", "needs at least 6 layers (every 6th is global), it has 5"},
+		{"qwen2vl without a k bias", derived("qnobias.gguf", qtext.without("blk.1.attn_k.bias")), "", "model", "missing tensor blk.1.attn_k.bias"},
+		{"qwen2vl sections wider than the head", derived("qsec.gguf", wideSections), "", "model", "sum to 24, more than the 16 rotary dimensions"},
+		{"qwen2.5vl projection_dim", qwen.Text, derived("qpd.gguf", withProjKV(qproj, "clip.vision.projection_dim", uint32(48))), "mmproj", "needs clip.vision.projection_dim 64"},
 		{"missing mmproj", good.Text, path("nope-mmproj.gguf"), "mmproj", "does not exist"},
 		{"text model as mmproj", good.Text, good.Text, "mmproj", `general.architecture is "llama", want "clip"`},
 		{"no vision encoder", good.Text, derived("novis.gguf", withKV("clip.has_vision_encoder", nil)), "mmproj", "no vision encoder"},

@@ -258,3 +258,18 @@ func TestSumNormUsesTheSamplesTokenLimit(t *testing.T) {
 		t.Fatalf("step did not train: %+v", m)
 	}
 }
+
+// TestMemoryRefusalNamesTheGamesFlags: the refusal of a qs run names the qs settings to lower.
+func TestMemoryRefusalNamesTheGamesFlags(t *testing.T) {
+	eng := &faultyEngine{nanFrom: -1, memory: 1 << 50}
+	s, _ := guardSetup(t, eng)
+	s.Config.Game = "qs"
+	tr, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tr.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "--qs-answer-tokens") || strings.Contains(err.Error(), "--spy-") {
+		t.Fatalf("run error %v, want a refusal naming the qs settings", err)
+	}
+}

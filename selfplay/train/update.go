@@ -366,9 +366,12 @@ func (t *Trainer) checkMemory(groups []*group) error {
 		avail = int64(d.Device().Free) // a GPU engine's working memory is device memory
 	}
 	if avail > 0 && worst > avail*9/10 {
-		return fmt.Errorf("a batch of this step needs about %.1f GiB of working memory and %.1f GiB is available: "+
-			"lower --spy-observer-samples or the max tokens (--spy-clue-max-tokens, --spy-decision-max-tokens)",
-			float64(worst)/(1<<30), float64(avail)/(1<<30))
+		lower := "--spy-observer-samples or the max tokens (--spy-clue-max-tokens, --spy-decision-max-tokens)"
+		if t.Config.Game == "qs" {
+			lower = "--qs-questions, --qs-solver-samples or the max tokens (--qs-question-tokens, --qs-answer-tokens)"
+		}
+		return fmt.Errorf("a batch of this step needs about %.1f GiB of working memory and %.1f GiB is available: lower %s",
+			float64(worst)/(1<<30), float64(avail)/(1<<30), lower)
 	}
 	return nil
 }

@@ -400,3 +400,21 @@ func TestCLEVRIncrementalRenderIsExact(t *testing.T) {
 		}
 	}
 }
+
+// A pair folder whose image is an empty file (an interrupted copy) or a folder is refused by
+// ReadDir, naming the image, instead of reaching the model as a picture.
+func TestReadDirRefusesEmptyImage(t *testing.T) {
+	out := t.TempDir()
+	opts := small
+	opts.N = 2
+	_, err := GenerateCLEVR(out, opts)
+	require.NoError(t, err)
+	img := filepath.Join(out, "000001.modified.png")
+	require.NoError(t, os.WriteFile(img, nil, 0o644))
+	_, err = ReadDir(out)
+	require.ErrorContains(t, err, img+" is empty")
+	require.NoError(t, os.Remove(img))
+	require.NoError(t, os.Mkdir(img, 0o755))
+	_, err = ReadDir(out)
+	require.ErrorContains(t, err, img+" is not a file")
+}

@@ -160,8 +160,14 @@ func ReadDir(dir string) ([]*Pair, error) {
 			return nil, fmt.Errorf("pair folder %s: pair %q lacks id, original or modified", dir, p.ID)
 		}
 		for _, f := range []string{p.OriginalPath(), p.ModifiedPath()} {
-			if _, err := os.Stat(f); err != nil {
+			st, err := os.Stat(f)
+			switch {
+			case err != nil:
 				return nil, fmt.Errorf("pair %s: image %s: %w", p.ID, f, err)
+			case !st.Mode().IsRegular():
+				return nil, fmt.Errorf("pair %s: image %s is not a file", p.ID, f)
+			case st.Size() == 0:
+				return nil, fmt.Errorf("pair %s: image %s is empty (0 bytes; an interrupted copy?)", p.ID, f)
 			}
 		}
 	}

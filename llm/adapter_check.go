@@ -17,7 +17,7 @@ var adapterKinds = map[uint32]string{0: "F32", 1: "F16", 30: "BF16"}
 // (an adapter.lora.alpha of the wrong type aborts the process).
 func checkAdapter(path, arch string) (adapterInfo, error) {
 	const kind = "adapter"
-	g, err := readHeader(kind, path)
+	g, err := readHeader(kind, path, maxHeaderArray)
 	if err != nil {
 		return adapterInfo{}, err
 	}

@@ -74,7 +74,7 @@ type projInfo struct {
 
 func checkProjector(path string, text textInfo) (projInfo, error) {
 	const kind = "mmproj"
-	g, err := readHeader(kind, path)
+	g, err := readHeader(kind, path, maxHeaderArray)
 	if err != nil {
 		return projInfo{}, err
 	}

@@ -31,8 +31,9 @@ func fileErr(kind, path, format string, args ...any) error {
 // maxHeaderArray keeps small arrays (image_mean, rope sections) and skips vocabularies.
 const maxHeaderArray = 64
 
-// readHeader checks that path is a readable GGUF file and decodes its header.
-func readHeader(kind, path string) (*ggml.GGML, error) {
+// readHeader checks that path is a readable GGUF file and decodes its header, keeping arrays of
+// up to maxArray values (all when negative).
+func readHeader(kind, path string, maxArray int) (*ggml.GGML, error) {
 	st, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fileErr(kind, path, "file does not exist")
@@ -58,7 +59,7 @@ func readHeader(kind, path string) (*ggml.GGML, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, fileErr(kind, path, "%v", err)
 	}
-	g, err := ggml.Decode(f, maxHeaderArray)
+	g, err := ggml.Decode(f, maxArray)
 	if err != nil {
 		return nil, fileErr(kind, path, "corrupt GGUF header: %v", err)
 	}
@@ -75,7 +76,7 @@ type textInfo struct {
 // checkModel validates a text model file.
 func checkModel(path string) (textInfo, error) {
 	const kind = "model"
-	g, err := readHeader(kind, path)
+	g, err := readHeader(kind, path, -1) // the vocabulary too: see below
 	if err != nil {
 		return textInfo{}, err
 	}
@@ -109,6 +110,14 @@ func checkModel(path string) (textInfo, error) {
 		if n, _ := kv["gemma3.block_count"].(uint32); w > 0 && n < 6 {
 			return textInfo{}, fileErr(kind, path, "gemma3 with a sliding window needs at least 6 layers (every 6th is global), it has %d", n)
 		}
+	}
+	// llama.cpp asserts that token texts are unique (GGML_ASSERT in llama-vocab.cpp).
+	seen := map[string]int{}
+	for i, tok := range kv.Strings("tokenizer.ggml.tokens") {
+		if j, dup := seen[tok]; dup {
+			return textInfo{}, fileErr(kind, path, "tokens %d and %d of tokenizer.ggml.tokens are both %q (token texts must be unique)", j, i, tok)
+		}
+		seen[tok] = i
 	}
 	if len(g.Tensors().Items()) == 0 {
 		return textInfo{}, fileErr(kind, path, "not a model: no tensors")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,6 +67,10 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 	require.NoError(t, err)
 	gemma5 := readGGUF(t, g5.Text)
 	gemma5.kv["gemma3.attention.sliding_window"] = uint32(512)
+	dupVocab := text.clone()
+	toks := slices.Clone(text.kv.Strings("tokenizer.ggml.tokens"))
+	toks[320] = toks[319]
+	dupVocab.kv["tokenizer.ggml.tokens"] = toks
 	qwen := tinyModelFiles(t, "qwen2vl")
 	qtext, qproj := readGGUF(t, qwen.Text), readGGUF(t, qwen.MMProj)
 	wideSections := qtext.clone()
@@ -94,6 +99,7 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		{"mmproj as model", good.MMProj, "", "model", "is a vision projector"},
 		{"adapter as model", derived("adapter.gguf", loraFile(t, text, 1, 4, 8)), "", "model", "is a LoRA adapter"},
 		{"gemma3 window with 5 layers", derived("gemma5.gguf", gemma5), "", "model", "needs at least 6 layers (every 6th is global), it has 5"},
+		{"duplicate token", derived("dupvocab.gguf", dupVocab), "", "model", "tokens 319 and 320 of tokenizer.ggml.tokens are both"},
 		{"qwen2vl without a k bias", derived("qnobias.gguf", qtext.without("blk.1.attn_k.bias")), "", "model", "missing tensor blk.1.attn_k.bias"},
 		{"qwen2vl sections wider than the head", derived("qsec.gguf", wideSections), "", "model", "sum to 24, more than the 16 rotary dimensions"},
 		{"qwen2.5vl projection_dim", qwen.Text, derived("qpd.gguf", withProjKV(qproj, "clip.vision.projection_dim", uint32(48))), "mmproj", "needs clip.vision.projection_dim 64"},

@@ -34,37 +34,46 @@ func (r *EvalRecord) setTotals(t Tally) {
 }
 
 // Validate checks the record's arithmetic, so that a hand-edited or corrupt eval.jsonl is
-// reported rather than plotted. Win rate and interval must agree with the counts to 1e-3 (files
-// may round); a record written with counts only (win_rate, low and high all 0 with wins > 0 is
-// impossible) is completed from the counts.
+// reported rather than plotted. Win rate and interval must agree with the counts (the interval is
+// the Wilson 95% interval) to 1e-3 (files may round); a record written with counts only (win_rate,
+// low and high all 0 with wins > 0 is impossible) is completed from the counts. Roles likewise.
 func (r *EvalRecord) Validate() error {
-	if r.Games < 0 || r.Wins < 0 || r.Wins > r.Games {
-		return fmt.Errorf("step %d: %d wins out of %d games", r.Step, r.Wins, r.Games)
-	}
-	if r.Games == 0 {
+	if r.Games == 0 && r.Wins == 0 {
 		return fmt.Errorf("step %d: no games", r.Step)
 	}
 	t := Tally{Wins: r.Wins, Games: r.Games}
-	if r.WinRate == 0 && r.Low == 0 && r.High == 0 {
-		r.setTotals(t)
-	}
-	if math.Abs(r.WinRate-t.Rate()) > 1e-3 {
-		return fmt.Errorf("step %d: win_rate %.4f but %d/%d = %.4f", r.Step, r.WinRate, r.Wins, r.Games, t.Rate())
-	}
-	if !(r.Low <= r.WinRate && r.WinRate <= r.High) || r.Low < 0 || r.High > 1 {
-		return fmt.Errorf("step %d: interval [%.4f, %.4f] does not hold win_rate %.4f inside [0, 1]",
-			r.Step, r.Low, r.High, r.WinRate)
+	if err := checkRate(&r.WinRate, &r.Low, &r.High, t); err != nil {
+		return fmt.Errorf("step %d: %w", r.Step, err)
 	}
 	for name, role := range r.Roles {
-		if role.Games < 0 || role.Wins < 0 || role.Wins > role.Games {
-			return fmt.Errorf("step %d: role %q: %d wins out of %d games", r.Step, name, role.Wins, role.Games)
+		if err := checkRate(&role.WinRate, &role.Low, &role.High, Tally{Wins: role.Wins, Games: role.Games}); err != nil {
+			return fmt.Errorf("step %d: role %q: %w", r.Step, name, err)
 		}
-		if role.WinRate == 0 && role.Low == 0 && role.High == 0 {
-			t := Tally{Wins: role.Wins, Games: role.Games}
-			role.WinRate = t.Rate()
-			role.Low, role.High = t.Interval()
-			r.Roles[name] = role
-		}
+		r.Roles[name] = role
+	}
+	return nil
+}
+
+// checkRate checks a win rate and its interval against the counts, filling them in when all three
+// are 0 (counts only).
+func checkRate(rate, low, high *float64, t Tally) error {
+	if t.Games < 0 || t.Wins < 0 || t.Wins > t.Games {
+		return fmt.Errorf("%d wins out of %d games", t.Wins, t.Games)
+	}
+	wantLow, wantHigh := t.Interval()
+	if *rate == 0 && *low == 0 && *high == 0 {
+		*rate, *low, *high = t.Rate(), wantLow, wantHigh
+		return nil
+	}
+	if math.Abs(*rate-t.Rate()) > 1e-3 {
+		return fmt.Errorf("win_rate %.4f but %d/%d = %.4f", *rate, t.Wins, t.Games, t.Rate())
+	}
+	if !(*low <= *rate && *rate <= *high) || *low < 0 || *high > 1 {
+		return fmt.Errorf("interval [%.4f, %.4f] does not hold win_rate %.4f inside [0, 1]", *low, *high, *rate)
+	}
+	if math.Abs(*low-wantLow) > 1e-3 || math.Abs(*high-wantHigh) > 1e-3 {
+		return fmt.Errorf("interval [%.4f, %.4f] but the Wilson 95%% interval of %d/%d is [%.4f, %.4f]",
+			*low, *high, t.Wins, t.Games, wantLow, wantHigh)
 	}
 	return nil
 }

@@ -96,6 +96,9 @@ func TestEvalRecordValidate(t *testing.T) {
 		{"rate disagrees", `{"step":5,"games":10,"wins":7,"win_rate":0.5,"low":0.2,"high":0.8}`, "win_rate 0.5000"},
 		{"interval misses rate", `{"step":5,"games":10,"wins":7,"win_rate":0.7,"low":0.8,"high":0.9}`, "interval"},
 		{"bad role", `{"step":5,"games":10,"wins":7,"roles":{"spy":{"games":2,"wins":3}}}`, `role "spy"`},
+		{"interval not Wilson", `{"step":5,"games":10,"wins":7,"win_rate":0.7,"low":0.6,"high":0.8}`, "Wilson 95% interval of 7/10 is [0.3968, 0.8922]"},
+		{"role rate disagrees", `{"step":5,"games":10,"wins":7,"roles":{"spy":{"games":4,"wins":3,"win_rate":0.25,"low":0.1,"high":0.9}}}`, `role "spy": win_rate 0.2500 but 3/4`},
+		{"role interval not Wilson", `{"step":5,"games":10,"wins":7,"roles":{"spy":{"games":4,"wins":3,"win_rate":0.75,"low":0.7,"high":0.8}}}`, `role "spy": interval`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

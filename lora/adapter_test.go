@@ -306,3 +306,39 @@ func TestZeroAlphaScalesByOne(t *testing.T) {
 		t.Fatalf("lora_alpha 0: error %v", err)
 	}
 }
+
+// PEFT matches target_modules by name, so a VLM adapter can hold LoRA weights of the vision
+// tower's q_proj etc.; their "...layers.N.self_attn.k_proj" paths used to pass for decoder layers
+// (silently adapting decoder layer N with vision weights).
+func TestReadPEFTRejectsVisionTower(t *testing.T) {
+	c := tinyConfig("llama")
+	ad, err := NewAdapter(c, AdapterOptions{Rank: 2, Targets: []string{"attn_q"}, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "peft")
+	if err := ad.WritePEFT(dir, c, ""); err != nil {
+		t.Fatal(err)
+	}
+	st := filepath.Join(dir, "adapter_model.safetensors")
+	ts, meta, err := readSafetensors(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []stTensor
+	for _, t := range ts {
+		list = append(list, t)
+	}
+	in, out, _ := c.linearShape("attn_k")
+	vis := "base_model.model.vision_tower.vision_model.encoder.layers.0.self_attn.k_proj"
+	list = append(list,
+		stTensor{Name: vis + ".lora_A.weight", Shape: []int{2, in}, Data: make([]float32, 2*in)},
+		stTensor{Name: vis + ".lora_B.weight", Shape: []int{out, 2}, Data: make([]float32, 2*out)})
+	if err := writeSafetensors(st, list, meta, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadPEFT(dir, c)
+	if err == nil || !strings.Contains(err.Error(), "vision tower") || !strings.Contains(err.Error(), vis) {
+		t.Fatalf("error %v, want one naming the vision-tower tensor", err)
+	}
+}

@@ -138,6 +138,10 @@ func (a *Adapter) WritePEFT(dir string, cfg Config, baseModel string) error {
 	})
 }
 
+// visionModule matches the vision-tower module paths of HF VLMs (vision_tower, vision_model,
+// visual, ...), whose encoder layers would otherwise pass for decoder layers.
+var visionModule = regexp.MustCompile(`(^|\.)(vision_tower|vision_model|visual|vision_encoder|vpm)\.`)
+
 var peftName = regexp.MustCompile(`layers\.(\d+)\.((?:self_attn|mlp)\.[a-z_]+)\.lora_([AB])\.weight$`)
 
 // ReadPEFT reads a PEFT LoRA directory for a model of the given config.
@@ -176,6 +180,11 @@ func ReadPEFT(dir string, cfg Config) (*Adapter, error) {
 	ad := &Adapter{Arch: cfg.Arch, Rank: pc.R, Alpha: float32(alpha)}
 	pairs := map[[2]int]*Pair{}
 	for name, t := range ts {
+		if visionModule.MatchString(name) {
+			// PEFT's target_modules match by module name, so q_proj etc. of a VLM's vision tower
+			// get adapters too; the engine adapts the language decoder only.
+			return nil, fmt.Errorf("read PEFT adapter %s: tensor %s adapts the vision tower (only the language model's layers are supported)", stPath, name)
+		}
 		m := peftName.FindStringSubmatch(name)
 		if m == nil {
 			return nil, fmt.Errorf("read PEFT adapter %s: tensor %s is not a decoder-layer LoRA weight", stPath, name)

@@ -9,7 +9,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 
+	"github.com/alecthomas/kong"
 	"github.com/rs/zerolog/log"
 	"golang.org/x/term"
 
@@ -56,7 +58,10 @@ type playCmd struct {
 	QS qsPlayFlags `embed:"" prefix:"qs-" group:"Questioner/Solver game (--game qs)"`
 }
 
-func (c *playCmd) Run() error {
+func (c *playCmd) Run(kctx *kong.Context) error {
+	if err := c.checkGameFlags(kctx); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if c.Game == "qs" {
@@ -128,4 +133,33 @@ func (c *playCmd) policy(ctx context.Context) (selfplay.Policy, error) {
 		}
 		return newLlamaPolicy(c.Model, c.Mmproj, threads, c.Seed)
 	}
+}
+
+// spyOnlyPlayFlags are the flags of the spy game; --qs-* flags belong to the qs game.
+var spyOnlyPlayFlags = map[string]string{
+	"players": "", "rounds": "", "decision": "", "spy-image": "", "samples": "", "vote-samples": "",
+	"decision-reward": "", "temperature": "--qs-temperature", "max-tokens": "--qs-max-tokens",
+}
+
+// checkGameFlags refuses flags given for the other game: they would be ignored without a word.
+func (c *playCmd) checkGameFlags(kctx *kong.Context) error {
+	if kctx == nil {
+		return nil
+	}
+	for _, p := range kctx.Path { // the flags given (a default is no Path element)
+		f := p.Flag
+		if f == nil {
+			continue
+		}
+		instead, spyOnly := spyOnlyPlayFlags[f.Name]
+		switch {
+		case c.Game == "qs" && spyOnly && instead != "":
+			return fmt.Errorf("vzlocal play --game qs: --%s is a spy-game setting; use %s", f.Name, instead)
+		case c.Game == "qs" && spyOnly:
+			return fmt.Errorf("vzlocal play --game qs: --%s is a spy-game setting", f.Name)
+		case c.Game != "qs" && strings.HasPrefix(f.Name, "qs-"):
+			return fmt.Errorf("vzlocal play: --%s is a setting of --game qs", f.Name)
+		}
+	}
+	return nil
 }

@@ -57,11 +57,17 @@ func TestPlayQSScripted(t *testing.T) {
 		{"--html", filepath.Join(out, "x.html")},
 		{"--qs-min-confidence", "0.9", "--qs-max-confidence", "0.5"},
 		{"--qs-questions", "0"},
+		{"--temperature", "0.5"}, // the spy game's; --qs-temperature is the qs game's
+		{"--players", "5"},
 	} {
 		args := append([]string{"--game", "qs", "--images", pairs, "--scripted", "--out", t.TempDir()}, bad...)
 		if err := runPlay(t, args...); err == nil {
 			t.Errorf("play %v accepted", bad)
 		}
+	}
+
+	if err := runPlay(t, "--images", pairs, "--scripted", "--out", t.TempDir(), "--qs-questions", "2"); err == nil {
+		t.Error("the spy game accepted --qs-questions")
 	}
 
 	// Without --game the spy game plays, as before.

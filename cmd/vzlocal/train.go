@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,6 +35,9 @@ type trainCmd struct {
 }
 
 func (c *trainCmd) Run(kctx *kong.Context) error {
+	if err := checkTrainGameFlags(kctx, c.Settings.Game); err != nil {
+		return err
+	}
 	runDir := c.Out
 	resume := string(c.Resume) != ""
 	if resume {
@@ -138,5 +142,28 @@ func (r resumeFlag) BeforeResolve(k *kong.Kong, ctx *kong.Context, trace *kong.P
 		}
 		return nil, nil
 	}))
+	return nil
+}
+
+// checkTrainGameFlags refuses a flag typed for the other game (--spy-* and --switch-* with --game
+// qs, --qs-* with the spy game): it would be ignored without a word. Values from --config or a
+// resumed run's flags.json, which hold every flag, are not checked.
+func checkTrainGameFlags(kctx *kong.Context, game string) error {
+	if kctx == nil {
+		return nil
+	}
+	for _, p := range kctx.Path {
+		if p.Flag == nil || p.Resolved {
+			continue
+		}
+		name := p.Flag.Name
+		switch {
+		case game == "qs" && (strings.HasPrefix(name, "spy-") || strings.HasPrefix(name, "switch-")) &&
+			name != "spy-top-p" && name != "spy-top-k": // top-p/top-k apply to every game's sampling
+			return fmt.Errorf("train --game qs: --%s is a setting of the spy game (the qs game's are --qs-*)", name)
+		case game != "qs" && strings.HasPrefix(name, "qs-"):
+			return fmt.Errorf("train: --%s is a setting of --game qs", name)
+		}
+	}
 	return nil
 }

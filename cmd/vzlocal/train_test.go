@@ -182,3 +182,18 @@ func TestRefusedResumeKeepsRunFlags(t *testing.T) {
 		t.Fatalf("plain resume after a refused one: %v\n%s", err, out)
 	}
 }
+
+// TestTrainRefusesTheOtherGamesFlags: a flag of the other game would be ignored: it is refused.
+func TestTrainRefusesTheOtherGamesFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--game", "qs", "--spy-temperature", "0.5"},
+		{"--game", "qs", "--switch-rule", "cycle"},
+		{"--qs-questions", "2"},
+	} {
+		cmd := vzlocalCmd(append([]string{"train", "--model", "m.gguf", "--mmproj", "p.gguf", "--out", t.TempDir()}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "is a setting of") {
+			t.Errorf("train %v: %v\n%s", args, err, out)
+		}
+	}
+}

@@ -84,9 +84,7 @@ func (p *LlamaPolicy) Complete(ctx context.Context, reqs []Request) ([][]Complet
 		}
 		s := p.Default
 		s.TopK, s.TopP = p.TopK, p.TopP
-		if r.Temperature > 0 {
-			s.Temperature = float32(r.Temperature)
-		}
+		s.Temperature = p.Temperature(r)
 		if r.MaxTokens > 0 {
 			s.MaxTokens = r.MaxTokens
 		}
@@ -111,6 +109,15 @@ func (p *LlamaPolicy) Complete(ctx context.Context, reqs []Request) ([][]Complet
 		}
 	}
 	return out, nil
+}
+
+// Temperature is the temperature Complete samples r at: the request's, else the policy's
+// default. A trainer scores the completion at the same temperature.
+func (p *LlamaPolicy) Temperature(r Request) float32 {
+	if r.Temperature > 0 {
+		return float32(r.Temperature)
+	}
+	return p.Default.Temperature
 }
 
 // Prompt returns the model input of a request exactly as Complete fed it (cached for the current

@@ -273,3 +273,24 @@ func TestMemoryRefusalNamesTheGamesFlags(t *testing.T) {
 		t.Fatalf("run error %v, want a refusal naming the qs settings", err)
 	}
 }
+
+// TestBackendDefaultTemperatureScoredAlike: a request without a temperature is sampled at the
+// policy's default (0.8); the gradient engine must score it at the same temperature, so that on
+// the first step (adapter zero, F32 model) trainer and rollout log-probs agree.
+func TestBackendDefaultTemperatureScoredAlike(t *testing.T) {
+	s, _ := guardSetup(t, &faultyEngine{nanFrom: -1})
+	s.Config.Steps = 1
+	s.Game.(*digitGame).backendTemp = true
+	tr, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m selfplay.StepMetrics
+	tr.OnStep = func(x selfplay.StepMetrics) { m = x }
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m.LogRatioMean > 0.02 { // 0.18 when scored at T = 1
+		t.Fatalf("|log pi_theta - log pi_b| = %g: the engine scored another temperature than the sampler's", m.LogRatioMean)
+	}
+}

@@ -53,6 +53,8 @@ func tinyFiles(t *testing.T) testmodel.Files {
 type digitGame struct {
 	image string
 	n     int
+	// backendTemp asks with temperature 0: the policy's default temperature.
+	backendTemp bool
 }
 
 func (g *digitGame) Adapters() []string            { return []string{"policy"} }
@@ -66,7 +68,11 @@ func (g *digitGame) Play(ctx context.Context, step int, pols map[string]selfplay
 	var rewards []float64
 	var reqs []selfplay.Request
 	for k := 0; k < 2; k++ {
-		reqs = append(reqs, selfplay.Request{User: fmt.Sprintf("Count to %d.", 10+k), Image: g.image, N: g.n, MaxTokens: 12, Temperature: 1})
+		temp := 1.0
+		if g.backendTemp {
+			temp = 0
+		}
+		reqs = append(reqs, selfplay.Request{User: fmt.Sprintf("Count to %d.", 10+k), Image: g.image, N: g.n, MaxTokens: 12, Temperature: temp})
 	}
 	out, err := pols["policy"].Complete(ctx, reqs)
 	if err != nil {

@@ -178,7 +178,9 @@ func (t *Trainer) groups(train *trainedAdapter, samples []Sample) ([]*group, err
 		}
 		g, ok := index[s.Group]
 		if !ok {
-			g = &group{batch: &lora.Batch{Temperature: samplingTemperature(s)}}
+			// The engine scores the tempered distribution the completion was drawn from, so
+			// log pi_theta and the behaviour log-probs compare like with like.
+			g = &group{batch: &lora.Batch{Temperature: train.policy.Temperature(s.Request)}}
 			index[s.Group] = g
 			out = append(out, g)
 		}
@@ -187,15 +189,6 @@ func (t *Trainer) groups(train *trainedAdapter, samples []Sample) ([]*group, err
 		g.prompt = append(g.prompt, promptLen)
 	}
 	return out, nil
-}
-
-// samplingTemperature is the temperature the completion was drawn at: the engine scores the same
-// tempered distribution, so log pi_theta and the behaviour log-prob compare like with like.
-func samplingTemperature(s Sample) float32 {
-	if s.Request.Temperature > 0 {
-		return float32(s.Request.Temperature)
-	}
-	return 1
 }
 
 func (t *Trainer) sequence(pol *selfplay.LlamaPolicy, s Sample) (lora.Sequence, int, error) {

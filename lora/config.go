@@ -217,7 +217,8 @@ func configFromKV(kv ggml.KV) (Config, error) {
 }
 
 // readSections reads qwen2vl's rope.dimension_sections (llama.cpp requires 4 int32 values and
-// rotary dims equal to the head dim; ggml asserts the sections fit the rotary pairs).
+// rotary dims equal to the head dim; ggml asserts sum(sections) <= n_rot, and pair i takes the
+// component of sector i % sum, so a sum above the n_rot/2 pairs just leaves later sections unused).
 func (c *Config) readSections(kv ggml.KV) error {
 	key := c.Arch + ".rope.dimension_sections"
 	// A decoded file holds the array as ggml's *array type (read with kv.Ints); a KV map built in
@@ -248,8 +249,8 @@ func (c *Config) readSections(kv ggml.KV) error {
 		c.RopeSections[i] = int(x)
 		sum += int(x)
 	}
-	if sum == 0 || 2*sum > c.NRot {
-		return fmt.Errorf("key %s = %v: the sections must sum to between 1 and n_rot/2 = %d rotary pairs", key, vals, c.NRot/2)
+	if sum == 0 || sum > c.NRot {
+		return fmt.Errorf("key %s = %v: the sections must sum to between 1 and n_rot = %d", key, vals, c.NRot)
 	}
 	if c.NRot != c.HeadDim {
 		return fmt.Errorf("%s: rope.dimension_count %d must equal the head dim %d (llama.cpp asserts it)", c.Arch, c.NRot, c.HeadDim)

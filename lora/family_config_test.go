@@ -39,7 +39,7 @@ func TestFamilyConfig(t *testing.T) {
 	}{
 		{nil, "want an array of 4 integers"},
 		{[]int32{2, 3, 3}, "want an array of 4 integers"},
-		{[]int32{4, 4, 4, 0}, "sum to between 1 and n_rot/2 = 8"},
+		{[]int32{8, 8, 8, 0}, "sum to between 1 and n_rot = 16"},
 		{[]int32{0, 0, 0, 0}, "sum to between 1"},
 		{[]int32{-1, 3, 3, 0}, "negative section"},
 	} {
@@ -50,6 +50,14 @@ func TestFamilyConfig(t *testing.T) {
 		if _, err := configFromKV(kv); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("sections %v: error %v, want %q", bad.v, err, bad.want)
 		}
+	}
+
+	// llama.cpp runs sections summing to more than the n_rot/2 pairs, up to n_rot (tiny-models.md
+	// §3.3: [4,6,6,0] at head dim 16); the engine used to refuse them.
+	kv = familyKV("qwen2vl")
+	kv["qwen2vl.rope.dimension_sections"] = []int32{4, 6, 6, 0}
+	if c, err := configFromKV(kv); err != nil || c.RopeSections != [4]int{4, 6, 6, 0} {
+		t.Fatalf("sections [4 6 6 0] at head dim 16: %v %v", c.RopeSections, err)
 	}
 
 	kv = familyKV("gemma3")

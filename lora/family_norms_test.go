@@ -153,3 +153,57 @@ func TestFamilyRandomNormsParity(t *testing.T) {
 		})
 	}
 }
+
+// TestMRoPEWideSectionsParity: M-RoPE sections summing to more than the n_rot/2 rotary pairs (up to
+// n_rot, which llama.cpp accepts: [4,6,6,0] at head dim 16 leaves w unused) rotate as llama.cpp
+// rotates them; the engine used to refuse such a model.
+func TestMRoPEWideSectionsParity(t *testing.T) {
+	f, err := testmodel.Write(t.TempDir(), testmodel.Config{Family: "qwen2vl", Seed: 2, WeightStd: 0.1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := tempPath(t, "text.gguf")
+	withRandomNorms(t, f.Text, text, 3, map[string]any{"qwen2vl.rope.dimension_sections": []int32{4, 6, 6, 0}})
+	m, err := llm.Load(text, f.MMProj, llm.Options{Threads: 1, ContextSize: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	e, err := LoadCPU(text, Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Config().RopeSections != [4]int{4, 6, 6, 0} {
+		t.Fatalf("sections %v", e.Config().RopeSections)
+	}
+	p, err := m.ChatPrompt("", "What is in the picture?", testmodel.TestImage(40, 30, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	completion, err := m.TokenizeText("Two spheres.", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := m.Logits(p, completion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.emulateF16KV, e.emulateFlashAttn = true, true
+	emu, err := e.Logits(promptSequence(p, m.Info(), completion))
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff, scale, _ := textRowsDiff(emu, ref)
+	if diff > emuTol(scale) {
+		t.Fatalf("logits differ from llama.cpp: %g (bound %g)", diff, emuTol(scale))
+	}
+	// The sections must matter at this bound: the default split gives other logits.
+	e.m.Cfg.RopeSections = [4]int{2, 3, 3, 0}
+	other, err := e.Logits(promptSequence(p, m.Info(), completion))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _, _ := textRowsDiff(other, ref); d <= emuTol(scale) {
+		t.Fatalf("other sections give the same logits (diff %g): the test proves nothing", d)
+	}
+}

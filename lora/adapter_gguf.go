@@ -95,9 +95,14 @@ func ReadAdapterGGUF(path string, cfg Config) (*Adapter, error) {
 	if arch != cfg.Arch {
 		return nil, fmt.Errorf("read adapter %s: adapter is for architecture %q, model is %q", path, arch, cfg.Arch)
 	}
-	alpha, ok := kv["adapter.lora.alpha"].(float32)
-	if !ok {
-		return nil, fmt.Errorf("read adapter %s: adapter.lora.alpha missing or not float32", path)
+	// Absent, alpha is 0 for llama.cpp (scale 1: Adapter.Scale); any type but float32 aborts it.
+	var alpha float32
+	if v, present := kv["adapter.lora.alpha"]; present {
+		a, ok := v.(float32)
+		if !ok {
+			return nil, fmt.Errorf("read adapter %s: adapter.lora.alpha is %T, want float32", path, v)
+		}
+		alpha = a
 	}
 
 	type half struct{ a, b *ggml.Tensor }

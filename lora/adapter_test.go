@@ -289,6 +289,40 @@ func TestZeroAlphaScalesByOne(t *testing.T) {
 	if got.Scale() != 1 {
 		t.Fatalf("read back: scale %v", got.Scale())
 	}
+	// Without the key llama.cpp takes alpha 0 too (the rollout engine loads such files).
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := ggml.Decode(f, -1)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := g.KV()
+	delete(kv, "adapter.lora.alpha")
+	delete(kv, "general.parameter_count")
+	var ts []*ggml.Tensor
+	for _, pr := range zero.Pairs {
+		ts = append(ts,
+			&ggml.Tensor{Name: pr.Name + ".lora_a", Kind: TypeF32, Shape: []uint64{uint64(pr.In), uint64(zero.Rank)}, WriterTo: rawWriter(f32Bytes(pr.A))},
+			&ggml.Tensor{Name: pr.Name + ".lora_b", Kind: TypeF32, Shape: []uint64{uint64(zero.Rank), uint64(pr.Out)}, WriterTo: rawWriter(f32Bytes(pr.B))})
+	}
+	noAlpha := tempPath(t, "noalpha.gguf")
+	nf, err := os.Create(noAlpha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ggml.WriteGGUF(nf, kv, ts); err != nil {
+		t.Fatal(err)
+	}
+	nf.Close()
+	if got, err = ReadAdapterGGUF(noAlpha, c); err != nil {
+		t.Fatalf("adapter without adapter.lora.alpha: %v", err)
+	}
+	if got.Scale() != 1 {
+		t.Fatalf("adapter without adapter.lora.alpha: scale %v", got.Scale())
+	}
 	dir := filepath.Join(t.TempDir(), "peft")
 	if err := zero.WritePEFT(dir, c, ""); err != nil {
 		t.Fatal(err)

@@ -34,6 +34,12 @@ func (m *Model) FormatChat(msgs []Message) (string, error) {
 	if len(msgs) == 0 {
 		return "", errors.New("llm: FormatChat: no messages")
 	}
+	for i, msg := range msgs {
+		// the messages go to llama.cpp as C strings: anything after a NUL would be dropped silently
+		if strings.IndexByte(msg.Role, 0) >= 0 || strings.IndexByte(msg.Content, 0) >= 0 {
+			return "", fmt.Errorf("llm: FormatChat: message %d has a NUL byte", i)
+		}
+	}
 	// NULL would mean chatml, not the model's template (cgo-notes §5).
 	tmpl := C.llama_model_chat_template(m.model, nil)
 	if tmpl == nil {

@@ -86,6 +86,10 @@ func (m *Model) Tokenize(text string, images ...[]byte) (*Prompt, error) {
 		}
 		return &Prompt{Tokens: toks, NPos: len(toks)}, nil
 	}
+	if i := strings.IndexByte(text, 0); i >= 0 {
+		// mtmd takes a C string: everything after the NUL would be dropped silently
+		return nil, fmt.Errorf("llm: Tokenize: the text has a NUL byte at offset %d", i)
+	}
 	if n := strings.Count(text, MediaMarker()); n != len(images) {
 		return nil, fmt.Errorf("llm: Tokenize: the text has %d image markers %s but %d images were given", n, MediaMarker(), len(images))
 	}

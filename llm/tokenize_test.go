@@ -119,6 +119,11 @@ func TestTokenizeErrors(t *testing.T) {
 	require.ErrorContains(t, err, "image 0 (12 bytes) cannot be decoded")
 	_, err = m.Generate(context.Background(), &Prompt{}, Sampling{})
 	require.ErrorContains(t, err, "empty prompt")
+	// C strings: text after a NUL used to be dropped silently
+	_, err = m.Tokenize(MediaMarker()+"keep\x00dropped", image)
+	require.ErrorContains(t, err, "NUL byte at offset")
+	_, err = m.FormatChat([]Message{{"user", "keep\x00dropped"}})
+	require.ErrorContains(t, err, "message 0 has a NUL byte")
 	_, err = m.Logits(nil, []int32{1}) // used to panic on the nil prompt
 	require.ErrorContains(t, err, "empty prompt")
 	_, err = m.Generate(context.Background(), &Prompt{Tokens: []int32{1, 5000}, NPos: 2}, Sampling{})

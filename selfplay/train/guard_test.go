@@ -294,3 +294,45 @@ func TestBackendDefaultTemperatureScoredAlike(t *testing.T) {
 		t.Fatalf("|log pi_theta - log pi_b| = %g: the engine scored another temperature than the sampler's", m.LogRatioMean)
 	}
 }
+
+// TestFailedNewLeavesNoOpenFiles: a New that fails after opening the run's logs (a checkpoint
+// without its adapter) closes them again.
+func TestFailedNewLeavesNoOpenFiles(t *testing.T) {
+	s, run := guardSetup(t, &faultyEngine{nanFrom: -1})
+	s.Config.Steps = 1
+	tr, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	dir, _, _, err := LatestCheckpoint(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "policy.gguf")); err != nil {
+		t.Fatal(err)
+	}
+	openFiles := func() int {
+		fds, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		n := 0
+		for _, fd := range fds {
+			if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(target, run) {
+				n++
+			}
+		}
+		return n
+	}
+	before := openFiles()
+	s.Resume = true
+	if _, err := New(s); err == nil {
+		t.Fatal("resume without the checkpoint's adapter succeeded")
+	}
+	if after := openFiles(); after != before {
+		t.Fatalf("%d files of the run open after a failed New, %d before", after, before)
+	}
+}

@@ -141,6 +141,12 @@ func New(s Setup) (*Trainer, error) {
 	if state != nil {
 		metricsAt, gamesAt, evalsAt = state.MetricsSize, state.GamesSize, state.EvalSize
 	}
+	opened := false
+	defer func() {
+		if !opened { // a failed New leaves no open log file and no adapter loaded in llama.cpp
+			t.release()
+		}
+	}()
 	if t.metrics, err = openLog(filepath.Join(s.RunDir, MetricsFile), metricsAt); err != nil {
 		return nil, err
 	}
@@ -160,7 +166,23 @@ func New(s Setup) (*Trainer, error) {
 			return nil, err
 		}
 	}
+	opened = true
 	return t, nil
+}
+
+// release closes the logs and frees the adapters loaded into llama.cpp (of a New that failed).
+func (t *Trainer) release() {
+	for _, l := range []*jsonlLog{t.metrics, t.games, t.evals} {
+		if l != nil {
+			l.close()
+		}
+	}
+	for _, a := range t.adapters {
+		a.llm.Free()
+	}
+	for _, s := range t.snapshots {
+		s.llm.Free()
+	}
 }
 
 func (t *Trainer) initAdapter(name string, index int, ckptDir string) error {

@@ -114,6 +114,9 @@ func (m *Model) setAdapter(a *Adapter, scale float32) error {
 	if a != nil && (a.m != m || a.c == nil) {
 		return errors.New("llm: SetAdapter: adapter belongs to another model or was freed")
 	}
+	if math.IsNaN(float64(scale)) || math.IsInf(float64(scale), 0) {
+		return fmt.Errorf("llm: SetAdapter: scale %v is not a finite number", scale)
+	}
 	if a == m.adapter && (a == nil || scale == m.scale) {
 		return nil // nothing changes: keep the cached prompt
 	}

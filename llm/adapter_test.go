@@ -3,6 +3,7 @@ package llm
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -370,4 +371,18 @@ func TestUnlockedReadersWaitForClose(t *testing.T) {
 	<-done
 	require.False(t, eog, "the model was closed meanwhile")
 	require.Empty(t, tensors, "the adapter was freed meanwhile")
+}
+
+// A NaN or infinite scale used to be attached as is: every logit NaN, silently.
+func TestSetAdapterRejectsNonFiniteScale(t *testing.T) {
+	f := newAdapterFixture(t)
+	m, err := Load(f.text, f.mmproj, testOptions())
+	require.NoError(t, err)
+	defer m.Close()
+	a, err := m.LoadAdapter(f.lora1)
+	require.NoError(t, err)
+	for _, s := range []float64{math.NaN(), math.Inf(1)} {
+		require.ErrorContains(t, m.SetAdapter(a, float32(s)), "not a finite number")
+	}
+	require.NoError(t, m.SetAdapter(a, 0.5))
 }

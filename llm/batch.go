@@ -37,6 +37,9 @@ func (m *Model) GenerateBatch(ctx context.Context, reqs []Request) ([][]Completi
 		if err := m.checkPrompt(q.Prompt); err != nil {
 			return nil, fmt.Errorf("request %d: %w", r, err)
 		}
+		if err := q.Sampling.check(); err != nil {
+			return nil, fmt.Errorf("request %d: %w", r, err)
+		}
 		s := q.Sampling.withDefaults(m.opts.Seed + uint64(r)*0x9e3779b97f4a7c15)
 		if q.Sampling.Seed != 0 {
 			s.Seed = q.Sampling.Seed

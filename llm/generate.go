@@ -36,6 +36,9 @@ func (m *Model) Generate(ctx context.Context, p *Prompt, s Sampling) ([]Completi
 	if m.model == nil {
 		return nil, errClosed
 	}
+	if err := s.check(); err != nil {
+		return nil, err
+	}
 	s = s.withDefaults(m.opts.Seed)
 	last, err := m.evalPrompt(p, nil)
 	if err != nil {

@@ -6,6 +6,7 @@ package llm
 import "C"
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -36,6 +37,18 @@ func (s Sampling) withDefaults(seed uint64) Sampling {
 		s.Seed = seed
 	}
 	return s
+}
+
+// check rejects settings that would make every log-prob NaN.
+func (s Sampling) check() error {
+	t := float64(s.Temperature)
+	if math.IsNaN(t) || math.IsInf(t, 0) || (t > 0 && math.IsInf(float64(1/s.Temperature), 0)) {
+		return fmt.Errorf("llm: Sampling.Temperature %v is not usable (0 = greedy, or a positive number)", s.Temperature)
+	}
+	if math.IsNaN(float64(s.TopP)) {
+		return fmt.Errorf("llm: Sampling.TopP is NaN")
+	}
+	return nil
 }
 
 func (s Sampling) truncates() bool { return s.TopK > 0 || (s.TopP > 0 && s.TopP < 1) }

@@ -22,6 +22,9 @@ func (m *Model) Score(ctx context.Context, p *Prompt, completions [][]int32, s S
 	if m.model == nil {
 		return nil, errClosed
 	}
+	if err := s.check(); err != nil {
+		return nil, err
+	}
 	last, err := m.evalPrompt(p, nil)
 	if err != nil {
 		return nil, err

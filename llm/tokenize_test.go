@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 
@@ -124,6 +125,18 @@ func TestTokenizeErrors(t *testing.T) {
 	require.ErrorContains(t, err, "NUL byte at offset")
 	_, err = m.FormatChat([]Message{{"user", "keep\x00dropped"}})
 	require.ErrorContains(t, err, "message 0 has a NUL byte")
+	// a NaN temperature (or one whose inverse overflows) used to give NaN log-probs, silently
+	text, err := m.TokenizeText("hi", true)
+	require.NoError(t, err)
+	p := &Prompt{Tokens: text, NPos: len(text)}
+	for _, s := range []Sampling{{Temperature: float32(math.NaN())}, {Temperature: 1e-45}, {Temperature: 1, TopP: float32(math.NaN())}} {
+		_, err = m.Generate(bg, p, s)
+		require.ErrorContains(t, err, "llm: Sampling.")
+		_, err = m.Score(bg, p, [][]int32{{1}}, s)
+		require.ErrorContains(t, err, "llm: Sampling.")
+		_, err = m.GenerateBatch(bg, []Request{{Prompt: p, Sampling: s}})
+		require.ErrorContains(t, err, "llm: Sampling.")
+	}
 	_, err = m.Logits(nil, []int32{1}) // used to panic on the nil prompt
 	require.ErrorContains(t, err, "empty prompt")
 	_, err = m.Generate(context.Background(), &Prompt{Tokens: []int32{1, 5000}, NPos: 2}, Sampling{})

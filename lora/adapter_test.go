@@ -220,6 +220,7 @@ func TestBadInput(t *testing.T) {
 			{Batch{Seqs: []Sequence{{Tokens: []int32{1, 2}, Mask: []bool{false}}}}, "mask"},
 			{Batch{Seqs: []Sequence{{Tokens: []int32{1, 2}, Embeds: []EmbedSpan{{Pos: 1, Rows: make([]float32, 2*llama.NEmbd)}}}}}, "outside"},
 			{Batch{Seqs: []Sequence{{Tokens: []int32{1, 2}, Embeds: []EmbedSpan{{Pos: 0, Rows: make([]float32, 5)}}}}}, "n_embd"},
+			{Batch{Seqs: []Sequence{{Tokens: []int32{1, 2}}}, Temperature: 1e-45}, "too small"}, // used to give NaN log-probs
 		} {
 			_, err := e.LogProbs(&tc.b)
 			check(t, err, tc.want)

@@ -167,6 +167,9 @@ func pack(b *Batch, cfg Config, weights [][]float32) (*packed, error) {
 	}
 	if b.Temperature > 0 {
 		pk.invTemp = 1 / b.Temperature
+		if math.IsInf(float64(pk.invTemp), 0) {
+			return nil, fmt.Errorf("temperature %v is too small (1/temperature overflows)", b.Temperature)
+		}
 	}
 	add := func(s, i int) {
 		pk.tokens = append(pk.tokens, b.Seqs[s].Tokens[i])

@@ -56,12 +56,12 @@ func (c *trainCmd) Run(kctx *kong.Context) error {
 		return err
 	}
 	defer run.Close()
-	// Only now: a resume that Open refused (another config) must not leave its flags behind as
-	// the run's own, or every later --resume would be refused too.
-	if err := saveFlags(kctx, runDir); err != nil {
+	if run.Evaluate, err = scheduledSpyEval(c.Settings, runDir, run); err != nil {
 		return err
 	}
-	if run.Evaluate, err = scheduledSpyEval(c.Settings, runDir, run); err != nil {
+	// Only now: flags that were refused (a resume with another config, odd --eval-games) must
+	// not be left behind as the run's own, or every later plain --resume would be refused too.
+	if err := saveFlags(kctx, runDir); err != nil {
 		return err
 	}
 	log.Info().Str("run", runDir).Int("train_pairs", len(run.Train)).Int("held_out", len(run.HeldOut)).

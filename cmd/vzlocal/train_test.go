@@ -181,6 +181,14 @@ func TestRefusedResumeKeepsRunFlags(t *testing.T) {
 	if out, err := again.CombinedOutput(); err != nil {
 		t.Fatalf("plain resume after a refused one: %v\n%s", err, out)
 	}
+	odd := vzlocalCmd("--log-json", "train", "--resume", run, "--eval-every", "1", "--eval-games", "3")
+	if out, err := odd.CombinedOutput(); err == nil || !strings.Contains(string(out), "odd") {
+		t.Fatalf("resume with odd --eval-games: %v\n%s", err, out)
+	}
+	again = vzlocalCmd("--log-json", "train", "--resume", run)
+	if out, err := again.CombinedOutput(); err != nil {
+		t.Fatalf("plain resume after a refused --eval-games: %v\n%s", err, out)
+	}
 }
 
 // TestTrainRefusesTheOtherGamesFlags: a flag of the other game would be ignored: it is refused.

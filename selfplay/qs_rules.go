@@ -53,7 +53,7 @@ func QSParseQuestion(output string) (QSQuestion, error) {
 	if !ok {
 		return QSQuestion{}, errors.New("qs question: no <question>...</question>")
 	}
-	q := QSQuestion{Question: strings.TrimSpace(content)}
+	q := QSQuestion{Question: strings.TrimSpace(promptSafe(content))} // the Solver's prompt shows it
 	if q.Question == "" {
 		return QSQuestion{}, errors.New("qs question: empty <question>")
 	}

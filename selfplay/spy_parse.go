@@ -47,14 +47,19 @@ func spyAnswer(text string) (answer string, start int, ok bool) {
 // Without an answer the whole text is reasoning.
 func SpyReasoning(text string) string {
 	_, start, _ := spyAnswer(text)
-	return strings.TrimSpace(text[:start])
+	return strings.TrimSpace(promptSafe(text[:start]))
 }
+
+// promptSafe drops the NUL bytes of model output that goes into another prompt (a clue, a
+// player's own notes, a question): prompts reach llama.cpp as C strings, so llm refuses text with
+// NUL, and a model's garbage must not stop a game.
+func promptSafe(s string) string { return strings.ReplaceAll(s, "\x00", "") }
 
 // ParseClue returns the clue later players see and whether the completion had one. An empty
 // answer counts as none: later players would otherwise see nothing at all.
 func ParseClue(text string) (clue string, ok bool) {
 	ans, _, found := spyAnswer(text)
-	ans = strings.TrimSpace(ans)
+	ans = strings.TrimSpace(promptSafe(ans))
 	if !found || ans == "" {
 		return NoClue, false
 	}

@@ -148,3 +148,21 @@ func FuzzParseClue(f *testing.F) {
 		}
 	})
 }
+
+// TestModelTextForPromptsHasNoNUL: a model's NUL bytes never reach another prompt (llm refuses
+// prompt text with NUL): clues, own notes and questions drop them.
+func TestModelTextForPromptsHasNoNUL(t *testing.T) {
+	if clue, ok := ParseClue("I see\x00 a cube \\boxed{a red\x00 cube}"); !ok || clue != "a red cube" {
+		t.Fatalf("clue %q %v", clue, ok)
+	}
+	if clue, ok := ParseClue("\\boxed{\x00}"); ok || clue != NoClue {
+		t.Fatalf("a clue of NUL only: %q %v", clue, ok)
+	}
+	if r := SpyReasoning("my picture\x00 has a cube \\boxed{x}"); r != "my picture has a cube" {
+		t.Fatalf("reasoning %q", r)
+	}
+	q, err := QSParseQuestion("<question>What\x00 is red? A) cube B) ball C) cone D) none</question><answer>A</answer>")
+	if err != nil || strings.ContainsRune(q.Question, 0) || strings.ContainsRune(q.Stem, 0) {
+		t.Fatalf("question %q, %v", q.Question, err)
+	}
+}

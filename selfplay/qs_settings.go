@@ -72,8 +72,8 @@ func (s QSSettings) Validate() error {
 		return fmt.Errorf("qs game: confidence range [%v, %v], want 0 <= min <= max <= 1", s.MinConfidence, s.MaxConfidence)
 	case !(s.AdvEps >= 0) || math.IsInf(s.AdvEps, 0):
 		return fmt.Errorf("qs game: advantage eps %v, want a finite value >= 0", s.AdvEps)
-	case !(s.Question.Temperature >= 0) || !(s.Answer.Temperature >= 0):
-		return fmt.Errorf("qs game: negative sampling temperature")
+	case !(s.Question.Temperature >= 0) || !(s.Answer.Temperature >= 0) || math.IsInf(s.Question.Temperature, 0) || math.IsInf(s.Answer.Temperature, 0):
+		return fmt.Errorf("qs game: sampling temperature %v (questions) and %v (answers): want finite values >= 0", s.Question.Temperature, s.Answer.Temperature)
 	case s.Question.MaxTokens < 0 || s.Answer.MaxTokens < 0:
 		return fmt.Errorf("qs game: negative max tokens")
 	}

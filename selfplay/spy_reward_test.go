@@ -221,3 +221,20 @@ func TestSpyScoreRejectsBrokenRecords(t *testing.T) {
 		t.Error("scored without baselines")
 	}
 }
+
+// TestSpySettingsRejectNaNTemperature: a NaN or infinite temperature is refused when the game is
+// set up, not by the sampler in the middle of a run.
+func TestSpySettingsRejectNaNTemperature(t *testing.T) {
+	for _, temp := range []float64{math.NaN(), math.Inf(1), -1} {
+		s := DefaultSpySettings()
+		s.Decide.Temperature = temp
+		if err := s.Validate(); err == nil {
+			t.Errorf("temperature %v accepted", temp)
+		}
+		q := DefaultQSSettings()
+		q.Answer.Temperature = temp
+		if err := q.Validate(); err == nil {
+			t.Errorf("qs temperature %v accepted", temp)
+		}
+	}
+}

@@ -106,8 +106,8 @@ func (s SpySettings) Validate() error {
 		return fmt.Errorf("spy game: advantage eps %v, want a finite value >= 0", s.AdvEps)
 	case s.Alpha < 0 || s.Alpha >= 1:
 		return fmt.Errorf("spy game: RAE alpha = %g, want 0 <= alpha < 1", s.Alpha)
-	case s.Clue.Temperature < 0 || s.Decide.Temperature < 0:
-		return fmt.Errorf("spy game: negative sampling temperature")
+	case !(s.Clue.Temperature >= 0) || !(s.Decide.Temperature >= 0) || math.IsInf(s.Clue.Temperature, 0) || math.IsInf(s.Decide.Temperature, 0):
+		return fmt.Errorf("spy game: sampling temperature %v (clues) and %v (decisions): want finite values >= 0", s.Clue.Temperature, s.Decide.Temperature)
 	case s.Clue.MaxTokens < 0 || s.Decide.MaxTokens < 0:
 		return fmt.Errorf("spy game: negative max tokens")
 	}

@@ -3,7 +3,6 @@ package selfplay
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/vzlocal/vzlocal/data"
 	"github.com/vzlocal/vzlocal/optim"
@@ -80,14 +79,6 @@ type QSGroup struct {
 	ZeroStd     bool // all rewards equal: advantages are zero
 }
 
-// QSRollout measures the model calls of a step.
-type QSRollout struct {
-	Calls   int
-	Samples int
-	Tokens  int // sampled tokens (0 when the backend reports none)
-	Elapsed time.Duration
-}
-
 // QSStep is one played step.
 type QSStep struct {
 	Step    int
@@ -95,7 +86,7 @@ type QSStep struct {
 	Records []*QSRecord
 	Groups  []QSGroup
 	Summary QSSummary
-	Rollout QSRollout
+	Rollout Rollout
 }
 
 // PlayQuestioner plays a Questioner step on images: questioner writes G_Q questions per image,
@@ -114,7 +105,7 @@ func (e *QSEngine) PlayQuestioner(ctx context.Context, questioner, solver Policy
 		}
 		qreqs[i] = r
 	}
-	qouts, err := qsCall(ctx, questioner, qreqs, &res.Rollout)
+	qouts, err := callPolicy(ctx, questioner, qreqs, &res.Rollout)
 	if err != nil {
 		return nil, fmt.Errorf("qs step %d: questioner: %w", step, err)
 	}
@@ -135,7 +126,7 @@ func (e *QSEngine) PlayQuestioner(ctx context.Context, questioner, solver Policy
 			sreqs, asked = append(sreqs, req), append(asked, r)
 		}
 	}
-	souts, err := qsCall(ctx, solver, sreqs, &res.Rollout)
+	souts, err := callPolicy(ctx, solver, sreqs, &res.Rollout)
 	if err != nil {
 		return nil, fmt.Errorf("qs step %d: solver: %w", step, err)
 	}
@@ -187,7 +178,7 @@ func (e *QSEngine) PlaySolver(ctx context.Context, questioner, previous, solver 
 		}
 		qreqs[i] = r
 	}
-	qouts, err := qsCall(ctx, questioner, qreqs, &res.Rollout)
+	qouts, err := callPolicy(ctx, questioner, qreqs, &res.Rollout)
 	if err != nil {
 		return nil, fmt.Errorf("qs step %d: questioner: %w", step, err)
 	}
@@ -205,7 +196,7 @@ func (e *QSEngine) PlaySolver(ctx context.Context, questioner, previous, solver 
 		}
 		lreqs, asked = append(lreqs, req), append(asked, r)
 	}
-	louts, err := qsCall(ctx, previous, lreqs, &res.Rollout)
+	louts, err := callPolicy(ctx, previous, lreqs, &res.Rollout)
 	if err != nil {
 		return nil, fmt.Errorf("qs step %d: previous solver: %w", step, err)
 	}
@@ -225,7 +216,7 @@ func (e *QSEngine) PlaySolver(ctx context.Context, questioner, previous, solver 
 		req.N = s.SolverSamples
 		sreqs, kept = append(sreqs, req), append(kept, r)
 	}
-	souts, err := qsCall(ctx, solver, sreqs, &res.Rollout)
+	souts, err := callPolicy(ctx, solver, sreqs, &res.Rollout)
 	if err != nil {
 		return nil, fmt.Errorf("qs step %d: solver: %w", step, err)
 	}
@@ -330,40 +321,6 @@ func qsCheckImages(images []QSImage) error {
 		}
 	}
 	return nil
-}
-
-// qsCall asks the policy and checks that it answered every request with N completions.
-func qsCall(ctx context.Context, pol Policy, reqs []Request, stats *QSRollout) ([][]Completion, error) {
-	if len(reqs) == 0 {
-		return nil, nil
-	}
-	if pol == nil {
-		return nil, fmt.Errorf("no policy")
-	}
-	start := time.Now()
-	outs, err := pol.Complete(ctx, reqs)
-	stats.Elapsed += time.Since(start)
-	stats.Calls++
-	if err != nil {
-		return nil, err
-	}
-	if len(outs) != len(reqs) {
-		return nil, fmt.Errorf("policy answered %d of %d requests", len(outs), len(reqs))
-	}
-	for i, o := range outs {
-		if len(o) != reqs[i].N {
-			return nil, fmt.Errorf("policy gave %d completions for request %d (%s), want %d", len(o), i, reqs[i].Role, reqs[i].N)
-		}
-		for _, c := range o {
-			stats.Samples++
-			if len(c.Tokens) > 0 {
-				stats.Tokens += len(c.Tokens)
-			} else {
-				stats.Tokens += c.EvalCount
-			}
-		}
-	}
-	return outs, nil
 }
 
 func qsAnswers(cs []Completion) []QSAnswer {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"time"
 
 	"github.com/vzlocal/vzlocal/data"
 )
@@ -51,22 +50,6 @@ type SpyTruth struct {
 	Prompt SpyPromptData
 }
 
-// SpyRollout measures the model calls of a Play.
-type SpyRollout struct {
-	Calls   int           // Complete calls
-	Samples int           // completions
-	Tokens  int           // sampled tokens (0 when the backend reports none)
-	Elapsed time.Duration // time spent inside Complete
-}
-
-// TokensPerSecond is the rollout throughput (0 when the backend reports no tokens).
-func (r SpyRollout) TokensPerSecond() float64 {
-	if r.Elapsed <= 0 {
-		return 0
-	}
-	return float64(r.Tokens) / r.Elapsed.Seconds()
-}
-
 // SpyForGame is the spy of game id: uniform over 1..players, from the seeded RNG of (seed, id), so
 // a game's setup does not depend on which batch it was played in.
 func SpyForGame(seed int64, id, players int) int {
@@ -77,8 +60,8 @@ func SpyForGame(seed int64, id, players int) int {
 // Play plays one game on each pair, games numbered firstGame, firstGame+1, ... All games advance
 // together: the requests of one turn (round r, player p) of every game go to the policy in one
 // Complete call, then the decision stage in one call. The games come back unscored.
-func (e *SpyEngine) Play(ctx context.Context, pol Policy, pairs []*data.Pair, firstGame int) ([]*SpyGame, SpyRollout, error) {
-	var stats SpyRollout
+func (e *SpyEngine) Play(ctx context.Context, pol Policy, pairs []*data.Pair, firstGame int) ([]*SpyGame, Rollout, error) {
+	var stats Rollout
 	s := e.Settings
 	games := make([]*SpyGame, len(pairs))
 	for i, pair := range pairs {
@@ -98,7 +81,7 @@ func (e *SpyEngine) Play(ctx context.Context, pol Policy, pairs []*data.Pair, fi
 				}
 				reqs[i] = req
 			}
-			outs, err := e.call(ctx, pol, reqs, &stats)
+			outs, err := callPolicy(ctx, pol, reqs, &stats)
 			if err != nil {
 				return nil, stats, fmt.Errorf("round %d, player %d: %w", r, p, err)
 			}
@@ -178,7 +161,7 @@ func (e *SpyEngine) request(g *SpyGame, d SpyPromptData, tmpl, img string, n int
 }
 
 // decide runs the decision stage of every game in one Complete call.
-func (e *SpyEngine) decide(ctx context.Context, pol Policy, games []*SpyGame, stats *SpyRollout) error {
+func (e *SpyEngine) decide(ctx context.Context, pol Policy, games []*SpyGame, stats *Rollout) error {
 	s := e.Settings
 	var reqs []Request
 	var owner []*SpyGame
@@ -206,7 +189,7 @@ func (e *SpyEngine) decide(ctx context.Context, pol Policy, games []*SpyGame, st
 			reqs, owner = append(reqs, req), append(owner, g)
 		}
 	}
-	outs, err := e.call(ctx, pol, reqs, stats)
+	outs, err := callPolicy(ctx, pol, reqs, stats)
 	if err != nil {
 		return fmt.Errorf("decision stage: %w", err)
 	}
@@ -224,38 +207,6 @@ func (e *SpyEngine) decide(ctx context.Context, pol Policy, games []*SpyGame, st
 		}
 	}
 	return nil
-}
-
-// call asks the policy and checks that it answered every request with N completions.
-func (e *SpyEngine) call(ctx context.Context, pol Policy, reqs []Request, stats *SpyRollout) ([][]Completion, error) {
-	if len(reqs) == 0 {
-		return nil, nil
-	}
-	start := time.Now()
-	outs, err := pol.Complete(ctx, reqs)
-	stats.Elapsed += time.Since(start)
-	stats.Calls++
-	if err != nil {
-		return nil, err
-	}
-	if len(outs) != len(reqs) {
-		return nil, fmt.Errorf("policy answered %d of %d requests", len(outs), len(reqs))
-	}
-	for i, o := range outs {
-		if len(o) != reqs[i].N {
-			return nil, fmt.Errorf("policy gave %d completions for request %d (player %d, %s), want %d",
-				len(o), i, reqs[i].Player, reqs[i].Role, reqs[i].N)
-		}
-		for _, c := range o {
-			stats.Samples++
-			if len(c.Tokens) > 0 {
-				stats.Tokens += len(c.Tokens)
-			} else {
-				stats.Tokens += c.EvalCount
-			}
-		}
-	}
-	return outs, nil
 }
 
 func (e *SpyEngine) sample(g *SpyGame, req Request, stage string, round, index int, c Completion) *SpySample {

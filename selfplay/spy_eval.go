@@ -190,7 +190,7 @@ func (e *SpyEvaluator) route(id int, candidate, reference Policy) *RoutedPolicy 
 	return RouteByPlayer(candidate, map[int]Policy{spy: reference, 0: reference})
 }
 
-func addRollout(r *SpyRollout, o SpyRollout) {
+func addRollout(r *Rollout, o Rollout) {
 	r.Calls += o.Calls
 	r.Samples += o.Samples
 	r.Tokens += o.Tokens
@@ -253,7 +253,7 @@ type SpyEvalResult struct {
 	Outcomes     []SpyEvalOutcome `json:"outcomes"`
 	Candidate    SpyEvalPlayer    `json:"candidate"`
 	Reference    SpyEvalPlayer    `json:"reference"`
-	Rollout      SpyRollout       `json:"-"`
+	Rollout      Rollout          `json:"-"`
 	// Games are the transcripts, for games.jsonl.
 	Games []*SpyGame `json:"-"`
 }

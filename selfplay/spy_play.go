@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog/log"
+
 	"github.com/vzlocal/vzlocal/data"
 )
 
@@ -33,7 +34,7 @@ type SpyPlayConfig struct {
 type SpyPlayResult struct {
 	Games   []*SpyGame
 	Summary SpySummary
-	Rollout SpyRollout
+	Rollout Rollout
 	File    string // games.jsonl
 }
 

@@ -20,7 +20,7 @@ func TestSpySummaryAndReport(t *testing.T) {
 	if err := g.Score(DefaultSpySettings(), NewSpyRAE(0.9)); err != nil {
 		t.Fatal(err)
 	}
-	sum := SummarizeSpyGames([]*SpyGame{g}, SpyRollout{})
+	sum := SummarizeSpyGames([]*SpyGame{g}, Rollout{})
 	want := SpySummary{Games: 1, SpyCaughtRate: 1, DecisionAcc: 3.0 / 8, AbstainRate: 1.0 / 8, InvalidRate: 1.0 / 8,
 		ClueMissingRate: 1.0 / 8, MeanClueChars: float64(len("a clue")), DecisionReward: 2.37 / 8}
 	if !spyNear(sum.DecisionReward, want.DecisionReward, 1e-9) {

@@ -20,7 +20,7 @@ type SpySummary struct {
 }
 
 // SummarizeSpyGames computes the summary of scored games; rollout gives the throughput.
-func SummarizeSpyGames(games []*SpyGame, rollout SpyRollout) SpySummary {
+func SummarizeSpyGames(games []*SpyGame, rollout Rollout) SpySummary {
 	var s SpySummary
 	var dec, clues, clueOK, caught int
 	var clueChars int

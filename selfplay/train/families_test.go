@@ -1,12 +1,7 @@
 package train
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"testing"
-
-	"github.com/rs/zerolog"
 
 	"github.com/vzlocal/vzlocal/llm/testmodel"
 )
@@ -30,27 +25,8 @@ func TestVLMFamiliesTrainAStep(t *testing.T) {
 			if family == "qwen2vl" && !info.MRoPE || family == "gemma3" && !info.NonCausalImages {
 				t.Fatalf("%s: info %+v lacks the feature under test", family, info)
 			}
-			img := filepath.Join(t.TempDir(), "img.png")
-			if err := os.WriteFile(img, testmodel.TestImage(40, 30, 1), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			cfg := defaultConfig(t)
-			cfg.Steps, cfg.CheckpointEvery, cfg.Seed = 2, 0, 3
-			cfg.LoRA.Rank, cfg.LoRA.Alpha = 4, 8
-			cfg.Optim.LR, cfg.Optim.Schedule, cfg.Optim.Warmup = 1e-2, "constant", 0
-			cfg.Loss.KLBeta, cfg.Loss.IS = 0, "none"
-			run := t.TempDir()
-			tr, err := New(Setup{Config: cfg, RunDir: run, Game: &digitGame{image: img, n: 4}, Model: model, Engine: engine, Log: zerolog.Nop()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := tr.Run(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			ms := readMetrics(t, run)
-			if len(ms) != cfg.Steps {
-				t.Fatalf("%d metric lines, want %d", len(ms), cfg.Steps)
-			}
+			cfg, game := digitRun(t, 2, 4, 4)
+			ms, _ := trainDigit(t, model, engine, cfg, game)
 			for _, m := range ms {
 				// A step whose rewards are all equal has zero advantages, hence a zero gradient.
 				if m.Skipped || m.TrainTokPerSec == 0 || (m.GradNorm == 0) != (m.RewardStd == 0) {

@@ -49,18 +49,11 @@ func guardSetup(t *testing.T, eng *faultyEngine) (Setup, string) {
 	}
 	model, cpu := openTiny(t, files)
 	eng.Engine = cpu
-	img := filepath.Join(t.TempDir(), "img.png")
-	if err := os.WriteFile(img, testmodel.TestImage(40, 30, 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := defaultConfig(t)
-	cfg.Steps, cfg.CheckpointEvery, cfg.Seed = 8, 1, 3
-	cfg.LoRA.Rank, cfg.LoRA.Alpha = 4, 8
-	cfg.Optim.LR, cfg.Optim.Schedule, cfg.Optim.Warmup = 1e-2, "constant", 0
-	cfg.Loss.KLBeta, cfg.Loss.IS = 0, "none"
+	cfg, game := digitRun(t, 8, 4, 4)
+	cfg.CheckpointEvery = 1
 	run := t.TempDir()
 	// The digit game has two groups per step, so two Backward calls per step.
-	return Setup{Config: cfg, RunDir: run, Game: &digitGame{image: img, n: 4}, Model: model, Engine: eng, Log: zerolog.Nop()}, run
+	return Setup{Config: cfg, RunDir: run, Game: game, Model: model, Engine: eng, Log: zerolog.Nop()}, run
 }
 
 // TestNonFiniteStepsSkippedThenStop: a step with a NaN gradient is skipped (logged in the

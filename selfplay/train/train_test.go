@@ -134,6 +134,41 @@ func readMetrics(t *testing.T, runDir string) []selfplay.StepMetrics {
 	return out
 }
 
+// digitRun is the toy-reward run of the learning tests: a digitGame with the test image, constant
+// learning rate 1e-2, no KL and no importance sampling, so that each step is plain GRPO.
+func digitRun(t *testing.T, steps, rank, samples int) (Config, *digitGame) {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "img.png")
+	if err := os.WriteFile(img, testmodel.TestImage(40, 30, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := defaultConfig(t)
+	cfg.Steps, cfg.CheckpointEvery, cfg.Seed = steps, 0, 3
+	cfg.LoRA.Rank, cfg.LoRA.Alpha = rank, float64(2*rank)
+	cfg.Optim.LR, cfg.Optim.Schedule, cfg.Optim.Warmup = 1e-2, "constant", 0
+	cfg.Loss.KLBeta, cfg.Loss.IS = 0, "none"
+	return cfg, &digitGame{image: img, n: samples}
+}
+
+// trainDigit runs a digit-game run to the end and returns its metrics (one line per step) and
+// its run folder.
+func trainDigit(t *testing.T, model *llm.Model, engine lora.Engine, cfg Config, game *digitGame) ([]selfplay.StepMetrics, string) {
+	t.Helper()
+	run := t.TempDir()
+	tr, err := New(Setup{Config: cfg, RunDir: run, Game: game, Model: model, Engine: engine, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ms := readMetrics(t, run)
+	if len(ms) != cfg.Steps {
+		t.Fatalf("%d metric lines, want %d", len(ms), cfg.Steps)
+	}
+	return ms, run
+}
+
 // TestToyRewardLearns is the learning test: GRPO through the whole loop (llama.cpp rollouts, the
 // CPU gradient engine, PG weights, AdamW, in-place adapter swap) must raise a verifiable reward
 // well above its start with fixed seeds.
@@ -146,27 +181,8 @@ func TestToyRewardLearns(t *testing.T) {
 		t.Fatal(err)
 	}
 	model, engine := openTiny(t, files)
-	img := filepath.Join(t.TempDir(), "img.png")
-	if err := os.WriteFile(img, testmodel.TestImage(40, 30, 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := defaultConfig(t)
-	cfg.Steps, cfg.CheckpointEvery, cfg.Seed = 24, 0, 3
-	cfg.LoRA.Rank, cfg.LoRA.Alpha = 8, 16
-	cfg.Optim.LR, cfg.Optim.Schedule, cfg.Optim.Warmup = 1e-2, "constant", 0
-	cfg.Loss.KLBeta, cfg.Loss.IS = 0, "none"
-	run := t.TempDir()
-	tr, err := New(Setup{Config: cfg, RunDir: run, Game: &digitGame{image: img, n: 8}, Model: model, Engine: engine, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ms := readMetrics(t, run)
-	if len(ms) != cfg.Steps {
-		t.Fatalf("%d metric lines, want %d", len(ms), cfg.Steps)
-	}
+	cfg, game := digitRun(t, 24, 8, 8)
+	ms, run := trainDigit(t, model, engine, cfg, game)
 	first := (ms[0].RewardMean + ms[1].RewardMean + ms[2].RewardMean) / 3
 	last := (ms[len(ms)-1].RewardMean + ms[len(ms)-2].RewardMean + ms[len(ms)-3].RewardMean) / 3
 	t.Logf("digit fraction: first 3 steps %.3f, last 3 steps %.3f", first, last)

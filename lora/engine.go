@@ -109,7 +109,7 @@ func (e *CPU) LogProbs(b *Batch) ([][]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log-probs: %w", err)
 	}
-	r := e.run(pk, nil, nil, false)
+	r := e.run(pk, nil, nil, false, false)
 	return r.LogProbs, nil
 }
 
@@ -126,11 +126,7 @@ func (e *CPU) Backward(b *Batch, weights [][]float32) (*Result, error) {
 		g = e.ad.ZeroLike()
 	}
 	t0 := time.Now()
-	if !e.opt.Recompute && e.opt.MemoryBudget > 0 && e.memory(pk, true) > e.opt.MemoryBudget {
-		e.opt.Recompute = true
-		defer func() { e.opt.Recompute = false }()
-	}
-	res := e.run(pk, weights, g, true)
+	res := e.run(pk, weights, g, true, e.recomputes(pk))
 	log.Debug().Int("seqs", len(b.Seqs)).Int("rows", pk.n).Int("shared_prefix", pk.prefix).
 		Int("scored", len(pk.targets)).Dur("took", time.Since(t0)).Msg("lora: backward")
 	return res, nil
@@ -141,11 +137,17 @@ func (e *CPU) MemoryEstimate(b *Batch) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("memory estimate: %w", err)
 	}
-	return e.memory(pk, true), nil
+	return e.memory(pk, e.recomputes(pk)), nil
 }
 
-// memory counts the float32 buffers run allocates for a packed batch.
-func (e *CPU) memory(pk *packed, backward bool) int64 {
+// recomputes says whether a backward of pk recomputes each layer's activations instead of keeping
+// them: always with Options.Recompute, else when keeping them would exceed Options.MemoryBudget.
+func (e *CPU) recomputes(pk *packed) bool {
+	return e.opt.Recompute || (e.opt.MemoryBudget > 0 && e.memory(pk, false) > e.opt.MemoryBudget)
+}
+
+// memory counts the float32 buffers a backward of a packed batch allocates.
+func (e *CPU) memory(pk *packed, recompute bool) int64 {
 	c := e.m.Cfg
 	n := int64(pk.n)
 	cache := layerCacheFloats(c, e.rank(), pk.n)
@@ -153,10 +155,7 @@ func (e *CPU) memory(pk *packed, backward bool) int64 {
 	f += 2 * int64(newAttnDims(c, pk, 1, false).attnScratch(pk.segs)) // attention scores and their gradient
 	f += int64(e.opt.HeadChunk) * (int64(c.NVocab) + int64(c.NEmbd))  // logits chunk
 	f += 2 * n * int64(c.NEmbd)                                       // residual stream and its gradient
-	if !backward {
-		return 4 * (f + cache)
-	}
-	if e.opt.Recompute {
+	if recompute {
 		f += int64(c.NLayer)*n*int64(c.NEmbd) + cache
 	} else {
 		f += int64(c.NLayer) * (n*int64(c.NEmbd) + cache)

@@ -41,7 +41,7 @@ func (e *CPU) FLOPs(b *Batch, backward bool) (int64, error) {
 		return fwd, nil
 	}
 	bwd := L*(linFwd+loraBwd+attFwd*5/2) + head // dx products; attention: recomputed scores + 4 products
-	if e.opt.Recompute {
+	if e.recomputes(pk) {
 		bwd += L * (linFwd + loraFwd + attFwd)
 	}
 	return fwd + bwd, nil

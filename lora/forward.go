@@ -19,7 +19,7 @@ type forwardState struct {
 
 // forward runs the embedding, every block and the final norm. With keep, block inputs (and, without
 // Recompute, block activations) are kept for the backward.
-func (e *CPU) forward(pk *packed, grads *Adapter, keep bool) *forwardState {
+func (e *CPU) forward(pk *packed, grads *Adapter, keep, recompute bool) *forwardState {
 	SetThreads(e.opt.Threads)
 	c := e.m.Cfg
 	n, E := pk.n, c.NEmbd
@@ -51,7 +51,7 @@ func (e *CPU) forward(pk *packed, grads *Adapter, keep bool) *forwardState {
 	}
 	for il := 0; il < c.NLayer; il++ {
 		lc := fs.shared
-		if keep && !e.opt.Recompute {
+		if keep && !recompute {
 			lc = newLayerCache(c, rank, n)
 			fs.caches = append(fs.caches, lc)
 		}
@@ -75,11 +75,11 @@ func (e *CPU) forward(pk *packed, grads *Adapter, keep bool) *forwardState {
 }
 
 // run executes the forward, the chunked log-softmax and (when grads != nil) the backward.
-func (e *CPU) run(pk *packed, weights [][]float32, grads *Adapter, backward bool) *Result {
+func (e *CPU) run(pk *packed, weights [][]float32, grads *Adapter, backward, recompute bool) *Result {
 	c := e.m.Cfg
 	n, E := pk.n, c.NEmbd
 	backward = backward && grads != nil
-	fs := e.forward(pk, grads, backward)
+	fs := e.forward(pk, grads, backward, recompute)
 	var dxf []float32
 	if backward {
 		dxf = make([]float32, n*E)
@@ -96,7 +96,7 @@ func (e *CPU) run(pk *packed, weights [][]float32, grads *Adapter, backward bool
 	gs := newLayerGrads(c, e.rank(), n)
 	for il := c.NLayer - 1; il >= 0; il-- {
 		lc := fs.shared
-		if e.opt.Recompute {
+		if recompute {
 			ps.layerForward(il, fs.inputs[il], fs.spare, lc) // rebuild the block's activations
 		} else {
 			lc = fs.caches[il]
@@ -119,7 +119,7 @@ func (e *CPU) Logits(seq Sequence) ([][]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("logits: %w", err)
 	}
-	fs := e.forward(pk, nil, false)
+	fs := e.forward(pk, nil, false, false)
 	c := e.m.Cfg
 	out := make([][]float32, pk.n)
 	for r := range out {

@@ -158,6 +158,7 @@ func (e *CPU) head(pk *packed, xf []float32, weights [][]float32, dxf []float32)
 	logits := make([]float32, R*V)
 	dxb := make([]float32, R*E)
 	rowLoss := make([]float64, R)
+	targetLogits := make([]float32, len(pk.targets)) // rows own disjoint ranges: safe across workers
 	var loss float64
 	for c0 := 0; c0 < len(rows); c0 += R {
 		chunk := rows[c0:min(c0+R, len(rows))]
@@ -172,7 +173,7 @@ func (e *CPU) head(pk *packed, xf []float32, weights [][]float32, dxf []float32)
 				mx := slices.Max(lg)
 				rt := chunk[i]
 				// Keep the target logits: lg is overwritten with exp(lg - mx) below.
-				tv := make([]float32, rt.t1-rt.t0)
+				tv := targetLogits[rt.t0:rt.t1]
 				for k, t := range pk.targets[rt.t0:rt.t1] {
 					tv[k] = lg[t.tok]
 				}

@@ -1,7 +1,6 @@
 package optim
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,28 +23,31 @@ const (
 
 // MarshalBinary encodes the configuration, step count and moments.
 func (o *AdamW) MarshalBinary() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(adamwMagic)
-	le := binary.LittleEndian
-	b.Write(le.AppendUint32(nil, adamwVersion))
-	for _, f := range []float64{o.cfg.Beta1, o.cfg.Beta2, o.cfg.Eps, o.cfg.WeightDecay} {
-		b.Write(le.AppendUint64(nil, math.Float64bits(f)))
+	size := len(adamwMagic) + 4 + 4*8 + 8 + 4 + 4
+	for _, name := range o.order {
+		size += 4 + len(name) + 8 + 8*len(o.state[name].m)
 	}
-	b.Write(le.AppendUint64(nil, uint64(o.step)))
-	b.Write(le.AppendUint32(nil, uint32(len(o.order))))
+	le := binary.LittleEndian
+	b := make([]byte, 0, size) // one allocation: the moments of a large adapter are tens of millions of values
+	b = append(b, adamwMagic...)
+	b = le.AppendUint32(b, adamwVersion)
+	for _, f := range []float64{o.cfg.Beta1, o.cfg.Beta2, o.cfg.Eps, o.cfg.WeightDecay} {
+		b = le.AppendUint64(b, math.Float64bits(f))
+	}
+	b = le.AppendUint64(b, uint64(o.step))
+	b = le.AppendUint32(b, uint32(len(o.order)))
 	for _, name := range o.order {
 		st := o.state[name]
-		b.Write(le.AppendUint32(nil, uint32(len(name))))
-		b.WriteString(name)
-		b.Write(le.AppendUint64(nil, uint64(len(st.m))))
+		b = le.AppendUint32(b, uint32(len(name)))
+		b = append(b, name...)
+		b = le.AppendUint64(b, uint64(len(st.m)))
 		for _, buf := range [][]float32{st.m, st.v} {
 			for _, x := range buf {
-				b.Write(le.AppendUint32(nil, math.Float32bits(x)))
+				b = le.AppendUint32(b, math.Float32bits(x))
 			}
 		}
 	}
-	b.Write(le.AppendUint32(nil, crc32.ChecksumIEEE(b.Bytes())))
-	return b.Bytes(), nil
+	return le.AppendUint32(b, crc32.ChecksumIEEE(b)), nil
 }
 
 // UnmarshalBinary replaces o's configuration and state with the encoded ones. Corrupt, truncated

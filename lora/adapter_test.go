@@ -369,7 +369,7 @@ func TestReadPEFTRejectsVisionTower(t *testing.T) {
 	list = append(list,
 		stTensor{Name: vis + ".lora_A.weight", Shape: []int{2, in}, Data: make([]float32, 2*in)},
 		stTensor{Name: vis + ".lora_B.weight", Shape: []int{out, 2}, Data: make([]float32, 2*out)})
-	if err := writeSafetensors(st, list, meta, false); err != nil {
+	if err := writeSafetensors(st, list, meta); err != nil {
 		t.Fatal(err)
 	}
 	_, err = ReadPEFT(dir, c)

@@ -180,14 +180,14 @@ func attentionBackward(dq, dk, dv, do, o, lse, q, k, v []float32, segs []segment
 			d.scores(s, q, k, sg, a, b, kb, h, lse[h*d.n+sg.r0+a:], true)
 			off := (sg.r0+a)*qs + h*d.hd
 			doh, oh, qh := do[off:], o[off:], q[off:]
-			kOwn, vOwn := sg.r0*ks+hk*d.hd, sg.r0*ks+hk*d.hd
+			own := sg.r0*ks + hk*d.hd // this segment's own keys and values in k and v
 			// dV and dP against the prompt keys, then against the segment's own keys [0, kb).
 			if p > 0 {
 				sgemm(true, false, p, d.hd, m, 1, s, nk, doh, qs, 1, dv[hk*d.hd:], ks)
 				sgemm(false, true, m, p, d.hd, 1, doh, qs, v[hk*d.hd:], ks, 0, dp, nk)
 			}
-			sgemm(true, false, kb, d.hd, m, 1, s[p:], nk, doh, qs, 1, dv[vOwn:], ks)
-			sgemm(false, true, m, kb, d.hd, 1, doh, qs, v[vOwn:], ks, 0, dp[p:], nk)
+			sgemm(true, false, kb, d.hd, m, 1, s[p:], nk, doh, qs, 1, dv[own:], ks)
+			sgemm(false, true, m, kb, d.hd, 1, doh, qs, v[own:], ks, 0, dp[p:], nk)
 			parallelFor(m, d.workers, func(lo, hi int) {
 				for i := lo; i < hi; i++ {
 					var dot float32
@@ -206,8 +206,8 @@ func attentionBackward(dq, dk, dv, do, o, lse, q, k, v []float32, segs []segment
 				sgemm(false, false, m, d.hd, p, scale, s, nk, k[hk*d.hd:], ks, 1, dq[off:], qs)
 				sgemm(true, false, p, d.hd, m, scale, s, nk, qh, qs, 1, dk[hk*d.hd:], ks)
 			}
-			sgemm(false, false, m, d.hd, kb, scale, s[p:], nk, k[kOwn:], ks, 1, dq[off:], qs)
-			sgemm(true, false, kb, d.hd, m, scale, s[p:], nk, qh, qs, 1, dk[kOwn:], ks)
+			sgemm(false, false, m, d.hd, kb, scale, s[p:], nk, k[own:], ks, 1, dq[off:], qs)
+			sgemm(true, false, kb, d.hd, m, scale, s[p:], nk, qh, qs, 1, dk[own:], ks)
 		}
 	})
 }

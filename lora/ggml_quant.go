@@ -23,6 +23,3 @@ const (
 func typeName(t uint32) string                             { return ggmlquant.TypeName(t) }
 func blockSize(t uint32) int                               { return int(ggmlquant.BlockSize(t)) }
 func dequantize(t uint32, src []byte, dst []float32) error { return ggmlquant.Dequantize(t, src, dst) }
-func quantize(t uint32, src []float32, rows, perRow int) ([]byte, error) {
-	return ggmlquant.Quantize(t, src, int64(rows), int64(perRow))
-}

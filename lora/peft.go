@@ -129,13 +129,10 @@ func (a *Adapter) WritePEFT(dir string, cfg Config, baseModel string) error {
 	if err != nil {
 		return fmt.Errorf("write PEFT adapter: %w", err)
 	}
-	if err := writeSafetensors(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"}, false); err != nil {
+	if err := writeSafetensors(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
 		return fmt.Errorf("write PEFT adapter: %w", err)
 	}
-	return atomicfile.Create(filepath.Join(dir, "adapter_config.json"), func(f *os.File) error {
-		_, err := f.Write(append(js, '\n'))
-		return err
-	})
+	return atomicfile.WriteFile(filepath.Join(dir, "adapter_config.json"), append(js, '\n'))
 }
 
 // visionModule matches the vision-tower module paths of HF VLMs (vision_tower, vision_model,

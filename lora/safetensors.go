@@ -10,8 +10,6 @@ import (
 	"slices"
 
 	"github.com/vzlocal/vzlocal/internal/atomicfile"
-
-	"github.com/x448/float16"
 )
 
 // A plain-Go safetensors reader/writer (the format PEFT saves adapters in): an 8-byte little-endian
@@ -30,8 +28,8 @@ type stEntry struct {
 	Offsets [2]int64 `json:"data_offsets"`
 }
 
-// writeSafetensors writes float32 tensors (as F32, or F16 when f16 is set) atomically.
-func writeSafetensors(path string, ts []stTensor, meta map[string]string, f16 bool) error {
+// writeSafetensors writes float32 tensors as F32, atomically.
+func writeSafetensors(path string, ts []stTensor, meta map[string]string) error {
 	header := map[string]any{}
 	if len(meta) > 0 {
 		header["__metadata__"] = meta
@@ -45,10 +43,7 @@ func writeSafetensors(path string, ts []stTensor, meta map[string]string, f16 bo
 		}
 		return 0
 	})
-	size, dtype := int64(4), "F32"
-	if f16 {
-		size, dtype = 2, "F16"
-	}
+	const size, dtype = int64(4), "F32"
 	var off int64
 	for _, t := range ts {
 		n := int64(len(t.Data)) * size
@@ -74,11 +69,7 @@ func writeSafetensors(path string, ts []stTensor, meta map[string]string, f16 bo
 		for _, t := range ts {
 			buf := make([]byte, int64(len(t.Data))*size)
 			for i, v := range t.Data {
-				if f16 {
-					binary.LittleEndian.PutUint16(buf[2*i:], float16.Fromfloat32(v).Bits())
-				} else {
-					binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
-				}
+				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
 			}
 			if _, err := f.Write(buf); err != nil {
 				return err

@@ -2,6 +2,8 @@ package llm
 
 import (
 	"strings"
+
+	"github.com/vzlocal/vzlocal/internal/ggmlquant"
 )
 
 // adapterInfo is what a checked adapter file says about itself.
@@ -11,7 +13,7 @@ type adapterInfo struct {
 }
 
 // Tensor types llama.cpp's LoRA path multiplies with, and that Update can write.
-var adapterKinds = map[uint32]string{0: "F32", 1: "F16", 30: "BF16"}
+var adapterKinds = map[uint32]bool{ggmlquant.TypeF32: true, ggmlquant.TypeF16: true, ggmlquant.TypeBF16: true}
 
 // checkAdapter validates a LoRA GGUF against the model's architecture before llama.cpp reads it
 // (an adapter.lora.alpha of the wrong type aborts the process).
@@ -51,7 +53,7 @@ func checkAdapter(path, arch string) (adapterInfo, error) {
 		if !ok {
 			return bad("tensor %s is not a .lora_a or .lora_b tensor", t.Name)
 		}
-		if _, ok := adapterKinds[t.Kind]; !ok {
+		if !adapterKinds[t.Kind] {
 			return bad("tensor %s has type %s; adapters must be F32, F16 or BF16", t.Name, t.Type())
 		}
 		if len(t.Shape) != 2 {

@@ -40,10 +40,7 @@ func (m *Model) GenerateBatch(ctx context.Context, reqs []Request) ([][]Completi
 		if err := q.Sampling.check(); err != nil {
 			return nil, fmt.Errorf("request %d: %w", r, err)
 		}
-		s := q.Sampling.withDefaults(m.opts.Seed + uint64(r)*0x9e3779b97f4a7c15)
-		if q.Sampling.Seed != 0 {
-			s.Seed = q.Sampling.Seed
-		}
+		s := q.Sampling.withDefaults(m.opts.Seed + uint64(r)*0x9e3779b97f4a7c15) // keeps a non-zero Seed
 		samplings[r] = s
 		out[r] = make([]Completion, s.N)
 		per := min(m.opts.Parallel, (m.info.ContextSize-len(q.Prompt.Tokens))/s.MaxTokens)

@@ -69,7 +69,6 @@ var (
 // projInfo is what the engine needs to know about a checked projector.
 type projInfo struct {
 	projector string
-	width     int
 }
 
 func checkProjector(path string, text textInfo) (projInfo, error) {
@@ -187,7 +186,7 @@ func checkProjector(path string, text textInfo) (projInfo, error) {
 	if width != text.nEmbdInp {
 		return bad("projector output width %d (%s) does not fit the text model's embedding width %d", width, w.tensor, text.nEmbdInp)
 	}
-	return projInfo{projector: proj, width: width}, nil
+	return projInfo{projector: proj}, nil
 }
 
 // checkProjectorHparams catches hyper-parameter combinations that abort inside clip.cpp.

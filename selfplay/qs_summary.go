@@ -47,9 +47,9 @@ func summarizeQS(res *QSStep, images int) QSSummary {
 		}
 	}
 	s.ValidRate = qsRatio(s.Valid, s.Questions)
-	s.MeanConfidence, _ = qsMeanStd(conf)
+	s.MeanConfidence, _ = MeanStd(conf)
 	s.KeptFraction = qsRatio(s.Kept, s.Valid)
-	s.QuestionerRewardMean, s.QuestionerRewardStd = qsMeanStd(qrewards)
+	s.QuestionerRewardMean, s.QuestionerRewardStd = MeanStd(qrewards)
 	s.SolverAccuracy = qsRatio(agree, scored)
 	s.AbstainRate = qsRatio(abstain, answers)
 
@@ -62,7 +62,7 @@ func summarizeQS(res *QSStep, images int) QSSummary {
 		}
 	}
 	s.Groups, s.Samples = len(res.Groups), len(trained)
-	s.RewardMean, s.RewardStd = qsMeanStd(trained)
+	s.RewardMean, s.RewardStd = MeanStd(trained)
 	s.FracZeroStd = qsRatio(zero, len(res.Groups))
 	return s
 }
@@ -74,8 +74,8 @@ func qsRatio(n, d int) float64 {
 	return float64(n) / float64(d)
 }
 
-// qsMeanStd is the mean and population standard deviation (0, 0 for no values).
-func qsMeanStd(xs []float64) (mean, std float64) {
+// MeanStd is the mean and population standard deviation (0, 0 for no values).
+func MeanStd(xs []float64) (mean, std float64) {
 	if len(xs) == 0 {
 		return 0, 0
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 
 	"github.com/vzlocal/vzlocal/selfplay"
 )
@@ -175,14 +174,8 @@ func (g *QSGame) Plan() StepPlan {
 // imagesForStep walks the pool in a fresh seeded order each epoch, so a step's images depend
 // only on (seed, step): a resumed run plays what the uninterrupted run played.
 func (g *QSGame) imagesForStep(step int) []selfplay.QSImage {
-	n := len(g.images)
-	out := make([]selfplay.QSImage, g.perStep)
-	for i := range out {
-		k := step*g.perStep + i
-		perm := rand.New(rand.NewPCG(uint64(g.seed), uint64(k/n)^0x9e3779b97f4a7c15)).Perm(n)
-		out[i] = g.images[perm[k%n]]
-	}
-	return out
+	salt := func(epoch int) uint64 { return uint64(epoch) ^ 0x9e3779b97f4a7c15 }
+	return epochPick(g.images, g.seed, salt, step, g.perStep)
 }
 
 func (g *QSGame) Play(ctx context.Context, step int, policies map[string]selfplay.Policy) (*StepResult, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 
 	"github.com/vzlocal/vzlocal/data"
@@ -60,13 +59,22 @@ func (g *SpyGame) Plan() StepPlan {
 // pairsForStep walks the training pairs in a fresh seeded order each epoch, so a step's pairs
 // depend only on (seed, step): a resumed run plays what the uninterrupted run played.
 func (g *SpyGame) pairsForStep(step int) []*data.Pair {
-	n := len(g.pairs)
-	out := make([]*data.Pair, g.gamesPerStep)
+	return epochPick(g.pairs, g.seed, func(epoch int) uint64 { return uint64(epoch) }, step, g.gamesPerStep)
+}
+
+// epochPick returns the per items of a step from items walked in a fresh seeded order each epoch
+// (epoch e is permuted by PCG(seed, salt(e))); the permutation is drawn once per epoch.
+func epochPick[T any](items []T, seed int64, salt func(epoch int) uint64, step, per int) []T {
+	n := len(items)
+	out := make([]T, per)
+	epoch, perm := -1, []int(nil)
 	for i := range out {
-		k := step*g.gamesPerStep + i
-		epoch := k / n
-		perm := rand.New(rand.NewPCG(uint64(g.seed), uint64(epoch))).Perm(n)
-		out[i] = g.pairs[perm[k%n]]
+		k := step*per + i
+		if k/n != epoch {
+			epoch = k / n
+			perm = rand.New(rand.NewPCG(uint64(seed), salt(epoch))).Perm(n)
+		}
+		out[i] = items[perm[k%n]]
 	}
 	return out
 }
@@ -121,7 +129,7 @@ func (g *SpyGame) Play(ctx context.Context, step int, policies map[string]selfpl
 	sum := selfplay.SummarizeSpyGames(games, rollout)
 	m := &res.Metrics
 	m.Phase = stage
-	m.RewardMean, m.RewardStd = meanStd(rewardsOf(samples))
+	m.RewardMean, m.RewardStd = selfplay.MeanStd(rewardsOf(samples))
 	m.FracZeroStd = fracZeroStd(groups)
 	m.DecisionAccuracy, m.AbstainRate, m.InvalidRate = sum.DecisionAcc, sum.AbstainRate, sum.InvalidRate
 	m.SpyWinRate = 1 - sum.SpyCaughtRate
@@ -176,20 +184,6 @@ func rewardsOf(samples []*selfplay.SpySample) []float64 {
 	return out
 }
 
-func meanStd(xs []float64) (mean, std float64) {
-	if len(xs) == 0 {
-		return 0, 0
-	}
-	for _, x := range xs {
-		mean += x
-	}
-	mean /= float64(len(xs))
-	for _, x := range xs {
-		std += (x - mean) * (x - mean)
-	}
-	return mean, math.Sqrt(std / float64(len(xs)))
-}
-
 // fracZeroStd is the fraction of groups of two or more samples whose rewards are all equal: they
 // give no gradient under group normalisation (the first thing to watch in win/lose games).
 func fracZeroStd(groups map[string][]float64) float64 {
@@ -199,7 +193,7 @@ func fracZeroStd(groups map[string][]float64) float64 {
 			continue
 		}
 		n++
-		if _, s := meanStd(rs); s < 1e-12 {
+		if _, s := selfplay.MeanStd(rs); s < 1e-12 {
 			zero++
 		}
 	}

@@ -1,12 +1,16 @@
 package train
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/vzlocal/vzlocal/selfplay"
+)
 
 // Stages of the spy game's Iterative-SPO: the clue stage trains clue samples with role advantages
 // (self-play); the decision stage trains observer samples with group-normalised advantages (RLVR).
 const (
-	StageClue     = "clue"
-	StageDecision = "decision"
+	StageClue     = selfplay.StageClue
+	StageDecision = selfplay.StageDecision
 )
 
 // SwitchRule chooses how Iterative-SPO alternates stages.

@@ -99,7 +99,7 @@ func (g *digitGame) Play(ctx context.Context, step int, pols map[string]selfplay
 		}
 		rewards = append(rewards, rs...)
 	}
-	res.Metrics.RewardMean, res.Metrics.RewardStd = meanStd(rewards)
+	res.Metrics.RewardMean, res.Metrics.RewardStd = selfplay.MeanStd(rewards)
 	return res, nil
 }
 

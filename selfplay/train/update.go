@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -201,7 +202,7 @@ func (t *Trainer) sequence(pol *selfplay.LlamaPolicy, s Sample) (lora.Sequence, 
 	if err != nil {
 		return lora.Sequence{}, 0, err
 	}
-	if !equalTokens(pr.Tokens, c.PromptTokens) {
+	if !slices.Equal(pr.Tokens, c.PromptTokens) {
 		return lora.Sequence{}, 0, fmt.Errorf("sample of %s: the rebuilt prompt (%d tokens) differs from the one sampled (%d)", s.Group, len(pr.Tokens), len(c.PromptTokens))
 	}
 	info := t.Model.Info()
@@ -377,18 +378,6 @@ func lengthStats(samples []Sample, m *selfplay.StepMetrics) {
 		m.CompletionLenMax = max(m.CompletionLenMax, n)
 	}
 	m.CompletionLenMean = float64(total) / float64(len(samples))
-}
-
-func equalTokens(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func isBad(x float64) bool { return math.IsNaN(x) || math.IsInf(x, 0) }

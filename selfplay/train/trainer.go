@@ -100,6 +100,10 @@ func New(s Setup) (*Trainer, error) {
 	if c.Game == "qs" {
 		normLen = c.QS.maxTokens()
 	}
+	if info := s.Model.Info(); info.MRoPE != s.Engine.Config().MRoPE() {
+		return nil, fmt.Errorf("train: the rollout model (%s, M-RoPE %v) and the gradient engine's model (%s, M-RoPE %v) place image rows differently: give both the same GGUF",
+			info.Arch, info.MRoPE, s.Engine.Config().Arch, s.Engine.Config().MRoPE())
+	}
 	pg, err := pgConfig(c.Loss, normLen)
 	if err != nil {
 		return nil, err

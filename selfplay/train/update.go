@@ -206,9 +206,6 @@ func (t *Trainer) sequence(pol *selfplay.LlamaPolicy, s Sample) (lora.Sequence, 
 		return lora.Sequence{}, 0, fmt.Errorf("sample of %s: the rebuilt prompt (%d tokens) differs from the one sampled (%d)", s.Group, len(pr.Tokens), len(c.PromptTokens))
 	}
 	info := t.Model.Info()
-	if info.MRoPE && !t.Engine.Config().MRoPE() {
-		return lora.Sequence{}, 0, fmt.Errorf("the rollout model %s uses M-RoPE image positions but the gradient engine's model (%s) does not", info.Arch, t.Engine.Config().Arch)
-	}
 	n := len(pr.Tokens)
 	seq := lora.Sequence{Tokens: make([]int32, n+len(c.Tokens)), Mask: make([]bool, n+len(c.Tokens))}
 	copy(seq.Tokens, pr.Tokens)

@@ -220,6 +220,24 @@ func parseGGUF(r io.Reader) (*ggufFile, error) {
 	return g, nil
 }
 
+// skipString reads past one string without keeping it.
+func skipString(r io.Reader) error {
+	var n uint64
+	if err := binary.Read(r, binary.LittleEndian, &n); err != nil {
+		return err
+	}
+	if n > maxGGUFString {
+		return fmt.Errorf("string of %d bytes: corrupt", n)
+	}
+	if _, err := io.CopyN(io.Discard, r, int64(n)); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return nil
+}
+
 func readString(r io.Reader) (string, error) {
 	var n uint64
 	if err := binary.Read(r, binary.LittleEndian, &n); err != nil {
@@ -298,16 +316,14 @@ func readValue(r io.Reader, t uint32) (any, error) {
 		}
 		switch {
 		case et == ggufString:
-			// grown as strings arrive: a corrupt count must not allocate 16 bytes per claimed item
-			out := make([]string, 0, min(n, 1<<16))
+			// Nothing reads string arrays (vocabulary, merges) as values: the merged writer copies
+			// their raw bytes. Skip each string, still bounded so a corrupt length is an error.
 			for i := uint64(0); i < n; i++ {
-				s, err := readString(r)
-				if err != nil {
+				if err := skipString(r); err != nil {
 					return nil, fmt.Errorf("string %d of %d: %w", i, n, err)
 				}
-				out = append(out, s)
 			}
-			return out, nil
+			return nil, nil
 		case et == ggufArray:
 			// llama.cpp refuses arrays of arrays ("invalid GGUF type"); following them would
 			// also recurse once per 12 bytes of a corrupt file, until the stack overflows.
@@ -366,17 +382,6 @@ func (g *ggufFile) String(key string) string {
 		}
 	}
 	return ""
-}
-
-// Strings returns the string-array value of key, or nil.
-func (g *ggufFile) Strings(key string) []string {
-	for _, kv := range g.KVs {
-		if kv.Key == key {
-			s, _ := kv.Value.([]string)
-			return s
-		}
-	}
-	return nil
 }
 
 // Uint returns an unsigned integer value of key.

@@ -185,11 +185,15 @@ func RenderChartPair(index int, opts ChartOptions) (*Pair, *image.RGBA, *image.R
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	imgO, marksO, err := drawChart(&d, d.Original, geo)
+	faces, err := chartFaces()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	imgM, marksM, err := drawChart(&d, d.Modified, geo)
+	imgO, marksO, err := drawChart(&d, d.Original, geo, faces)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	imgM, marksM, err := drawChart(&d, d.Modified, geo, faces)
 	if err != nil {
 		return nil, nil, nil, err
 	}

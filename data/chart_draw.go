@@ -75,10 +75,9 @@ func (g *chartGeo) y(v float64) float64 {
 	return g.py1 - (v-g.axisMin)/(g.axisMax-g.axisMin)*(g.py1-g.py0)
 }
 
-// drawChart renders one chart with the given values and says where each value was drawn.
-func drawChart(d *ChartDetail, values [][]float64, g chartGeo) (*image.RGBA, [][]ChartMark, error) {
-	img := image.NewRGBA(image.Rect(0, 0, g.w, g.h))
-	draw.Draw(img, img.Bounds(), image.NewUniform(white), image.Point{}, draw.Src)
+// chartFaces are the fonts of a chart. Faces are not safe for concurrent use, so each pair (drawn
+// on one goroutine) builds its own and both of its charts share them.
+func chartFaces() (map[string]font.Face, error) {
 	faces := map[string]font.Face{}
 	for name, spec := range map[string]struct {
 		size float64
@@ -86,10 +85,17 @@ func drawChart(d *ChartDetail, values [][]float64, g chartGeo) (*image.RGBA, [][
 	}{"title": {17, true}, "label": {13, false}, "tick": {11, false}, "value": {11, true}} {
 		f, err := newFace(spec.size, spec.bold)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		faces[name] = f
 	}
+	return faces, nil
+}
+
+// drawChart renders one chart with the given values and says where each value was drawn.
+func drawChart(d *ChartDetail, values [][]float64, g chartGeo, faces map[string]font.Face) (*image.RGBA, [][]ChartMark, error) {
+	img := image.NewRGBA(image.Rect(0, 0, g.w, g.h))
+	draw.Draw(img, img.Bounds(), image.NewUniform(white), image.Point{}, draw.Src)
 	drawTextCentered(img, faces["title"], d.Title, g.w/2, 24, inkText)
 	marks := make([][]ChartMark, len(values))
 	for s := range marks {

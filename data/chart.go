@@ -157,19 +157,10 @@ func GenerateCharts(outDir string, opts ChartOptions) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	if c.N <= 0 {
-		return Report{}, fmt.Errorf("charts: number of pairs must be positive, got %d", c.N)
-	}
-	jobs := make([]job, c.N)
-	for i := range jobs {
-		jobs[i] = job{id: pairID(i), make: func() (*Pair, image.Image, image.Image, error) {
-			p, a, b, err := RenderChartPair(i, c)
-			return p, a, b, err
-		}}
-	}
 	settings := c
 	settings.N, settings.Workers, settings.Progress = 0, 0, nil
-	return runJobs(outDir, "charts", settings, jobs, c.Workers, c.Progress)
+	return runIndexed(outDir, "charts", c.N, settings, c.Workers, c.Progress,
+		func(i int) (*Pair, *image.RGBA, *image.RGBA, error) { return RenderChartPair(i, c) })
 }
 
 // RenderChartPair makes chart pair number index in memory.

@@ -101,19 +101,10 @@ func GenerateCLEVR(outDir string, opts CLEVROptions) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	if c.N <= 0 {
-		return Report{}, fmt.Errorf("clevr: number of pairs must be positive, got %d", c.N)
-	}
-	jobs := make([]job, c.N)
-	for i := range jobs {
-		jobs[i] = job{id: pairID(i), make: func() (*Pair, image.Image, image.Image, error) {
-			p, a, b, err := RenderCLEVRPair(i, c)
-			return p, a, b, err
-		}}
-	}
 	settings := c
 	settings.N, settings.Workers, settings.Progress = 0, 0, nil
-	return runJobs(outDir, "clevr", settings, jobs, c.Workers, c.Progress)
+	return runIndexed(outDir, "clevr", c.N, settings, c.Workers, c.Progress,
+		func(i int) (*Pair, *image.RGBA, *image.RGBA, error) { return RenderCLEVRPair(i, c) })
 }
 
 func pairID(i int) string { return fmt.Sprintf("%06d", i) }

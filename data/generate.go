@@ -53,6 +53,23 @@ type job struct {
 	make func() (*Pair, image.Image, image.Image, error)
 }
 
+// runIndexed runs n numbered jobs: pair i is render(i), with id pairID(i). The generators of
+// rendered kinds (CLEVR, charts) go through it.
+func runIndexed(outDir, kind string, n int, settings any, workers int, progress ProgressFunc,
+	render func(i int) (*Pair, *image.RGBA, *image.RGBA, error)) (Report, error) {
+	if n <= 0 {
+		return Report{}, fmt.Errorf("%s: number of pairs must be positive, got %d", kind, n)
+	}
+	jobs := make([]job, n)
+	for i := range jobs {
+		jobs[i] = job{id: pairID(i), make: func() (*Pair, image.Image, image.Image, error) {
+			p, a, b, err := render(i)
+			return p, a, b, err
+		}}
+	}
+	return runJobs(outDir, kind, settings, jobs, workers, progress)
+}
+
 // runJobs makes every job's pair in outDir with the given number of workers, skipping pairs an
 // earlier run finished, and rebuilds index.jsonl in job order at the end. Each pair's images are
 // written first and its JSON last, each file atomically, so a pair whose JSON exists is complete.

@@ -8,7 +8,6 @@ import (
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -71,14 +70,6 @@ func loraPeakHeap() (stop func() uint64) {
 		}
 	}()
 	return func() uint64 { close(done); wg.Wait(); return peak.Load() }
-}
-
-// loraCPUSeconds is the process's user+system CPU time: throughput per CPU-second is what a shared
-// machine can measure reliably when other jobs take part of the cores.
-func loraCPUSeconds() float64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // loraSkipLong skips a run that takes minutes on a 2-core machine unless the test binary's -timeout
@@ -146,13 +137,13 @@ func BenchmarkLoRABackward(b *testing.B) {
 					runtime.GC()
 					b.ResetTimer()
 					stop := loraPeakHeap()
-					cpu0 := loraCPUSeconds()
+					cpu0 := cpuSeconds()
 					for range b.N {
 						if _, err := e.Backward(batch, w); err != nil {
 							b.Fatal(err)
 						}
 					}
-					cpu := (loraCPUSeconds() - cpu0) / float64(b.N)
+					cpu := (cpuSeconds() - cpu0) / float64(b.N)
 					peak := stop()
 					b.StopTimer()
 					sec := b.Elapsed().Seconds() / float64(b.N)
@@ -160,9 +151,9 @@ func BenchmarkLoRABackward(b *testing.B) {
 					lora.SetThreads(threads)
 					const reps = 5
 					sm, sn, sk := n, m.Cfg.NFF, m.Cfg.NEmbd
-					c0 := loraCPUSeconds()
+					c0 := cpuSeconds()
 					ref := lora.MeasureSgemm(sm, sn, sk, reps)
-					refCPU := reps * 2 * float64(sm) * float64(sn) * float64(sk) / (loraCPUSeconds() - c0) / 1e9
+					refCPU := reps * 2 * float64(sm) * float64(sn) * float64(sk) / (cpuSeconds() - c0) / 1e9
 					got, gotCPU := float64(flops)/sec/1e9, float64(flops)/cpu/1e9
 					b.ReportMetric(float64(n)/sec, "tokens/s")
 					b.ReportMetric(got, "GFLOP/s")

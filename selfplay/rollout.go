@@ -22,6 +22,14 @@ func (r Rollout) TokensPerSecond() float64 {
 	return float64(r.Tokens) / r.Elapsed.Seconds()
 }
 
+// Add folds another measurement into r.
+func (r *Rollout) Add(o Rollout) {
+	r.Calls += o.Calls
+	r.Samples += o.Samples
+	r.Tokens += o.Tokens
+	r.Elapsed += o.Elapsed
+}
+
 // callPolicy asks the policy, checks that it answered every request with N completions, and
 // counts the call in stats. Both games go through it.
 func callPolicy(ctx context.Context, pol Policy, reqs []Request, stats *Rollout) ([][]Completion, error) {

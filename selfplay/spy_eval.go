@@ -166,7 +166,7 @@ func (e *SpyEvaluator) Run(ctx context.Context, candidate, reference Policy) (*S
 	for first := 0; first < len(e.games); first += e.cfg.Batch {
 		pairs := e.games[first:min(first+e.cfg.Batch, len(e.games))]
 		games, stats, err := e.engine.Play(ctx, pol, pairs, first)
-		addRollout(&res.Rollout, stats)
+		res.Rollout.Add(stats)
 		if err != nil {
 			return nil, fmt.Errorf("eval: games %d-%d: %w", first, first+len(pairs)-1, err)
 		}
@@ -188,13 +188,6 @@ func (e *SpyEvaluator) route(id int, candidate, reference Policy) *RoutedPolicy 
 		return RouteByPlayer(reference, map[int]Policy{spy: candidate})
 	}
 	return RouteByPlayer(candidate, map[int]Policy{spy: reference, 0: reference})
-}
-
-func addRollout(r *Rollout, o Rollout) {
-	r.Calls += o.Calls
-	r.Samples += o.Samples
-	r.Tokens += o.Tokens
-	r.Elapsed += o.Elapsed
 }
 
 // SpyEvalOutcome is one evaluation game from the candidate's side.

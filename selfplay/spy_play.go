@@ -71,10 +71,7 @@ func RunSpyPlay(ctx context.Context, cfg SpyPlayConfig, pol Policy) (*SpyPlayRes
 		}
 		start := time.Now()
 		games, stats, err := eng.Play(ctx, pol, pairs, first)
-		res.Rollout.Calls += stats.Calls
-		res.Rollout.Samples += stats.Samples
-		res.Rollout.Tokens += stats.Tokens
-		res.Rollout.Elapsed += stats.Elapsed
+		res.Rollout.Add(stats)
 		if err != nil {
 			return res, fmt.Errorf("games %d-%d: %w", first, first+n-1, err)
 		}

@@ -75,7 +75,7 @@ func emptyAdapter(cfg Config, rank int, alpha float32, targets []string) (*Adapt
 	}
 	var seen []string
 	for _, t := range targets {
-		if _, _, ok := cfg.linearShape(t); !ok {
+		if _, _, ok := cfg.LinearShape(t); !ok {
 			return nil, fmt.Errorf("target module %q does not exist in a %s model (available: %s)", t, cfg.Arch, strings.Join(Targets, ", "))
 		}
 		if slices.Contains(seen, t) {
@@ -93,7 +93,7 @@ func emptyAdapter(cfg Config, rank int, alpha float32, targets []string) (*Adapt
 	a := &Adapter{Arch: cfg.Arch, Rank: rank, Alpha: alpha, Targets: ordered}
 	for il := 0; il < cfg.NLayer; il++ {
 		for _, t := range ordered {
-			in, out, _ := cfg.linearShape(t)
+			in, out, _ := cfg.LinearShape(t)
 			a.Pairs = append(a.Pairs, &Pair{
 				Name: fmt.Sprintf("blk.%d.%s.weight", il, t), Layer: il, Target: t, In: in, Out: out,
 				A: make([]float32, rank*in), B: make([]float32, out*rank),
@@ -181,7 +181,7 @@ func (a *Adapter) CheckModel(cfg Config) error {
 		return fmt.Errorf("adapter is for architecture %q, model is %q", a.Arch, cfg.Arch)
 	}
 	for _, p := range a.Pairs {
-		in, out, ok := cfg.linearShape(p.Target)
+		in, out, ok := cfg.LinearShape(p.Target)
 		if !ok {
 			return fmt.Errorf("adapter tensor %s: target module %q does not exist in the model", p.Name, p.Target)
 		}

@@ -364,7 +364,7 @@ func TestReadPEFTRejectsVisionTower(t *testing.T) {
 	for _, t := range ts {
 		list = append(list, t)
 	}
-	in, out, _ := c.linearShape("attn_k")
+	in, out, _ := c.LinearShape("attn_k")
 	vis := "base_model.model.vision_tower.vision_model.encoder.layers.0.self_attn.k_proj"
 	list = append(list,
 		stTensor{Name: vis + ".lora_A.weight", Shape: []int{2, in}, Data: make([]float32, 2*in)},

@@ -45,7 +45,7 @@ func (ps *pass) layerDims(il int) attnDims {
 // lin returns the (adapted) projection of target t in layer il.
 func (ps *pass) lin(il int, t string) *linear {
 	c := ps.c
-	in, out, _ := c.linearShape(t)
+	in, out, _ := c.LinearShape(t)
 	l := &linear{w: ps.e.m.weight(il, t), in: in, out: out}
 	ly := &ps.e.m.Layers[il]
 	switch t {

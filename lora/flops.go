@@ -18,7 +18,7 @@ func (e *CPU) FLOPs(b *Batch, backward bool) (int64, error) {
 	n := int64(pk.n)
 	var linFwd, loraFwd, loraBwd int64
 	for _, t := range Targets {
-		in, out, _ := c.linearShape(t)
+		in, out, _ := c.LinearShape(t)
 		linFwd += 2 * n * int64(in) * int64(out)
 		if e.ad != nil && e.ad.Lookup(0, t) != nil {
 			r := int64(e.ad.Rank)

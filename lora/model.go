@@ -45,8 +45,8 @@ var Targets = []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", 
 // DefaultTargets is every linear layer of the language model.
 func DefaultTargets() []string { return append([]string(nil), Targets...) }
 
-// linearShape returns (in, out) of a target's weight.
-func (c Config) linearShape(target string) (in, out int, ok bool) {
+// LinearShape returns (in, out) of a target's weight (ok false for an unknown target).
+func (c Config) LinearShape(target string) (in, out int, ok bool) {
 	q, kv := c.NHead*c.HeadDim, c.NHeadKV*c.HeadDim
 	switch target {
 	case "attn_q":
@@ -210,7 +210,7 @@ func LoadModel(path string) (*Model, error) {
 		ld.want(&l.AttnNorm, p+"attn_norm.weight", E)
 		ld.want(&l.FFNNorm, p+"ffn_norm.weight", E)
 		for _, tg := range Targets {
-			in, out, _ := cfg.linearShape(tg)
+			in, out, _ := cfg.LinearShape(tg)
 			ld.want(l.weightRef(tg), p+tg+".weight", in, out)
 		}
 		if cfg.QKNorm {

@@ -194,7 +194,7 @@ func ReadPEFT(dir string, cfg Config) (*Adapter, error) {
 		ti := slices.Index(Targets, target)
 		p := pairs[[2]int{il, ti}]
 		if p == nil {
-			in, out, _ := cfg.linearShape(target)
+			in, out, _ := cfg.LinearShape(target)
 			p = &Pair{Name: fmt.Sprintf("blk.%d.%s.weight", il, target), Layer: il, Target: target, In: in, Out: out}
 			pairs[[2]int{il, ti}] = p
 		}

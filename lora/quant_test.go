@@ -88,7 +88,7 @@ func TestLoaderDequantizesQuantizedModels(t *testing.T) {
 			check("token_embd", m.TokEmbd, got.TokEmbd, c.NEmbd)
 			for il := range m.Layers {
 				for _, tg := range Targets {
-					in, _, _ := c.linearShape(tg)
+					in, _, _ := c.LinearShape(tg)
 					check(fmt.Sprintf("blk.%d.%s", il, tg), m.weight(il, tg), got.weight(il, tg), in)
 				}
 				if !slicesEqual(m.Layers[il].Bq, got.Layers[il].Bq) || !slicesEqual(m.Layers[il].FFNNorm, got.Layers[il].FFNNorm) {

@@ -128,7 +128,7 @@ func writeModelGGUF(t testing.TB, path string, m *Model, kind uint32, extra ...*
 		p := fmt.Sprintf("blk.%d.", il)
 		ts = append(ts, vec(p+"attn_norm.weight", l.AttnNorm), vec(p+"ffn_norm.weight", l.FFNNorm))
 		for _, tg := range Targets {
-			in, out, _ := c.linearShape(tg)
+			in, out, _ := c.LinearShape(tg)
 			ts = append(ts, mat(p+tg+".weight", m.weight(il, tg), in, out))
 		}
 		if l.Bq != nil {

@@ -16,10 +16,10 @@ import (
 
 // GGML types WriteRandomGGUF can write for the layer matrices.
 const (
-	TypeF16  = 1
-	TypeQ8_0 = 8
-	TypeQ4_K = 12
-	TypeQ6_K = 14
+	TypeF16  = lora.TypeF16
+	TypeQ8_0 = lora.TypeQ8_0
+	TypeQ4_K = lora.TypeQ4_K
+	TypeQ6_K = lora.TypeQ6_K
 )
 
 // WriteRandomGGUF writes a llama or qwen2 GGUF with the dimensions of c and random weights, its
@@ -77,7 +77,7 @@ func WriteRandomGGUF(path string, c lora.Config, types []uint32, seed uint64, ex
 			&ggml.Tensor{Name: p + "attn_norm.weight", Kind: 0, Shape: []uint64{E}, WriterTo: f32(c.NEmbd, 1, 0.1)},
 			&ggml.Tensor{Name: p + "ffn_norm.weight", Kind: 0, Shape: []uint64{E}, WriterTo: f32(c.NEmbd, 1, 0.1)})
 		for k, tg := range lora.Targets {
-			in, out := targetShape(c, k)
+			in, out, _ := c.LinearShape(tg)
 			b, err := randomBlocks(r, types[k], out, in)
 			if err != nil {
 				return fmt.Errorf("write random gguf: %s: %w", tg, err)

@@ -44,7 +44,7 @@ func (e *Engine) uploadRaw(path string) (done []bool, err error) {
 	var raw, bytes int64
 	for il := 0; il < c.NLayer; il++ {
 		for k, tg := range lora.Targets {
-			in, out := targetShape(c, k)
+			in, out, _ := c.LinearShape(tg)
 			t := byName[fmt.Sprintf("blk.%d.%s.weight", il, tg)]
 			if t == nil || !rawTypes[t.Kind] || len(t.Shape) != 2 || int(t.Shape[0]) != in || int(t.Shape[1]) != out {
 				continue // the host model's copy is sent instead
@@ -64,20 +64,4 @@ func (e *Engine) uploadRaw(path string) (done []bool, err error) {
 	log.Debug().Str("path", path).Int64("matrices", raw).Float64("GiB", float64(bytes)/(1<<30)).
 		Msg("lora: CUDA engine keeps layer matrices quantized")
 	return done, nil
-}
-
-// targetShape is (in, out) of target k (lora.Targets order).
-func targetShape(c lora.Config, k int) (in, out int) {
-	q, kv := c.NHead*c.HeadDim, c.NHeadKV*c.HeadDim
-	switch k {
-	case 0:
-		return c.NEmbd, q
-	case 1, 2:
-		return c.NEmbd, kv
-	case 3:
-		return q, c.NEmbd
-	case 4, 5:
-		return c.NEmbd, c.NFF
-	}
-	return c.NFF, c.NEmbd
 }

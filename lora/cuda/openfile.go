@@ -1,14 +1,13 @@
 package cuda
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"os"
 	"syscall"
 
+	"github.com/vzlocal/vzlocal/internal/ggmlquant"
+
 	"github.com/ollama/ollama/fs/ggml"
-	"github.com/x448/float16"
 
 	"github.com/vzlocal/vzlocal/lora"
 )
@@ -99,22 +98,12 @@ func (f *ggufFile) vector(name string, n int) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]float32, n)
-	switch t.Kind {
-	case 0:
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-		}
-	case 1:
-		for i := range out {
-			out[i] = float16.Frombits(binary.LittleEndian.Uint16(b[2*i:])).Float32()
-		}
-	case 30:
-		for i := range out {
-			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
-		}
-	default:
+	if t.Kind != lora.TypeF32 && t.Kind != lora.TypeF16 && t.Kind != lora.TypeBF16 {
 		return nil, fmt.Errorf("cuda: %s: tensor %s has type %d; vectors must be F32, F16 or BF16", f.path, name, t.Kind)
+	}
+	out := make([]float32, n)
+	if err := ggmlquant.Dequantize(t.Kind, b, out); err != nil {
+		return nil, fmt.Errorf("cuda: %s: tensor %s: %w", f.path, name, err)
 	}
 	return out, nil
 }
@@ -201,7 +190,7 @@ func (e *Engine) uploadFile(f *ggufFile) error {
 	}
 	for il := range m.Layers {
 		for k, tg := range lora.Targets {
-			in, out := targetShape(c, k)
+			in, out, _ := c.LinearShape(tg)
 			t, b, err := f.tensor(fmt.Sprintf("blk.%d.%s.weight", il, tg), in*out)
 			if err != nil {
 				return err

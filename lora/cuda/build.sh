@@ -27,7 +27,7 @@ find_nvcc() {
   echo ""
 }
 
-srcs=(engine.cu layers.cu attention.cu kernels.cu gemm.cu memory.cu workspace.cu dequant.cu)
+srcs=(engine.cu layers.cu attention.cu kernels.cu gemm.cu memory.cu workspace.cu dequant.cu profile.cu)
 # -fvisibility=hidden: only the vz_* C ABI is exported (VZ_API). cudart is linked statically
 # (nvcc's default), cuBLAS dynamically from the toolkit.
 flags=(-std=c++17 -O3 -gencode "arch=compute_${arch},code=sm_${arch}" -Xcompiler -fPIC
@@ -92,16 +92,25 @@ ggml)
   preset="CUDA $major"   # CMakePresets.json has CUDA 11, 12 and 13
   dir=cuda_v$major
   cd "$out/ollama-src"
+  # Ollama's ggml patch gives the CUDA backend a `reset` that ggml_backend_sched_free calls, but
+  # llama_context frees its backends before its scheduler (member order), so llama_free jumps
+  # through the freed CUDA backend and crashes (seen on an H100: SIGSEGV in ggml_backend_cuda_reset
+  # under llama_free). Only the scheduler's free calls it; without it the CUDA backend frees like
+  # the CPU backend, whose reset is NULL.
+  cu=ml/backend/ggml/ggml/src/ggml-cuda/ggml-cuda.cu
+  sed -i 's|/\* \.reset *= \*/ ggml_backend_cuda_reset,|/* .reset = */ NULL, /* vzlocal: see build.sh */|' "$cu"
+  grep -q 'vzlocal: see build.sh' "$cu" || { echo "build.sh: could not patch the CUDA backend's reset in $cu" >&2; exit 1; }
   gen=()
   command -v ninja >/dev/null && gen=(-G Ninja)
   cmake --preset "$preset" "${gen[@]}" -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch" \
     -DCMAKE_INSTALL_PREFIX="$out/ollama-dist"
   cmake --build --preset "$preset" -j "${JOBS:-$(nproc)}"
   rm -rf "$out/ollama-dist"
+  # The CUDA component holds the CUDA backend and the cuBLAS/cudart copies. libggml-base (which
+  # the backend links) belongs to the CPU component, whose install also wants the CPU variants
+  # that the preset does not build (the Go binary has its own CPU backend compiled in): copy it.
   cmake --install build --component CUDA --strip
-  cmake --install build --component CPU --strip
-  # Keep ggml-base and the CUDA backend (with the cuBLAS/cudart copies CMake installed beside
-  # it); leave out the CPU variants: the Go binary has its own CPU backend compiled in.
+  cp -a build/lib/ollama/libggml-base.so* "$out/ollama-dist/lib/ollama/$dir/"
   mkdir -p "$out/lib/ollama/$dir"
   find "$out/ollama-dist/lib/ollama" -name 'libggml-cpu*' -delete
   cp -a "$out/ollama-dist/lib/ollama/$dir/." "$out/lib/ollama/$dir/"

@@ -87,6 +87,8 @@ size_t weight_bytes(const vz_engine *e, int kind) {
 void free_adapter(vz_engine *e) {
   dfree(e, e->lora_slab, (size_t)e->n_flat * 4);
   dfree(e, e->grad_slab, (size_t)e->n_flat * 4);
+  if (e->host_stage) cudaFreeHost(e->host_stage);
+  e->host_stage = nullptr;
   e->bytes_adapter = 0;
   e->lora_slab = e->grad_slab = nullptr;
   e->n_flat = 0;
@@ -176,6 +178,7 @@ int run(vz_engine *e, Err &err, const vz_batch *b, float *logp, float *grads) {
   cudaStream_t st = e->stream;
   int n = b->n, E = c.n_embd, V = c.n_vocab, L = c.n_layer, nu = (int)pl.urow.size();
   size_t nE = (size_t)n * E;
+  prof_start(e);
   CUDA_CK(cudaMemcpyAsync(w.x, b->x0, nE * 4, cudaMemcpyHostToDevice, st));
   CUDA_CK(cudaMemcpyAsync(w.cos, b->rope_cos, (size_t)n * e->half * 4, cudaMemcpyHostToDevice, st));
   CUDA_CK(cudaMemcpyAsync(w.sin, b->rope_sin, (size_t)n * e->half * 4, cudaMemcpyHostToDevice, st));
@@ -188,9 +191,11 @@ int run(vz_engine *e, Err &err, const vz_batch *b, float *logp, float *grads) {
   // Forward. Backward keeps block il's input at x + il*nE (its recomputation checkpoint);
   // log-probs alone ping-pong between two buffers.
   auto xin = [&](int il) { return w.x + (backward ? (size_t)il : (size_t)(il % 2)) * nE; };
+  prof_mark(e, P_UPLOAD);
   for (int il = 0; il < L; il++) TRY(layer_forward(e, err, il, xin(il), xin(il + 1)));
   float *xlast = xin(L);
   TRY(k_rmsnorm_fwd(e, err, w.xf, w.rstdf, xlast, e->out_norm, n, E));
+  prof_mark(e, P_FWD_OTHER);
   // Head: chunks of R unique scored rows; logits never exist for more rows than that.
   if (backward) CUDA_CK(cudaMemsetAsync(w.dxf, 0, nE * 4, st));
   float it = b->inv_temp > 0 ? b->inv_temp : 1.f;
@@ -208,6 +213,7 @@ int run(vz_engine *e, Err &err, const vz_batch *b, float *logp, float *grads) {
       TRY(k_scatter_add_rows(e, err, w.dxf, w.dxb, w.urow + c0, m, E));
     }
   }
+  prof_mark(e, P_HEAD);
   if (backward) {
     CUDA_CK(cudaMemsetAsync(e->grad_slab, 0, (size_t)e->n_flat * 4, st));
     float *dy = w.dy, *dx = w.dx;
@@ -220,10 +226,14 @@ int run(vz_engine *e, Err &err, const vz_batch *b, float *logp, float *grads) {
       TRY(layer_backward(e, err, il, xin(il), dy, il == 0 ? nullptr : dx));
       std::swap(dy, dx);
     }
-    CUDA_CK(cudaMemcpyAsync(grads, e->grad_slab, (size_t)e->n_flat * 4, cudaMemcpyDeviceToHost, st));
+    prof_mark(e, P_BWD_OTHER);
+    CUDA_CK(cudaMemcpyAsync(e->host_stage, e->grad_slab, (size_t)e->n_flat * 4, cudaMemcpyDeviceToHost, st));
   }
   if (b->n_target > 0) CUDA_CK(cudaMemcpyAsync(logp, w.logp, (size_t)b->n_target * 4, cudaMemcpyDeviceToHost, st));
   CUDA_CK(cudaStreamSynchronize(st));  // kernel faults surface here
+  if (backward) memcpy(grads, e->host_stage, (size_t)e->n_flat * 4);
+  prof_mark(e, P_DOWNLOAD);
+  prof_report(e, n);
   return 0;
 }
 
@@ -312,6 +322,8 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
   e->layers.resize(c.n_layer);
   const char *dbg = getenv("VZLOCAL_CUDA_SYNC");
   e->debug_sync = dbg != nullptr && dbg[0] == '1';
+  const char *prof = getenv("VZLOCAL_CUDA_PROFILE");
+  e->prof.on = prof != nullptr && prof[0] == '1';
   cudaError_t ce = cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking);
   if (ce != cudaSuccess) {
     delete e;
@@ -461,6 +473,7 @@ int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, 
     e->n_flat = n_flat;
     TRY(dalloc(e, &g, (size_t)n_flat * 4, err));
     e->grad_slab = (float *)g;
+    CUDA_CK(cudaMallocHost((void **)&e->host_stage, (size_t)n_flat * 4));
     e->bytes_adapter = 2 * n_flat * 4;
     e->rank = rank;
     e->present.assign(present, present + L * VZ_NTARGET);
@@ -477,7 +490,8 @@ int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, 
     }
   }
   e->scale = scale;
-  return h2d(e, err, e->lora_slab, flat, (size_t)n_flat * 4);
+  memcpy(e->host_stage, flat, (size_t)n_flat * 4);
+  return h2d(e, err, e->lora_slab, e->host_stage, (size_t)n_flat * 4);
 }
 
 int vz_run(vz_engine *e, const vz_batch *b, float *logp, float *grads, char *errbuf, int errlen) {

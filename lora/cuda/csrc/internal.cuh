@@ -91,6 +91,21 @@ struct Work {
   float *dy, *dx, *dx2, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *tmp, *dxf;
 };
 
+// Profile times the phases of vz_run when VZLOCAL_CUDA_PROFILE=1: each mark synchronizes the
+// stream and charges the wall time since the previous mark to a phase (a diagnostic: the
+// synchronizations cost a little). vz_run prints the totals to stderr.
+enum ProfPhase { P_UPLOAD, P_FWD_ATTN, P_FWD_LIN, P_FWD_OTHER, P_HEAD, P_BWD_ATTN, P_BWD_LIN, P_BWD_OTHER,
+                 P_DOWNLOAD, P_NPHASE };
+struct Profile {
+  bool on = false;
+  double ms[P_NPHASE] = {};
+  double last = 0;  // host clock at the previous mark, ms
+};
+struct vz_engine;
+void prof_start(vz_engine *e);
+void prof_mark(vz_engine *e, ProfPhase p);
+void prof_report(vz_engine *e, int n_rows);
+
 struct vz_engine {
   vz_config c;
   int qd = 0, kvd = 0, half = 0;  // n_head*head_dim, n_head_kv*head_dim, n_rot/2
@@ -98,6 +113,7 @@ struct vz_engine {
   cublasHandle_t blas = nullptr;
   cudaDataType wtype = CUDA_R_32F;  // type of the base matrices and GEMM operands
   bool debug_sync = false;          // VZLOCAL_CUDA_SYNC=1: synchronize after every kernel and GEMM
+  Profile prof;                     // VZLOCAL_CUDA_PROFILE=1: time the phases of vz_run (profile.cu)
   std::vector<LayerW> layers;
   float *out_norm = nullptr;
   void *output = nullptr;  // [vocab][embd]
@@ -109,6 +125,10 @@ struct vz_engine {
   float scale = 0;
   std::vector<uint8_t> present;
   float *lora_slab = nullptr, *grad_slab = nullptr;
+  // Page-locked host copy of one slab: the adapter's values go up and its gradients come down
+  // through it. Copies between the device and pageable (Go) memory ran at 1-2 GB/s on the H100
+  // machine (135-230 ms for a 7B rank-16 adapter's 161 MB of gradients); pinned, a few ms.
+  float *host_stage = nullptr;
   int64_t n_flat = 0;
   // Workspace slab, grown on demand and kept between calls.
   char *ws = nullptr;

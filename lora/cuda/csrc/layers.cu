@@ -106,7 +106,9 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
     TRY(k_convert_bf16(e, err, w.kb, w.k, (size_t)n * e->kvd));
     TRY(k_convert_bf16(e, err, w.vb, w.v, (size_t)n * e->kvd));
   }
+  prof_mark(e, P_FWD_LIN);
   TRY(attention_forward(e, err));
+  prof_mark(e, P_FWD_ATTN);
   TRY(to_compute(e, err, w.ao, (size_t)n * e->qd, w.slot, &xc));
   TRY(lin_forward(e, err, lin(e, il, VZ_W_O), w.x2, w.ao, xc, w.lu[VZ_W_O], n));
   TRY(k_add(e, err, w.x2, x, (size_t)n * E));
@@ -118,6 +120,7 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   TRY(to_compute(e, err, w.h, (size_t)n * c.n_ff, w.slot, &xc));
   TRY(lin_forward(e, err, lin(e, il, VZ_W_DOWN), y, w.h, xc, w.lu[VZ_W_DOWN], n));
   TRY(k_add(e, err, y, w.x2, (size_t)n * E));
+  prof_mark(e, P_FWD_LIN);
   return 0;
 }
 
@@ -144,7 +147,9 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
   CUDA_CK(cudaMemsetAsync(w.dq, 0, nQ * 4, st));
   CUDA_CK(cudaMemsetAsync(w.dk, 0, nKV * 4, st));
   CUDA_CK(cudaMemsetAsync(w.dv, 0, nKV * 4, st));
+  prof_mark(e, P_BWD_LIN);
   TRY(attention_backward(e, err));
+  prof_mark(e, P_BWD_ATTN);
   TRY(k_rope(e, err, w.dq, n, c.n_head, true));
   TRY(k_rope(e, err, w.dk, n, c.n_head_kv, true));
   float *dxn = nullptr;
@@ -159,5 +164,6 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
     CUDA_CK(cudaMemcpyAsync(dx, w.dx2, nE * 4, cudaMemcpyDeviceToDevice, st));
     TRY(k_rmsnorm_bwd(e, err, dx, dxn, x, L.attn_norm, w.rstd1, n, E));
   }
+  prof_mark(e, P_BWD_LIN);
   return 0;
 }

@@ -135,7 +135,9 @@ func Load(modelPath, mmprojPath string, opts Options) (*Model, error) {
 	installLog()
 	takeLogErrors()
 
-	gpu := opts.GPULayers >= 0 && len(llama.EnumerateGPUs()) > 0
+	gpus := gpuDevices()
+	gpu := opts.GPULayers >= 0 && len(gpus) > 0
+	logDevices(gpus, gpu, opts.GPULayers)
 	mp := C.llama_model_default_params()
 	mp.n_gpu_layers = 0
 	if gpu {

@@ -54,9 +54,11 @@ int attention_forward(vz_engine *e, Err &err) {
     for (int hk = 0; hk < c.n_head_kv; hk++) {
       int h0 = hk * G;
       TRY(scores(e, err, qc, kc, r0, m, p, hk, scale));
-      TRY(k_attn_softmax(e, err, w.S, G * m, m, nk, p, w.lse + (size_t)h0 * n + r0, n, false));
-      const void *pc;
-      TRY(to_compute(e, err, w.S, (size_t)G * m * nk, w.slot, &pc));
+      // bf16 mode: the softmax writes the bf16 operand directly (the fp32 P is not needed).
+      bool bf = e->wtype == CUDA_R_16BF;
+      TRY(k_attn_softmax(e, err, w.S, bf ? w.slot : nullptr, !bf, G * m, m, nk, p, w.lse + (size_t)h0 * n + r0, n,
+                         false));
+      const void *pc = bf ? (const void *)w.slot : w.S;
       float *oh = w.ao + (size_t)r0 * Q + (size_t)h0 * hd;
       float beta = 0.f;
       if (p > 0) {
@@ -73,53 +75,53 @@ int attention_forward(vz_engine *e, Err &err) {
 
 // attention_backward accumulates dq, dk, dv from dao (lora.attentionBackward): with P rebuilt from
 // lse, dV += P^T dO, dP = dO V^T, dS = P (dP - rowsum(dO O)), dQ += scale dS K, dK += scale dS^T Q.
-// dV and dK sum over the G query heads of a kv group, so those products run one head at a time
-// (a batched GEMM cannot reduce into one output).
+// dV and dK sum over the G query heads of a kv group: one batched GEMM writes the G per-head
+// products over all of the segment's keys (prompt and own) into dkv, and attn_sum_heads adds them
+// up into the packed rows (one GEMM and one kernel instead of 2G small GEMMs: the GRPO shape has
+// many short segments, where launches dominated).
 int attention_backward(vz_engine *e, Err &err) {
   const vz_config &c = e->c;
   Work &w = e->w;
   int G = c.n_head / c.n_head_kv, hd = c.head_dim, Q = e->qd, KV = e->kvd, n = w.n;
   float scale = (float)(1.0 / std::sqrt((double)hd));
+  bool bf = e->wtype == CUDA_R_16BF;
   const void *qc, *kc, *vc, *doc;
   operands(e, &qc, &kc, &vc);
   TRY(k_attn_rowdot(e, err, w.D, w.dao, w.ao, n, c.n_head, hd));
   TRY(to_compute(e, err, w.dao, (size_t)n * Q, w.dob, &doc));
   for (int s = 0; s < w.nseg; s++) {
     int r0 = w.seg[3 * s], r1 = w.seg[3 * s + 1], p = w.seg[3 * s + 2], m = r1 - r0, nk = p + m;
-    long long sS = (long long)m * nk;
+    long long sS = (long long)m * nk, sT = (long long)nk * hd;
     for (int hk = 0; hk < c.n_head_kv; hk++) {
       int h0 = hk * G;
       TRY(scores(e, err, qc, kc, r0, m, p, hk, scale));
-      TRY(k_attn_softmax(e, err, w.S, G * m, m, nk, p, w.lse + (size_t)h0 * n + r0, n, true));
-      const void *pc;
-      TRY(to_compute(e, err, w.S, (size_t)G * m * nk, w.slot, &pc));
-      float *dvp = w.dv + (size_t)hk * hd, *dvs = w.dv + (size_t)r0 * KV + (size_t)hk * hd;
-      for (int g = 0; g < G; g++) {
-        const void *dog = at(e, doc, (size_t)r0 * Q + (size_t)(h0 + g) * hd);
-        if (p > 0) TRY(gemm(e, err, true, false, p, hd, m, 1.f, at(e, pc, g * sS), nk, dog, Q, 1.f, dvp, KV, e->wtype));
-        TRY(gemm(e, err, true, false, m, hd, m, 1.f, at(e, pc, g * sS + p), nk, dog, Q, 1.f, dvs, KV, e->wtype));
-      }
+      // P in place (fp32, for dS) and, in bf16 mode, its bf16 copy for the dV GEMM in one pass.
+      TRY(k_attn_softmax(e, err, w.S, bf ? w.slot : nullptr, true, G * m, m, nk, p, w.lse + (size_t)h0 * n + r0, n,
+                         true));
+      const void *pc = bf ? (const void *)w.slot : w.S;
       const void *do0 = at(e, doc, (size_t)r0 * Q + (size_t)h0 * hd);
+      // dkv[g] = P_g^T dO_g over all nk keys, then dV (prompt rows and the segment's rows) += sum_g.
+      TRY(gemm_batched(e, err, true, false, nk, hd, m, 1.f, pc, nk, sS, do0, Q, hd, 0.f, w.dkv, hd, sT, G,
+                       e->wtype));
+      TRY(k_attn_sum_heads(e, err, w.dv + (size_t)hk * hd, w.dkv, G, nk, hd, p, r0, KV));
       if (p > 0)
         TRY(gemm_batched(e, err, false, true, m, p, hd, 1.f, do0, Q, hd, at(e, vc, (size_t)hk * hd), KV, 0, 0.f,
                          w.dP, nk, sS, G, e->wtype));
       TRY(gemm_batched(e, err, false, true, m, m, hd, 1.f, do0, Q, hd, at(e, vc, (size_t)r0 * KV + (size_t)hk * hd),
                        KV, 0, 0.f, w.dP + p, nk, sS, G, e->wtype));
-      TRY(k_attn_dsoftmax(e, err, w.S, w.dP, w.D + (size_t)h0 * n + r0, G * m, m, nk, p, n));
-      const void *dsc;
-      TRY(to_compute(e, err, w.S, (size_t)G * m * nk, w.slot, &dsc));  // P's copy is no longer needed
+      // dS: in place (fp32 mode) or straight into the bf16 operand slot (P's copy is no longer needed).
+      TRY(k_attn_dsoftmax(e, err, w.S, bf ? w.slot : nullptr, w.dP, w.D + (size_t)h0 * n + r0, G * m, m, nk, p, n));
+      const void *dsc = bf ? (const void *)w.slot : w.S;
       float *dqh = w.dq + (size_t)r0 * Q + (size_t)h0 * hd;
       if (p > 0)
         TRY(gemm_batched(e, err, false, false, m, hd, p, scale, dsc, nk, sS, at(e, kc, (size_t)hk * hd), KV, 0, 1.f,
                          dqh, Q, hd, G, e->wtype));
       TRY(gemm_batched(e, err, false, false, m, hd, m, scale, at(e, dsc, p), nk, sS,
                        at(e, kc, (size_t)r0 * KV + (size_t)hk * hd), KV, 0, 1.f, dqh, Q, hd, G, e->wtype));
-      float *dkp = w.dk + (size_t)hk * hd, *dks = w.dk + (size_t)r0 * KV + (size_t)hk * hd;
-      for (int g = 0; g < G; g++) {
-        const void *qg = at(e, qc, (size_t)r0 * Q + (size_t)(h0 + g) * hd);
-        if (p > 0) TRY(gemm(e, err, true, false, p, hd, m, scale, at(e, dsc, g * sS), nk, qg, Q, 1.f, dkp, KV, e->wtype));
-        TRY(gemm(e, err, true, false, m, hd, m, scale, at(e, dsc, g * sS + p), nk, qg, Q, 1.f, dks, KV, e->wtype));
-      }
+      const void *q0 = at(e, qc, (size_t)r0 * Q + (size_t)h0 * hd);
+      TRY(gemm_batched(e, err, true, false, nk, hd, m, scale, dsc, nk, sS, q0, Q, hd, 0.f, w.dkv, hd, sT, G,
+                       e->wtype));
+      TRY(k_attn_sum_heads(e, err, w.dk + (size_t)hk * hd, w.dkv, G, nk, hd, p, r0, KV));
     }
   }
   return 0;

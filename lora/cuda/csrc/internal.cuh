@@ -89,6 +89,7 @@ struct Work {
   float *t_w, *logp;
   // Backward scratch (llm.c's grads_acts): residual gradients and one block's activation grads.
   float *dy, *dx, *dx2, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *tmp, *dxf;
+  float *dkv;  // [G][keys][head_dim]: one kv group's per-head dK or dV before attn_sum_heads
 };
 
 // Profile times the phases of vz_run when VZLOCAL_CUDA_PROFILE=1: each mark synchronizes the
@@ -168,11 +169,16 @@ int k_gather_rows(vz_engine *e, Err &err, float *dst, const float *src, const in
 int k_scatter_add_rows(vz_engine *e, Err &err, float *dst, const float *src, const int32_t *rows, int m, int d);
 int k_head(vz_engine *e, Err &err, float *logits, int m, int V, const int32_t *ustart, int u0,
            const int32_t *t_tok, const float *t_w, float *logp, bool grad);
-int k_attn_softmax(vz_engine *e, Err &err, float *S, int rows, int m, int nk, int p, float *lse,
-                   int lse_head_stride, bool use_lse);
+// k_attn_softmax writes the probabilities in place (keep_f32) and/or as bf16 into pb (the GEMM
+// operand, saving a conversion pass); with use_lse it rebuilds them from the stored lse.
+int k_attn_softmax(vz_engine *e, Err &err, float *S, __nv_bfloat16 *pb, bool keep_f32, int rows, int m, int nk, int p,
+                   float *lse, int lse_head_stride, bool use_lse);
 int k_attn_rowdot(vz_engine *e, Err &err, float *D, const float *dO, const float *O, int n, int nh, int hd);
-int k_attn_dsoftmax(vz_engine *e, Err &err, float *S, const float *dP, const float *D, int rows,
+// k_attn_dsoftmax writes dS in place, or only as bf16 into pb when pb is set.
+int k_attn_dsoftmax(vz_engine *e, Err &err, float *S, __nv_bfloat16 *pb, const float *dP, const float *D, int rows,
                     int m, int nk, int p, int d_head_stride);
+int k_attn_sum_heads(vz_engine *e, Err &err, float *dst, const float *tmp, int G, int nk, int hd, int p, int r0,
+                     int ld);
 
 // vz_probe_kernel_ptr names one of this library's kernels (kernels.cu).
 void *vz_probe_kernel_ptr();

@@ -175,27 +175,33 @@ __global__ void head(float *logits, int V, const int32_t *ustart, int u0, const 
 // attn_softmax: rows = G*m score rows of G query heads (one kv group) of a segment with prompt
 // prefix p; row (g, i) sees keys [0, p+i+1). Forward: probabilities and lse; use_lse: rebuild the
 // probabilities from the stored lse (the backward's recompute). Masked entries become 0.
-__global__ void attn_softmax(float *S, int m, int nk, int p, float *lse, int lse_hs, int use_lse) {
+__global__ void attn_softmax(float *S, __nv_bfloat16 *pb, int keep_f32, int m, int nk, int p, float *lse, int lse_hs,
+                             int use_lse) {
   int row = blockIdx.x, g = row / m, i = row % m;
   float *s = S + (size_t)row * nk;
+  __nv_bfloat16 *b = pb ? pb + (size_t)row * nk : nullptr;
   int valid = p + i + 1;
   float *l = lse + (size_t)g * lse_hs + i;
+  float off, inv = 1.f;
   if (use_lse) {
-    float lv = *l;
-    for (int j = threadIdx.x; j < nk; j += blockDim.x) s[j] = j < valid ? expf(s[j] - lv) : 0.f;
-    return;
+    off = *l;
+  } else {
+    float mx = -FLT_MAX;
+    for (int j = threadIdx.x; j < valid; j += blockDim.x) mx = fmaxf(mx, s[j]);
+    mx = block_max(mx);
+    float sum = 0;
+    for (int j = threadIdx.x; j < valid; j += blockDim.x) sum += expf(s[j] - mx);
+    sum = block_sum(sum);
+    inv = 1.f / sum;
+    off = mx;
+    if (threadIdx.x == 0) *l = mx + logf(sum);
   }
-  float mx = -FLT_MAX;
-  for (int j = threadIdx.x; j < valid; j += blockDim.x) mx = fmaxf(mx, s[j]);
-  mx = block_max(mx);
-  float sum = 0;
-  for (int j = threadIdx.x; j < valid; j += blockDim.x) sum += expf(s[j] - mx);
-  sum = block_sum(sum);
-  float inv = 1.f / sum;
-  for (int j = threadIdx.x; j < nk; j += blockDim.x) s[j] = j < valid ? expf(s[j] - mx) * inv : 0.f;
-  if (threadIdx.x == 0) *l = mx + logf(sum);
+  for (int j = threadIdx.x; j < nk; j += blockDim.x) {
+    float v = j < valid ? (use_lse ? expf(s[j] - off) : expf(s[j] - off) * inv) : 0.f;
+    if (keep_f32) s[j] = v;
+    if (b) b[j] = __float2bfloat16(v);  // the rounding convert_bf16 does
+  }
 }
-
 // attn_rowdot: D[h][r] = sum_j dO[r][h][j] * O[r][h][j], the softmax backward's row term.
 __global__ void attn_rowdot(float *D, const float *dO, const float *O, int n, int nh, int hd) {
   size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
@@ -208,13 +214,32 @@ __global__ void attn_rowdot(float *D, const float *dO, const float *O, int n, in
 }
 
 // attn_dsoftmax: dS = P * (dP - D) over visible keys, 0 elsewhere, in place of P.
-__global__ void attn_dsoftmax(float *S, const float *dP, const float *D, int m, int nk, int p, int d_hs) {
+__global__ void attn_dsoftmax(float *S, __nv_bfloat16 *pb, const float *dP, const float *D, int m, int nk, int p,
+                              int d_hs) {
   int row = blockIdx.x, g = row / m, i = row % m;
   float *s = S + (size_t)row * nk;
+  __nv_bfloat16 *b = pb ? pb + (size_t)row * nk : nullptr;
   const float *dp = dP + (size_t)row * nk;
   float dv = D[(size_t)g * d_hs + i];
   int valid = p + i + 1;
-  for (int j = threadIdx.x; j < nk; j += blockDim.x) s[j] = j < valid ? s[j] * (dp[j] - dv) : 0.f;
+  for (int j = threadIdx.x; j < nk; j += blockDim.x) {
+    float v = j < valid ? s[j] * (dp[j] - dv) : 0.f;
+    if (b) b[j] = __float2bfloat16(v);
+    else s[j] = v;
+  }
+}
+
+// attn_sum_heads adds the G per-head key/value gradients of one kv group (tmp[g][nk][hd], from a
+// batched GEMM) into dst: key j < p is packed row j (the prompt), key p + i is row r0 + i.
+__global__ void attn_sum_heads(float *dst, const float *tmp, int G, int nk, int hd, int p, int r0, int ld) {
+  size_t total = (size_t)nk * hd;
+  for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total; t += (size_t)gridDim.x * blockDim.x) {
+    int j = (int)(t / hd), d = (int)(t % hd);
+    float acc = 0;
+    for (int g = 0; g < G; g++) acc += tmp[((size_t)g * nk + j) * hd + d];
+    int row = j < p ? j : r0 + (j - p);
+    dst[(size_t)row * ld + d] += acc;
+  }
 }
 
 }  // namespace
@@ -302,10 +327,10 @@ int k_head(vz_engine *e, Err &err, float *logits, int m, int V, const int32_t *u
   return 0;
 }
 
-int k_attn_softmax(vz_engine *e, Err &err, float *S, int rows, int m, int nk, int p, float *lse,
-                   int lse_head_stride, bool use_lse) {
+int k_attn_softmax(vz_engine *e, Err &err, float *S, __nv_bfloat16 *pb, bool keep_f32, int rows, int m, int nk, int p,
+                   float *lse, int lse_head_stride, bool use_lse) {
   if (rows == 0) return 0;
-  attn_softmax<<<rows, 128, 0, e->stream>>>(S, m, nk, p, lse, lse_head_stride, use_lse ? 1 : 0);
+  attn_softmax<<<rows, 128, 0, e->stream>>>(S, pb, keep_f32 ? 1 : 0, m, nk, p, lse, lse_head_stride, use_lse ? 1 : 0);
   LAUNCH_CK();
   return 0;
 }
@@ -318,10 +343,19 @@ int k_attn_rowdot(vz_engine *e, Err &err, float *D, const float *dO, const float
   return 0;
 }
 
-int k_attn_dsoftmax(vz_engine *e, Err &err, float *S, const float *dP, const float *D, int rows, int m,
-                    int nk, int p, int d_head_stride) {
+int k_attn_dsoftmax(vz_engine *e, Err &err, float *S, __nv_bfloat16 *pb, const float *dP, const float *D, int rows,
+                    int m, int nk, int p, int d_head_stride) {
   if (rows == 0) return 0;
-  attn_dsoftmax<<<rows, 128, 0, e->stream>>>(S, dP, D, m, nk, p, d_head_stride);
+  attn_dsoftmax<<<rows, 128, 0, e->stream>>>(S, pb, dP, D, m, nk, p, d_head_stride);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_attn_sum_heads(vz_engine *e, Err &err, float *dst, const float *tmp, int G, int nk, int hd, int p, int r0,
+                     int ld) {
+  size_t total = (size_t)nk * hd;
+  if (total == 0) return 0;
+  attn_sum_heads<<<grid_for(total), kBlock, 0, e->stream>>>(dst, tmp, G, nk, hd, p, r0, ld);
   LAUNCH_CK();
   return 0;
 }

@@ -7,7 +7,8 @@
 //   forward only:  2nE (ping-pong) + one block's activations
 //   backward:      (L+1)nE (every block's input: the recomputation checkpoints) + one block's
 //                  activations (recomputed per layer) + one block's activation gradients
-//   attention:     G*S scores (+ G*S their gradient in the backward), fp32
+//   attention:     G*S scores (+ G*S their gradient in the backward), fp32; backward: G*n*head_dim
+//                  per-head dK/dV of one kv group (summed over the group by attn_sum_heads)
 //   head:          R*V logits + R*E rows in and out
 //   bf16 mode:     bf16 copies of q, k, v (and dO) and one operand slot
 #include "internal.cuh"
@@ -60,8 +61,10 @@ size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxs
     k.dq = f32(N * Q), k.dk = f32(N * KV), k.dv = f32(N * KV), k.dao = f32(N * Q);
     k.dg = f32(N * F), k.du = f32(N * F), k.dh = f32(N * F), k.tmp = f32(N * (r > 0 ? r : 1));
     k.dxf = f32(N * E);
+    k.dkv = f32(G * N * c.head_dim);
   } else {
     k.dy = k.dx = k.dx2 = k.dxn = k.dq = k.dk = k.dv = k.dao = k.dg = k.du = k.dh = k.tmp = k.dxf = nullptr;
+    k.dkv = nullptr;
   }
   return off;
 }

@@ -174,26 +174,9 @@ func BenchmarkLoRABackward(b *testing.B) {
 //	./scripts/go test ./bench/ -run '^$' -bench LoRAGroup -benchtime 1x
 func BenchmarkLoRAGroup(b *testing.B) {
 	loraSkipLong(b)
-	const prompt, g, completion = 384, 4, 32
+	const g = 4
 	m := loraBenchModel(b, "qwen2.5-0.5b")
-	r := rand.New(rand.NewPCG(2, 2))
-	p := make([]int32, prompt)
-	for i := range p {
-		p[i] = int32(r.IntN(m.Cfg.NVocab))
-	}
-	batch := &lora.Batch{}
-	var w [][]float32
-	for range g {
-		s := lora.Sequence{Tokens: append([]int32(nil), p...), Mask: make([]bool, prompt+completion)}
-		ws := make([]float32, prompt+completion)
-		for i := prompt; i < prompt+completion; i++ {
-			s.Tokens = append(s.Tokens, int32(r.IntN(m.Cfg.NVocab)))
-			s.Mask[i] = true
-			ws[i] = float32(r.NormFloat64())
-		}
-		batch.Seqs = append(batch.Seqs, s)
-		w = append(w, ws)
-	}
+	batch, w := loraGroupBatch(m.Cfg, 384, g, 32)
 	threads := runtime.NumCPU()
 	e := lora.NewCPU(m, lora.Options{Threads: threads})
 	ad, _ := lora.NewAdapter(m.Cfg, lora.AdapterOptions{Rank: 16, Alpha: 32, Seed: 1})
@@ -222,4 +205,65 @@ func BenchmarkLoRAGroup(b *testing.B) {
 			b.ReportMetric(float64(tokens)/float64(b.N), "rows_computed")
 		})
 	}
+}
+
+// loraGroupBatch is a GRPO group: g completions of `completion` random tokens after one random
+// prompt, the completions scored with weights of mixed sign.
+func loraGroupBatch(c lora.Config, prompt, g, completion int) (*lora.Batch, [][]float32) {
+	r := rand.New(rand.NewPCG(2, 2))
+	p := make([]int32, prompt)
+	for i := range p {
+		p[i] = int32(r.IntN(c.NVocab))
+	}
+	batch := &lora.Batch{}
+	var w [][]float32
+	for range g {
+		s := lora.Sequence{Tokens: append([]int32(nil), p...), Mask: make([]bool, prompt+completion)}
+		ws := make([]float32, prompt+completion)
+		for i := prompt; i < prompt+completion; i++ {
+			s.Tokens = append(s.Tokens, int32(r.IntN(c.NVocab)))
+			s.Mask[i] = true
+			ws[i] = float32(r.NormFloat64())
+		}
+		batch.Seqs = append(batch.Seqs, s)
+		w = append(w, ws)
+	}
+	return batch, w
+}
+
+// BenchmarkLoRAScoreAndBackward compares the trainer's two ways to get log pi_theta and the
+// gradient of a loss whose weights need it: LogProbs then Backward (two forwards through the
+// blocks) against BackwardWeighed (one forward; the head runs twice), alternated in one run on a
+// GRPO group with Qwen2.5-0.5B's dimensions. speedup = two-pass time / one-forward time.
+//
+//	./scripts/go test ./bench/ -run '^$' -bench LoRAScoreAndBackward -benchtime 2x -timeout 60m
+func BenchmarkLoRAScoreAndBackward(b *testing.B) {
+	loraSkipLong(b)
+	m := loraBenchModel(b, "qwen2.5-0.5b")
+	batch, w := loraGroupBatch(m.Cfg, 384, 4, 32)
+	e := lora.NewCPU(m, lora.Options{Threads: runtime.NumCPU()})
+	ad, _ := lora.NewAdapter(m.Cfg, lora.AdapterOptions{Rank: 16, Alpha: 32, Seed: 1})
+	if err := e.SetAdapter(ad); err != nil {
+		b.Fatal(err)
+	}
+	weigh := func([][]float32) ([][]float32, error) { return w, nil }
+	var twoPass, oneForward time.Duration
+	for range b.N {
+		t0 := time.Now()
+		if _, err := e.LogProbs(batch); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Backward(batch, w); err != nil {
+			b.Fatal(err)
+		}
+		twoPass += time.Since(t0)
+		t0 = time.Now()
+		if _, err := e.BackwardWeighed(batch, weigh); err != nil {
+			b.Fatal(err)
+		}
+		oneForward += time.Since(t0)
+	}
+	b.ReportMetric(twoPass.Seconds()/float64(b.N), "two_pass_s")
+	b.ReportMetric(oneForward.Seconds()/float64(b.N), "one_forward_s")
+	b.ReportMetric(twoPass.Seconds()/oneForward.Seconds(), "speedup")
 }

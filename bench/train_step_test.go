@@ -15,7 +15,8 @@ import (
 
 // BenchmarkTrainStep runs spy-game training steps on generated CLEVR pairs and reports where a
 // step's time goes, as fractions of the step: rollout (llama.cpp), scoring (the gradient engine's
-// log-prob passes), backward, optimizer and adapter swap. Models: the tiny test VLM and a random
+// log-prob passes outside the backward: the KL reference pass, since the CPU engine scores the
+// policy inside its backward), backward, optimizer and adapter swap. Models: the tiny test VLM and a random
 // model with Qwen2.5-0.5B's dimensions (qwen2: 896 wide, 24 layers, 14 heads, 2 KV heads, FFN 4864,
 // 151936 tokens; Q8_0 for llama.cpp, dequantized to F32 by the gradient engine) with an InternVL-style
 // projector. Each step: one game of 3 players, 1 clue round, 4 observer samples, 16 tokens per turn.

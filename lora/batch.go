@@ -65,13 +65,29 @@ type packed struct {
 	invTemp float32 // 1 / Batch.Temperature: the head's logits are scaled by it
 }
 
+// checkWeights says whether weights (nil: no loss) has one value per token of every sequence.
+func checkWeights(b *Batch, weights [][]float32) error {
+	if weights == nil {
+		return nil
+	}
+	if len(weights) != len(b.Seqs) {
+		return fmt.Errorf("weights for %d sequences, batch has %d", len(weights), len(b.Seqs))
+	}
+	for s := range b.Seqs {
+		if n := len(b.Seqs[s].Tokens); len(weights[s]) != n {
+			return fmt.Errorf("sequence %d: %d weights for %d tokens", s, len(weights[s]), n)
+		}
+	}
+	return nil
+}
+
 // pack validates the batch against the model and lays it out; weights may be nil (no loss).
 func pack(b *Batch, cfg Config, weights [][]float32) (*packed, error) {
 	if len(b.Seqs) == 0 {
 		return nil, fmt.Errorf("batch has no sequences")
 	}
-	if weights != nil && len(weights) != len(b.Seqs) {
-		return nil, fmt.Errorf("weights for %d sequences, batch has %d", len(weights), len(b.Seqs))
+	if err := checkWeights(b, weights); err != nil {
+		return nil, err
 	}
 	rows := make([][][]float32, len(b.Seqs)) // per sequence, per token: embedding row or nil
 	pos := make([][]int32, len(b.Seqs))
@@ -87,9 +103,6 @@ func pack(b *Batch, cfg Config, weights [][]float32) (*packed, error) {
 		}
 		if sq.Mask != nil && sq.Mask[0] {
 			return nil, fmt.Errorf("sequence %d: token 0 cannot be scored (no previous token)", s)
-		}
-		if weights != nil && len(weights[s]) != n {
-			return nil, fmt.Errorf("sequence %d: %d weights for %d tokens", s, len(weights[s]), n)
 		}
 		er := make([][]float32, n)
 		for _, sp := range sq.Embeds {

@@ -109,7 +109,10 @@ func (e *CPU) LogProbs(b *Batch) ([][]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log-probs: %w", err)
 	}
-	r := e.run(pk, nil, nil, false, false)
+	r, err := e.run(pk, nil, nil, nil, false, false)
+	if err != nil {
+		return nil, err
+	}
 	return r.LogProbs, nil
 }
 
@@ -126,9 +129,52 @@ func (e *CPU) Backward(b *Batch, weights [][]float32) (*Result, error) {
 		g = e.ad.ZeroLike()
 	}
 	t0 := time.Now()
-	res := e.run(pk, weights, g, true, e.recomputes(pk))
+	res, err := e.run(pk, weights, nil, g, true, e.recomputes(pk))
+	if err != nil {
+		return nil, err
+	}
 	log.Debug().Int("seqs", len(b.Seqs)).Int("rows", pk.n).Int("shared_prefix", pk.prefix).
 		Int("scored", len(pk.targets)).Dur("took", time.Since(t0)).Msg("lora: backward")
+	return res, nil
+}
+
+// BackwardWeighed is LogProbs followed by Backward in one forward: weigh receives the log-probs
+// ([seq][token], as LogProbs returns them) and returns the per-token loss weights, and the
+// backward runs from the same activations. A policy-gradient loss needs log pi_theta before its
+// weights exist; this saves the separate scoring forward through every block (the head, a small
+// part of a forward, runs twice). An error from weigh is returned as it is.
+func (e *CPU) BackwardWeighed(b *Batch, weigh func(logp [][]float32) ([][]float32, error)) (*Result, error) {
+	if weigh == nil {
+		return nil, fmt.Errorf("backward: no weighing function")
+	}
+	pk, err := pack(b, e.m.Cfg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("backward: %w", err)
+	}
+	weighChecked := func(lp [][]float32) ([][]float32, error) {
+		w, err := weigh(lp)
+		if err != nil {
+			return nil, err
+		}
+		if w == nil {
+			return nil, fmt.Errorf("backward: the weighing function returned no weights")
+		}
+		if err := checkWeights(b, w); err != nil {
+			return nil, fmt.Errorf("backward: %w", err)
+		}
+		return w, nil
+	}
+	var g *Adapter
+	if e.ad != nil {
+		g = e.ad.ZeroLike()
+	}
+	t0 := time.Now()
+	res, err := e.run(pk, nil, weighChecked, g, true, e.recomputes(pk))
+	if err != nil {
+		return nil, err
+	}
+	log.Debug().Int("seqs", len(b.Seqs)).Int("rows", pk.n).Int("shared_prefix", pk.prefix).
+		Int("scored", len(pk.targets)).Dur("took", time.Since(t0)).Msg("lora: backward (weighed)")
 	return res, nil
 }
 

@@ -74,12 +74,22 @@ func (e *CPU) forward(pk *packed, grads *Adapter, keep, recompute bool) *forward
 	return fs
 }
 
-// run executes the forward, the chunked log-softmax and (when grads != nil) the backward.
-func (e *CPU) run(pk *packed, weights [][]float32, grads *Adapter, backward, recompute bool) *Result {
+// run executes the forward, the chunked log-softmax and (when grads != nil) the backward. With
+// weigh set, the loss weights are weigh(log-probs of the forward) instead of weights, and the head
+// runs twice: once for the log-probs, once for the loss and its gradient.
+func (e *CPU) run(pk *packed, weights [][]float32, weigh func([][]float32) ([][]float32, error), grads *Adapter,
+	backward, recompute bool) (*Result, error) {
 	c := e.m.Cfg
 	n, E := pk.n, c.NEmbd
 	backward = backward && grads != nil
 	fs := e.forward(pk, grads, backward, recompute)
+	if weigh != nil {
+		lp, _ := e.head(pk, fs.xf, nil, nil)
+		var err error
+		if weights, err = weigh(lp); err != nil {
+			return nil, err
+		}
+	}
 	var dxf []float32
 	if backward {
 		dxf = make([]float32, n*E)
@@ -87,7 +97,7 @@ func (e *CPU) run(pk *packed, weights [][]float32, grads *Adapter, backward, rec
 	res := &Result{Grads: grads, Tokens: n}
 	res.LogProbs, res.Loss = e.head(pk, fs.xf, weights, dxf)
 	if !backward {
-		return res
+		return res, nil
 	}
 	ps := fs.ps
 	dy := make([]float32, n*E)
@@ -108,7 +118,7 @@ func (e *CPU) run(pk *packed, weights [][]float32, grads *Adapter, backward, rec
 		ps.layerBackward(il, fs.inputs[il], lc, dy, out, gs)
 		dy, dx = dx, dy
 	}
-	return res
+	return res, nil
 }
 
 // Logits returns the full logits of every position of one sequence ([tokens][vocab]): a diagnostic

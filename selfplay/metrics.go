@@ -38,7 +38,7 @@ type StepMetrics struct {
 	RolloutTokPerSec  float64 `json:"rollout_tok_per_s"`
 	TrainTokPerSec    float64 `json:"train_tok_per_s"`
 	RolloutSeconds    float64 `json:"rollout_s"`
-	ScoreSeconds      float64 `json:"score_s"`
+	ScoreSeconds      float64 `json:"score_s"` // log-prob passes outside the backward: the KL reference, and the policy's with an engine that cannot score inside its backward (CUDA; MIS's first update)
 	TrainSeconds      float64 `json:"train_s"`
 	OptimSeconds      float64 `json:"optim_s"`
 	SwapSeconds       float64 `json:"swap_s"`

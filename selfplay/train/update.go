@@ -85,44 +85,57 @@ func (t *Trainer) update(ctx context.Context, step int, plan StepPlan, train *tr
 			}
 		}
 		start := time.Now()
-		newLP, err := t.completionLogProbs(groups, train.lora)
-		if err != nil {
-			return updateOutcome{}, err
-		}
-		var refLP [][]float64
 		if t.pg.BetaKL > 0 && u == 0 {
-			if refLP, err = t.completionLogProbs(groups, ref); err != nil {
+			refLP, err := t.completionLogProbs(groups, ref)
+			if err != nil {
 				return updateOutcome{}, err
 			}
 			for i := range seqs {
 				seqs[i].LogpRef = refLP[i]
 			}
 		}
-		m.ScoreSeconds += time.Since(start).Seconds()
-		for i := range seqs {
-			seqs[i].LogpNew = newLP[i]
-			if u > 0 {
+		if u > 0 {
+			for i := range seqs {
 				seqs[i].LogpOld = old[i]
 			}
 		}
-		if u == 0 {
-			old = newLP
+		var (
+			pg     optim.PGResult
+			grads  *lora.Adapter
+			tokens int
+		)
+		if we, ok := t.Engine.(weighedEngine); ok && (pgc.MIS == optim.ISOff || u > 0) {
+			m.ScoreSeconds += time.Since(start).Seconds()
+			start = time.Now()
+			if pg, grads, tokens, err = t.backwardWeighed(we, groups, train.lora, seqs, pgc); err != nil {
+				return updateOutcome{}, err
+			}
+		} else {
+			newLP, err := t.completionLogProbs(groups, train.lora)
+			if err != nil {
+				return updateOutcome{}, err
+			}
+			m.ScoreSeconds += time.Since(start).Seconds()
+			for i := range seqs {
+				seqs[i].LogpNew = newLP[i]
+			}
+			if pg, err = optim.PGLoss(seqs, pgc); err != nil {
+				return updateOutcome{}, err
+			}
+			start = time.Now()
+			if grads, tokens, err = t.backward(groups, train.lora, pg.Weights32()); err != nil {
+				return updateOutcome{}, err
+			}
 		}
-		pg, err := optim.PGLoss(seqs, pgc)
-		if err != nil {
-			return updateOutcome{}, err
-		}
 		if u == 0 {
+			old = make([][]float64, len(seqs))
+			for i := range seqs {
+				old[i] = seqs[i].LogpNew
+			}
 			st := pg.Stats
 			m.Loss, m.KL, m.ClippedFrac = pg.Loss, st.KLMean, st.ClippedFrac
 			m.LogRatioMean, m.LogRatioP99, m.SeqLogRatioMean = st.LogRatioAbsMean, st.LogRatioAbsP99, st.SeqLogRatioMean
 			lengthStats(res.Samples, m)
-		}
-
-		start = time.Now()
-		grads, tokens, err := t.backward(groups, train.lora, pg.Weights32())
-		if err != nil {
-			return updateOutcome{}, err
 		}
 		secs := time.Since(start).Seconds()
 		m.TrainSeconds += secs
@@ -265,6 +278,72 @@ func (t *Trainer) completionLogProbs(groups []*group, a *lora.Adapter) ([][]floa
 		}
 	}
 	return out, nil
+}
+
+// weighedEngine is a gradient engine that scores and differentiates in one forward: weigh gets
+// the log-probs and returns the loss weights (lora.CPU). Without it the trainer scores with
+// LogProbs and then runs Backward, two forwards.
+type weighedEngine interface {
+	BackwardWeighed(b *lora.Batch, weigh func(logp [][]float32) ([][]float32, error)) (*lora.Result, error)
+}
+
+// backwardWeighed is the scoring pass and the backward in one forward per group. A group's loss
+// weights are computed as soon as its log-probs exist, before the other groups' are known. That
+// is exact when each sequence's weights depend only on that sequence and on counts known in
+// advance: true unless masked importance sampling decides which tokens count from log pi_theta
+// itself (the first update with MIS on), which the caller routes to the two-pass path. The loss
+// and stats come from the whole batch at the end, and its weights must equal those used.
+func (t *Trainer) backwardWeighed(we weighedEngine, groups []*group, a *lora.Adapter, seqs []optim.PGSequence, pgc optim.PGConfig) (optim.PGResult, *lora.Adapter, int, error) {
+	if err := t.Engine.SetAdapter(a); err != nil {
+		return optim.PGResult{}, nil, 0, err
+	}
+	// Sequences whose log pi_theta is not known yet hold zeros: finite, the right length, and
+	// (see above) without influence on the other sequences' weights.
+	for i := range seqs {
+		seqs[i].LogpNew = make([]float64, len(seqs[i].LogpBehaviour))
+	}
+	used := make([][]float32, len(seqs))
+	total := a.ZeroLike()
+	k, tokens := 0, 0
+	for _, g := range groups {
+		first := k
+		r, err := we.BackwardWeighed(g.batch, func(lps [][]float32) ([][]float32, error) {
+			for i, lp := range lps {
+				seqs[first+i].LogpNew = optim.Float64s(lp[g.prompt[i]:])
+			}
+			pg, err := optim.PGLoss(seqs, pgc)
+			if err != nil {
+				return nil, err
+			}
+			w32 := pg.Weights32()
+			w := make([][]float32, len(lps))
+			for i, seq := range g.batch.Seqs {
+				w[i] = make([]float32, len(seq.Tokens))
+				copy(w[i][g.prompt[i]:], w32[first+i])
+				used[first+i] = w32[first+i]
+			}
+			return w, nil
+		})
+		if err != nil {
+			return optim.PGResult{}, nil, 0, err
+		}
+		k += len(g.batch.Seqs)
+		tokens += r.Tokens
+		if err := total.Add(r.Grads); err != nil {
+			return optim.PGResult{}, nil, 0, err
+		}
+	}
+	pg, err := optim.PGLoss(seqs, pgc)
+	if err != nil {
+		return optim.PGResult{}, nil, 0, err
+	}
+	same := func(a, b float32) bool { return a == b || (a != a && b != b) } // NaN: the skip path's business
+	for i, w := range pg.Weights32() {
+		if !slices.EqualFunc(w, used[i], same) {
+			return optim.PGResult{}, nil, 0, fmt.Errorf("internal error: the loss weights of sample %d changed once the whole batch was scored (the one-forward path assumes they cannot)", i)
+		}
+	}
+	return pg, total, tokens, nil
 }
 
 // backward accumulates d(loss)/d(adapter) over the groups; weights are per completion token in

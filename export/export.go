@@ -33,6 +33,9 @@ type Options struct {
 	Quant  string  // merged: QuantKeep (default) or a ggml type name for the folded weights
 	Scale  float32 // extra scale baked into alpha (the llama.cpp --lora-scaled value trained with); 0 means 1
 	Create string  // ollama/merged: create this model on the Ollama server
+	// PEFTLayers is the decoder layers' module path in the Hugging Face model the PEFT adapter is
+	// for ("model.language_model.layers"); "" or "auto" picks it from the projector (peftLayers).
+	PEFTLayers string
 	Host   string  // Ollama server; "" = OLLAMA_HOST or the default
 
 	// Progress receives upload progress bars; nil shows none.
@@ -126,9 +129,15 @@ func Export(ctx context.Context, src Source, opt Options) (res Result, err error
 	case "gguf":
 		err = scaled.WriteGGUF(out(OutAdapter), dtypeKind(opt.DType))
 	case "peft":
+		var projector string
+		if src.MMProj != "" {
+			if projector, err = projectorType(src.MMProj); err != nil {
+				break
+			}
+		}
 		out(OutPEFTWeights)
 		out(OutPEFTConfig)
-		err = scaled.WritePEFT(opt.Out, cfg, peftBaseName(src.Model))
+		err = scaled.WritePEFT(opt.Out, cfg, peftBaseName(src.Model), peftLayers(opt.PEFTLayers, projector))
 	case "ollama":
 		adapterPath := out(OutAdapter)
 		if err = scaled.WriteGGUF(adapterPath, dtypeKind(opt.DType)); err != nil {
@@ -249,6 +258,23 @@ func bakeScale(a *lora.Adapter, s float32) *lora.Adapter {
 		c.Alpha *= s
 	}
 	return &c
+}
+
+// peftLayers is the module path of the decoder layers for a PEFT export: the user's, or the
+// one the Hugging Face class of the family uses in transformers >= 4.52: a causal LM without a
+// projector, Idefics3's text_model for SmolVLM's projector, the VLM's language_model otherwise
+// (Qwen2-VL, Qwen2.5-VL, LLaVA, Gemma 3, InternVL).
+func peftLayers(user, projector string) string {
+	switch {
+	case user != "" && user != "auto":
+		return user
+	case projector == "":
+		return lora.PEFTLayersText
+	case projector == "idefics3":
+		return lora.PEFTLayersIdefics3
+	default:
+		return lora.PEFTLayersVLM
+	}
 }
 
 // peftBaseName is what adapter_config.json records as base_model_name_or_path: the Hugging Face

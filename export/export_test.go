@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -88,4 +89,56 @@ func TestPEFTExport(t *testing.T) {
 		require.Equal(t, orig.Pairs[i].A, p.A)
 		require.Equal(t, orig.Pairs[i].B, p.B)
 	}
+}
+
+// TestPEFTExportLayers: the tensor names and target_modules follow the Hugging Face class of the
+// family (transformers >= 4.52): a VLM's language_model (a regex over its layers, so the vision
+// tower's q_proj etc. stay untouched), SmolVLM's text_model, a causal LM's layers without a
+// projector, or the path the user names; every layout reads back to the same adapter.
+func TestPEFTExportLayers(t *testing.T) {
+	for _, tc := range []struct {
+		family, flag string
+		noMMProj     bool
+		wantPrefix   string
+		wantModules  string
+	}{
+		{"llava", "", false, "base_model.model.model.language_model.layers.0.", `"target_modules": "model\\.language_model\\.layers\\.\\d+\\.(self_attn\\.q_proj|`},
+		{"qwen2vl", "auto", false, "base_model.model.model.language_model.layers.0.", `model\\.language_model\\.layers`},
+		{"smolvlm", "", false, "base_model.model.model.text_model.layers.0.", `model\\.text_model\\.layers`},
+		{"llava", "", true, "base_model.model.model.layers.0.", `"q_proj"`},
+		{"llava", "language_model.model.layers", false, "base_model.model.language_model.model.layers.0.", `"language_model\\.model\\.layers`},
+	} {
+		t.Run(tc.family+"/"+tc.flag, func(t *testing.T) {
+			files := tinyModel(t, testmodel.Config{Family: tc.family, Seed: 1})
+			orig := randomAdapter(t, files.Text, 2, 4, 3)
+			mm := files.MMProj
+			if tc.noMMProj {
+				mm = ""
+			}
+			src, err := ResolveSource(runFolder(t, orig, testmodel.Files{Text: files.Text, MMProj: mm}), "", "")
+			require.NoError(t, err)
+			out := t.TempDir()
+			_, err = Export(context.Background(), src, Options{Format: "peft", Out: out, PEFTLayers: tc.flag})
+			require.NoError(t, err)
+			st, err := os.ReadFile(filepath.Join(out, OutPEFTWeights))
+			require.NoError(t, err)
+			require.Contains(t, string(st[:4096]), tc.wantPrefix+"self_attn.q_proj.lora_A.weight")
+			js, err := os.ReadFile(filepath.Join(out, OutPEFTConfig))
+			require.NoError(t, err)
+			require.Contains(t, string(js), tc.wantModules)
+			cfg, err := lora.ReadConfig(files.Text)
+			require.NoError(t, err)
+			back, err := lora.ReadPEFT(out, cfg)
+			require.NoError(t, err)
+			for i, p := range back.Pairs {
+				require.Equal(t, orig.Pairs[i].A, p.A)
+				require.Equal(t, orig.Pairs[i].B, p.B)
+			}
+		})
+	}
+	files := tinyModel(t, testmodel.Config{Family: "llava", Seed: 1})
+	src, err := ResolveSource(runFolder(t, randomAdapter(t, files.Text, 2, 4, 3), files), "", "")
+	require.NoError(t, err)
+	_, err = Export(context.Background(), src, Options{Format: "peft", Out: t.TempDir(), PEFTLayers: "model.layers.0; rm"})
+	require.ErrorContains(t, err, "not a dotted module path")
 }

@@ -60,7 +60,7 @@ func TestAdapterPEFTRoundTrip(t *testing.T) {
 			c := tinyConfig(arch)
 			ad := randomAdapter(t, c, 4, 16, 1)
 			dir := filepath.Join(t.TempDir(), "peft")
-			if err := ad.WritePEFT(dir, c, "test/base"); err != nil {
+			if err := ad.WritePEFT(dir, c, "test/base", ""); err != nil {
 				t.Fatal(err)
 			}
 			got, err := ReadPEFT(dir, c)
@@ -173,7 +173,7 @@ func TestBadInput(t *testing.T) {
 		_, err := ReadAdapterGGUF(p, llama)
 		check(t, err, p, "another model")
 		dir := filepath.Join(t.TempDir(), "peft")
-		if err := ad.WritePEFT(dir, other, ""); err != nil {
+		if err := ad.WritePEFT(dir, other, "", ""); err != nil {
 			t.Fatal(err)
 		}
 		_, err = ReadPEFT(dir, llama)
@@ -325,7 +325,7 @@ func TestZeroAlphaScalesByOne(t *testing.T) {
 		t.Fatalf("adapter without adapter.lora.alpha: scale %v", got.Scale())
 	}
 	dir := filepath.Join(t.TempDir(), "peft")
-	if err := zero.WritePEFT(dir, c, ""); err != nil {
+	if err := zero.WritePEFT(dir, c, "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if got, err = ReadPEFT(dir, c); err != nil || got.Scale() != 1 {
@@ -352,7 +352,7 @@ func TestReadPEFTRejectsVisionTower(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "peft")
-	if err := ad.WritePEFT(dir, c, ""); err != nil {
+	if err := ad.WritePEFT(dir, c, "", ""); err != nil {
 		t.Fatal(err)
 	}
 	st := filepath.Join(dir, "adapter_model.safetensors")

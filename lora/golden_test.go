@@ -61,7 +61,7 @@ func TestGoldenFiles(t *testing.T) {
 		got, _ := os.ReadFile(p)
 		compareGolden(t, got, k.name)
 	}
-	if err := a.WritePEFT(filepath.Join(dir, "peft"), c, "golden/base"); err != nil {
+	if err := a.WritePEFT(filepath.Join(dir, "peft"), c, "golden/base", ""); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"adapter_model.safetensors", "adapter_config.json"} {

@@ -25,8 +25,18 @@ import (
 // attn_k is un-permuted on export and permuted on import. A (input side) is unchanged. qwen2 GGUFs
 // are not permuted (llama.cpp uses NEOX RoPE for them).
 
-// PEFTPrefix is the module path of decoder layers in the HF checkpoint PEFT wraps.
-const PEFTPrefix = "base_model.model.model.layers."
+// Module paths of the decoder layers inside the Hugging Face model PEFT wraps: a causal LM
+// (Qwen2ForCausalLM, LlamaForCausalLM, ...), the language model of a VLM in transformers >= 4.52
+// (Qwen2-VL, Qwen2.5-VL, LLaVA, Gemma 3, InternVL: XForConditionalGeneration.model.language_model)
+// and Idefics3/SmolVLM's text model. PEFT prefixes tensor names with "base_model.model.".
+const (
+	PEFTLayersText     = "model.layers"
+	PEFTLayersVLM      = "model.language_model.layers"
+	PEFTLayersIdefics3 = "model.text_model.layers"
+)
+
+// peftModulePath matches a module path as written before ".N.self_attn...": dotted identifiers.
+var peftModulePath = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
 var hfModule = map[string]string{
 	"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
@@ -88,7 +98,7 @@ type peftConfig struct {
 	R             int            `json:"r"`
 	LoraAlpha     float64        `json:"lora_alpha"`
 	LoraDropout   float64        `json:"lora_dropout"`
-	TargetModules []string       `json:"target_modules"`
+	TargetModules targetModules  `json:"target_modules"`
 	Bias          string         `json:"bias"`
 	FanInFanOut   bool           `json:"fan_in_fan_out"`
 	InferenceMode bool           `json:"inference_mode"`
@@ -97,18 +107,47 @@ type peftConfig struct {
 	AlphaPattern  map[string]any `json:"alpha_pattern,omitempty"`
 }
 
+// targetModules is PEFT's target_modules: a list of module names (each matched as the last
+// components of a module path) or one regular expression (matched against the whole path).
+type targetModules struct {
+	Names []string
+	Regex string
+}
+
+func (t targetModules) MarshalJSON() ([]byte, error) {
+	if t.Regex != "" {
+		return json.Marshal(t.Regex)
+	}
+	return json.Marshal(t.Names)
+}
+
+func (t *targetModules) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &t.Regex)
+	}
+	return json.Unmarshal(b, &t.Names)
+}
+
 // WritePEFT writes adapter_model.safetensors and adapter_config.json into dir (atomically each).
-// baseModel is recorded as base_model_name_or_path.
-func (a *Adapter) WritePEFT(dir string, cfg Config, baseModel string) error {
+// baseModel is recorded as base_model_name_or_path; layers is the decoder layers' module path in
+// the HF model ("" = PEFTLayersText). Inside a VLM, target_modules is a regular expression over
+// the language model's layers: a list of names would also match the vision tower's q_proj etc.
+func (a *Adapter) WritePEFT(dir string, cfg Config, baseModel, layers string) error {
 	if err := a.CheckModel(cfg); err != nil {
 		return fmt.Errorf("write PEFT adapter: %w", err)
+	}
+	if layers == "" {
+		layers = PEFTLayersText
+	}
+	if !peftModulePath.MatchString(layers) {
+		return fmt.Errorf("write PEFT adapter: layers module path %q is not a dotted module path like %s", layers, PEFTLayersVLM)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write PEFT adapter: %w", err)
 	}
 	var ts []stTensor
 	for _, p := range a.Pairs {
-		name := fmt.Sprintf("%s%d.%s", PEFTPrefix, p.Layer, hfModule[p.Target])
+		name := fmt.Sprintf("base_model.model.%s.%d.%s", layers, p.Layer, hfModule[p.Target])
 		b := p.B
 		if heads, ok := permutedHeads(cfg, p.Target); ok {
 			b = permuteRows(b, heads, cfg.HeadDim, a.Rank, true)
@@ -122,8 +161,16 @@ func (a *Adapter) WritePEFT(dir string, cfg Config, baseModel string) error {
 	if a.Alpha == 0 { // PEFT always scales by lora_alpha/r; alpha 0 is llama.cpp's scale 1
 		pc.LoraAlpha = float64(a.Rank)
 	}
+	var modules []string
 	for _, t := range a.Targets {
-		pc.TargetModules = append(pc.TargetModules, shortName(hfModule[t]))
+		modules = append(modules, hfModule[t])
+	}
+	if layers == PEFTLayersText {
+		for _, m := range modules {
+			pc.TargetModules.Names = append(pc.TargetModules.Names, shortName(m))
+		}
+	} else {
+		pc.TargetModules.Regex = regexp.QuoteMeta(layers) + `\.\d+\.(` + strings.ReplaceAll(strings.Join(modules, "|"), ".", `\.`) + ")"
 	}
 	js, err := json.MarshalIndent(pc, "", "  ")
 	if err != nil {

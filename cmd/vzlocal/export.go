@@ -18,16 +18,17 @@ import (
 type exportCmd struct {
 	Config configFile `help:"YAML/JSON file with flag values (flags given on the command line win)."`
 
-	Input  string  `arg:"" name:"RUNDIR|ADAPTER" help:"Training run folder (adapter.gguf + config.json) or a llama.cpp LoRA GGUF." type:"existingpath"`
-	Format string  `help:"ollama (adapter + Modelfile), gguf (llama.cpp adapter), peft, or merged (adapter folded into the base)." default:"ollama" enum:"ollama,gguf,peft,merged"`
-	Out    string  `help:"Output folder." required:"" type:"path"`
-	Base   string  `help:"Base text model GGUF (default: \"model\" from RUNDIR/config.json)." type:"path"`
-	MMProj string  `name:"mmproj" help:"Base vision projector GGUF (default: \"mmproj\" from RUNDIR/config.json)." type:"path"`
-	DType  string  `name:"dtype" help:"Adapter tensor type for gguf/ollama." default:"f16" enum:"f16,f32"`
-	Quant  string  `help:"merged: type of the folded weights: keep (the base's own), f16, f32, q8_0, q4_K, q6_K, ..." default:"keep"`
-	Scale  float32 `help:"The llama.cpp adapter scale the adapter was used with; baked into alpha (Ollama applies 1.0)." default:"1"`
-	Create string  `help:"ollama/merged: also create this model on the Ollama server."`
-	Host   string  `help:"Ollama server (host:port or URL); default OLLAMA_HOST or 127.0.0.1:11434."`
+	Input      string  `arg:"" name:"RUNDIR|ADAPTER" help:"Training run folder (adapter.gguf + config.json) or a llama.cpp LoRA GGUF." type:"existingpath"`
+	Format     string  `help:"ollama (adapter + Modelfile), gguf (llama.cpp adapter), peft, or merged (adapter folded into the base)." default:"ollama" enum:"ollama,gguf,peft,merged"`
+	Out        string  `help:"Output folder." required:"" type:"path"`
+	Base       string  `help:"Base text model GGUF (default: \"model\" from RUNDIR/config.json)." type:"path"`
+	MMProj     string  `name:"mmproj" help:"Base vision projector GGUF (default: \"mmproj\" from RUNDIR/config.json)." type:"path"`
+	DType      string  `name:"dtype" help:"Adapter tensor type for gguf/ollama." default:"f16" enum:"f16,f32"`
+	Quant      string  `help:"merged: type of the folded weights: keep (the base's own), f16, f32, q8_0, q4_K, q6_K, ..." default:"keep"`
+	Scale      float32 `help:"The llama.cpp adapter scale the adapter was used with; baked into alpha (Ollama applies 1.0)." default:"1"`
+	Create     string  `help:"ollama/merged: also create this model on the Ollama server."`
+	PEFTLayers string  `name:"peft-layers" help:"peft: module path of the decoder layers in the Hugging Face model (model.layers for a causal LM, model.language_model.layers for Qwen2-VL/LLaVA/Gemma 3/InternVL, model.text_model.layers for SmolVLM); auto picks it from the projector." default:"auto"`
+	Host       string  `help:"Ollama server (host:port or URL); default OLLAMA_HOST or 127.0.0.1:11434."`
 }
 
 func (c *exportCmd) Run() error {
@@ -39,7 +40,7 @@ func (c *exportCmd) Run() error {
 	}
 	opt := export.Options{
 		Format: c.Format, Out: c.Out, DType: c.DType, Quant: c.Quant, Scale: c.Scale,
-		Create: c.Create, Host: c.Host,
+		Create: c.Create, Host: c.Host, PEFTLayers: c.PEFTLayers,
 	}
 	if term.IsTerminal(int(os.Stderr.Fd())) {
 		opt.Progress = os.Stderr

@@ -36,7 +36,7 @@ type Options struct {
 	// PEFTLayers is the decoder layers' module path in the Hugging Face model the PEFT adapter is
 	// for ("model.language_model.layers"); "" or "auto" picks it from the projector (peftLayers).
 	PEFTLayers string
-	Host   string  // Ollama server; "" = OLLAMA_HOST or the default
+	Host       string // Ollama server; "" = OLLAMA_HOST or the default
 
 	// Progress receives upload progress bars; nil shows none.
 	Progress io.Writer

@@ -65,3 +65,20 @@ func syncDir(dir string) {
 	defer d.Close()
 	_ = d.Sync()
 }
+
+// Link replaces path with a hard link to src, an already complete file: the same data under a
+// second name, without writing it again. It fails (path untouched) where hard links are not
+// possible, another file system say; callers then write the file.
+func Link(src, path string) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".link-tmp")
+	os.Remove(tmp) // left by a crash between link and rename
+	if err := os.Link(src, tmp); err != nil {
+		return fmt.Errorf("link %s to %s: %w", path, src, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("link %s to %s: %w", path, src, err)
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}

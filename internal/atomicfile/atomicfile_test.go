@@ -47,3 +47,41 @@ func TestWrittenFileIsNotPrivate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o644), st.Mode().Perm())
 }
+
+func TestLinkReplacesWithoutCopy(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := WriteFile(src, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(dst, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Link(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "new" {
+		t.Fatalf("after Link the file holds %q", b)
+	}
+	si, _ := os.Stat(src)
+	di, _ := os.Stat(dst)
+	if !os.SameFile(si, di) {
+		t.Fatal("Link copied the file instead of linking it")
+	}
+	// Replacing the source later (atomically, a new file) leaves the link's content alone.
+	if err := WriteFile(src, []byte("newer")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "new" {
+		t.Fatalf("the linked file changed with its source: %q", b)
+	}
+	if err := Link(filepath.Join(dir, "missing"), dst); err == nil {
+		t.Fatal("Link of a missing file succeeded")
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "new" {
+		t.Fatalf("a failed Link changed the file: %q", b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Fatalf("temporary files left behind: %v", ents)
+	}
+}

@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/vzlocal/vzlocal/llm/testmodel"
+	"github.com/vzlocal/vzlocal/lora"
 )
 
 func TestCheckpointSaveLatestPrune(t *testing.T) {
@@ -74,4 +77,35 @@ func TestResumeDropsCheckpointNewerThanLatest(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, 2, step)
 	require.DirExists(t, dir)
+}
+
+// TestRunAdapterLinksTheCheckpoint: adapter.gguf in the run folder is the newest checkpoint's
+// adapter file itself (a hard link, not a second write), and outlives that checkpoint's pruning.
+func TestRunAdapterLinksTheCheckpoint(t *testing.T) {
+	files, err := testmodel.Write(t.TempDir(), testmodel.Config{Family: "llava", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, cpu := openTiny(t, files)
+	cfg, game := digitRun(t, 3, 2, 2)
+	cfg.CheckpointEvery, cfg.KeepCheckpoints = 1, 1
+	_, run := trainDigit(t, model, cpu, cfg, game)
+	dir, step, ok, err := LatestCheckpoint(run)
+	if err != nil || !ok || step != 3 {
+		t.Fatalf("latest checkpoint %s step %d ok %v err %v", dir, step, ok, err)
+	}
+	a, err := os.Stat(filepath.Join(run, AdapterFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := os.Stat(filepath.Join(dir, game.Adapters()[0]+".gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(a, c) {
+		t.Fatal("adapter.gguf is a separate copy of the checkpoint's adapter")
+	}
+	if _, err := lora.ReadAdapterGGUF(filepath.Join(run, AdapterFile), cpu.Config()); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -65,7 +65,7 @@ func (t *Trainer) checkpoint() error {
 	for name := range t.snapshots {
 		st.Snapshots = append(st.Snapshots, name)
 	}
-	_, err = SaveCheckpoint(t.RunDir, t.step, t.Config.KeepCheckpoints, func(dir string) error {
+	ckpt, err := SaveCheckpoint(t.RunDir, t.step, t.Config.KeepCheckpoints, func(dir string) error {
 		for name, a := range t.adapters {
 			if err := a.lora.WriteGGUF(filepath.Join(dir, name+".gguf"), lora.TypeF32); err != nil {
 				return err
@@ -92,7 +92,7 @@ func (t *Trainer) checkpoint() error {
 	if err != nil {
 		return err
 	}
-	if err := t.writeAdapters(); err != nil {
+	if err := t.writeAdapters(ckpt); err != nil {
 		return err
 	}
 	t.saved = t.step
@@ -101,14 +101,23 @@ func (t *Trainer) checkpoint() error {
 }
 
 // writeAdapters puts the newest adapters in the run folder: adapter.gguf is the primary one
-// (what export and eval use); a game with several adapters also gets NAME.gguf for each.
-func (t *Trainer) writeAdapters() error {
-	if err := t.primary().lora.WriteGGUF(filepath.Join(t.RunDir, AdapterFile), lora.TypeF32); err != nil {
+// (what export and eval use); a game with several adapters also gets NAME.gguf for each. They are
+// hard links to the files of checkpoint folder ckpt (a 7B adapter is hundreds of MB: no second
+// and third write), or written again where links are not possible.
+func (t *Trainer) writeAdapters(ckpt string) error {
+	place := func(name string, a *trainedAdapter, dst string) error {
+		if err := atomicfile.Link(filepath.Join(ckpt, name+".gguf"), dst); err == nil {
+			return nil
+		}
+		return a.lora.WriteGGUF(dst, lora.TypeF32)
+	}
+	primary := t.primaryName()
+	if err := place(primary, t.adapters[primary], filepath.Join(t.RunDir, AdapterFile)); err != nil {
 		return err
 	}
 	if len(t.adapters) > 1 {
 		for name, a := range t.adapters {
-			if err := a.lora.WriteGGUF(filepath.Join(t.RunDir, name+".gguf"), lora.TypeF32); err != nil {
+			if err := place(name, a, filepath.Join(t.RunDir, name+".gguf")); err != nil {
 				return err
 			}
 		}
@@ -118,9 +127,11 @@ func (t *Trainer) writeAdapters() error {
 
 // primary is the adapter a run is judged by: the last one the game declares (the spy game's
 // only policy; V-Zero's solver).
-func (t *Trainer) primary() *trainedAdapter {
+func (t *Trainer) primary() *trainedAdapter { return t.adapters[t.primaryName()] }
+
+func (t *Trainer) primaryName() string {
 	names := t.Game.Adapters()
-	return t.adapters[names[len(names)-1]]
+	return names[len(names)-1]
 }
 
 func (t *Trainer) restore(st *checkpointState, dir string) error {

@@ -124,17 +124,23 @@ func (e *CPU) Backward(b *Batch, weights [][]float32) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backward: %w", err)
 	}
+	return e.differentiate(b, pk, weights, nil, "backward")
+}
+
+// differentiate runs the forward and backward of a packed batch with the loss weights given, or
+// computed by weigh from the forward's log-probs, and logs it as what.
+func (e *CPU) differentiate(b *Batch, pk *packed, weights [][]float32, weigh func([][]float32) ([][]float32, error), what string) (*Result, error) {
 	var g *Adapter
 	if e.ad != nil {
 		g = e.ad.ZeroLike()
 	}
 	t0 := time.Now()
-	res, err := e.run(pk, weights, nil, g, true, e.recomputes(pk))
+	res, err := e.run(pk, weights, weigh, g, true, e.recomputes(pk))
 	if err != nil {
 		return nil, err
 	}
 	log.Debug().Int("seqs", len(b.Seqs)).Int("rows", pk.n).Int("shared_prefix", pk.prefix).
-		Int("scored", len(pk.targets)).Dur("took", time.Since(t0)).Msg("lora: backward")
+		Int("scored", len(pk.targets)).Dur("took", time.Since(t0)).Msg("lora: " + what)
 	return res, nil
 }
 
@@ -164,18 +170,7 @@ func (e *CPU) BackwardWeighed(b *Batch, weigh func(logp [][]float32) ([][]float3
 		}
 		return w, nil
 	}
-	var g *Adapter
-	if e.ad != nil {
-		g = e.ad.ZeroLike()
-	}
-	t0 := time.Now()
-	res, err := e.run(pk, nil, weighChecked, g, true, e.recomputes(pk))
-	if err != nil {
-		return nil, err
-	}
-	log.Debug().Int("seqs", len(b.Seqs)).Int("rows", pk.n).Int("shared_prefix", pk.prefix).
-		Int("scored", len(pk.targets)).Dur("took", time.Since(t0)).Msg("lora: backward (weighed)")
-	return res, nil
+	return e.differentiate(b, pk, nil, weighChecked, "backward (weighed)")
 }
 
 func (e *CPU) MemoryEstimate(b *Batch) (int64, error) {

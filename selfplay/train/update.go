@@ -27,6 +27,17 @@ type group struct {
 	prompt  []int // prompt length of each sequence: completion token k sits at prompt+k
 }
 
+// tokenWeights spreads per-completion-token weights (one slice per sequence of the group) over
+// the sequences' tokens, zero on the prompt: the engine's weights layout.
+func (g *group) tokenWeights(completion [][]float32) [][]float32 {
+	w := make([][]float32, len(g.batch.Seqs))
+	for i, seq := range g.batch.Seqs {
+		w[i] = make([]float32, len(seq.Tokens))
+		copy(w[i][g.prompt[i]:], completion[i])
+	}
+	return w
+}
+
 // update trains plan.Train on the step's samples and swaps the result into llama.cpp.
 func (t *Trainer) update(ctx context.Context, step int, plan StepPlan, train *trainedAdapter, res *StepResult, m *selfplay.StepMetrics) (updateOutcome, error) {
 	if len(res.Samples) == 0 {
@@ -315,14 +326,9 @@ func (t *Trainer) backwardWeighed(we weighedEngine, groups []*group, a *lora.Ada
 			if err != nil {
 				return nil, err
 			}
-			w32 := pg.Weights32()
-			w := make([][]float32, len(lps))
-			for i, seq := range g.batch.Seqs {
-				w[i] = make([]float32, len(seq.Tokens))
-				copy(w[i][g.prompt[i]:], w32[first+i])
-				used[first+i] = w32[first+i]
-			}
-			return w, nil
+			w32 := pg.Weights32()[first : first+len(lps)]
+			copy(used[first:], w32)
+			return g.tokenWeights(w32), nil
 		})
 		if err != nil {
 			return optim.PGResult{}, nil, 0, err
@@ -355,12 +361,8 @@ func (t *Trainer) backward(groups []*group, a *lora.Adapter, weights [][]float32
 	total := a.ZeroLike()
 	k, tokens := 0, 0
 	for _, g := range groups {
-		w := make([][]float32, len(g.batch.Seqs))
-		for i, seq := range g.batch.Seqs {
-			w[i] = make([]float32, len(seq.Tokens))
-			copy(w[i][g.prompt[i]:], weights[k])
-			k++
-		}
+		w := g.tokenWeights(weights[k : k+len(g.batch.Seqs)])
+		k += len(g.batch.Seqs)
 		r, err := t.Engine.Backward(g.batch, w)
 		if err != nil {
 			return nil, 0, err

@@ -105,6 +105,14 @@ func TestPackSharedPrompt(t *testing.T) {
 	if pk.x0[E] != img[0] || pk.x0[0] != m.TokEmbd[5*E] {
 		t.Fatal("input rows are not the embedding rows")
 	}
+	// MemoryEstimate's layout: the same rows, segments and targets, without the input rows.
+	lo, _, err := layoutBatch(b, m.Cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lo.x0 != nil || lo.n != pk.n || !equal(lo.seg, pk.seg) || !equal(lo.tRow, pk.tRow) || !equal(lo.tTok, pk.tTok) {
+		t.Fatalf("layoutBatch differs from packBatch: %+v", lo)
+	}
 	if _, err := packBatch(&lora.Batch{Seqs: []lora.Sequence{{Tokens: []int32{1, int32(m.Cfg.NVocab)}}}}, m, nil); err == nil {
 		t.Fatal("token outside the vocabulary accepted")
 	}

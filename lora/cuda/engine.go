@@ -329,7 +329,7 @@ func (e *Engine) MemoryEstimate(b *lora.Batch) (int64, error) {
 	if e.h == nil {
 		return 0, fmt.Errorf("cuda: engine is closed")
 	}
-	pk, err := e.pack(b, nil)
+	pk, _, err := layoutBatch(b, e.m.Cfg, nil)
 	if err != nil {
 		return 0, fmt.Errorf("memory estimate: %w", err)
 	}

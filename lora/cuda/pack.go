@@ -26,16 +26,12 @@ type packed struct {
 }
 
 func packBatch(b *lora.Batch, m *lora.Model, weights [][]float32) (*packed, error) {
-	l, err := lora.PackBatch(b, m.Cfg, weights)
+	pk, l, err := layoutBatch(b, m.Cfg, weights)
 	if err != nil {
 		return nil, err
 	}
-	if l.MRoPE || l.NonCausal {
-		return nil, fmt.Errorf("%w: M-RoPE positions and non-causal image spans run on the CPU engine only", ErrUnsupported)
-	}
 	E := m.Cfg.NEmbd
-	pk := &packed{n: l.Rows, prefix: l.Prefix, pos: l.Pos, seqLen: l.SeqLen, invTemp: l.InvTemp,
-		x0: make([]float32, 0, l.Rows*E)}
+	pk.x0 = make([]float32, 0, l.Rows*E)
 	for r := 0; r < l.Rows; r++ {
 		if row := l.Embed[r]; row != nil {
 			pk.x0 = append(pk.x0, row...)
@@ -44,6 +40,20 @@ func packBatch(b *lora.Batch, m *lora.Model, weights [][]float32) (*packed, erro
 			pk.x0 = append(pk.x0, m.TokEmbd[t*E:(t+1)*E]...)
 		}
 	}
+	return pk, nil
+}
+
+// layoutBatch is packBatch without the input rows (x0 stays nil): the rows, segments and targets
+// that size the workspace, for MemoryEstimate (at 7B a GRPO group's input rows are 73 MB).
+func layoutBatch(b *lora.Batch, c lora.Config, weights [][]float32) (*packed, *lora.Layout, error) {
+	l, err := lora.PackBatch(b, c, weights)
+	if err != nil {
+		return nil, nil, err
+	}
+	if l.MRoPE || l.NonCausal {
+		return nil, nil, fmt.Errorf("%w: M-RoPE positions and non-causal image spans run on the CPU engine only", ErrUnsupported)
+	}
+	pk := &packed{n: l.Rows, prefix: l.Prefix, pos: l.Pos, seqLen: l.SeqLen, invTemp: l.InvTemp}
 	for _, sg := range l.Segments {
 		pk.seg = append(pk.seg, int32(sg.R0), int32(sg.R1), int32(sg.Prefix))
 	}
@@ -53,7 +63,7 @@ func packBatch(b *lora.Batch, m *lora.Model, weights [][]float32) (*packed, erro
 		pk.tSeq = append(pk.tSeq, t.Seq)
 		pk.tIdx = append(pk.tIdx, t.Idx)
 	}
-	return pk, nil
+	return pk, l, nil
 }
 
 // ropeTable returns cos and sin [n][NRot/2] of every row's angles, computed exactly as the CPU

@@ -6,9 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
 	"image/color"
-	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -48,8 +46,8 @@ func evalPairsDir(t *testing.T, n int) string {
 			}
 			p.Items = append(p.Items, it)
 		}
-		evalWritePNG(t, filepath.Join(dir, p.Original), color.RGBA{uint8(7 * i), 100, 100, 255})
-		evalWritePNG(t, filepath.Join(dir, p.Modified), color.RGBA{uint8(7 * i), 180, 100, 255})
+		selfplay.WriteSolidPNG(t, filepath.Join(dir, p.Original), 16, 12, color.RGBA{uint8(7 * i), 100, 100, 255})
+		selfplay.WriteSolidPNG(t, filepath.Join(dir, p.Modified), 16, 12, color.RGBA{uint8(7 * i), 180, 100, 255})
 		b, err := json.Marshal(p)
 		if err != nil {
 			t.Fatal(err)
@@ -61,24 +59,6 @@ func evalPairsDir(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-func evalWritePNG(t *testing.T, path string, c color.Color) {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 16, 12))
-	for y := range 12 {
-		for x := range 16 {
-			img.Set(x, y, c)
-		}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := png.Encode(f, img); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func evalPairs(t *testing.T, n int) []*data.Pair {

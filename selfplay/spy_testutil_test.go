@@ -55,11 +55,12 @@ func spyTestPairs(t *testing.T, n int) []*data.Pair {
 	return pairs
 }
 
-func spyWritePNG(t *testing.T, path string, c color.Color) {
+// writeSolidPNG writes a w x h PNG of one colour (a test image whose content does not matter).
+func writeSolidPNG(t *testing.T, path string, w, h int, c color.Color) {
 	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 32, 24))
-	for y := range 24 {
-		for x := range 32 {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
 			img.Set(x, y, c)
 		}
 	}
@@ -72,6 +73,8 @@ func spyWritePNG(t *testing.T, path string, c color.Color) {
 		t.Fatal(err)
 	}
 }
+
+func spyWritePNG(t *testing.T, path string, c color.Color) { writeSolidPNG(t, path, 32, 24, c) }
 
 // spyFuncPolicy answers every sample with text(request, sample index) and counts its calls.
 type spyFuncPolicy struct {

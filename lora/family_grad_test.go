@@ -91,16 +91,8 @@ func TestFamilyGradientsFiniteDifference(t *testing.T) {
 				withAttnBlock(t, v.block)
 				c := familyConfig(arch)
 				e := NewCPU(scaledRandomModel(c), Options{Threads: 1, Recompute: v.recompute, HeadChunk: 5})
-				ad := randomAdapter(t, c, 3, 6, 2)
-				if err := e.SetAdapter(ad); err != nil {
-					t.Fatal(err)
-				}
 				b, w := familyBatch(c, 3, 4)
-				fails, worst := fdFailures(t, e, ad, b, w, 5)
-				t.Logf("%d matrices, worst relative error where |analytic| > 1e-2: %.3g", len(ad.Params()), worst)
-				for _, f := range fails {
-					t.Error(f)
-				}
+				checkGradientsFD(t, e, c, b, w)
 			})
 		}
 	}
@@ -116,15 +108,8 @@ func TestFamilyGradientCheckCatchesFaults(t *testing.T) {
 	}{{"skip-qk-norm", faultSkipQKNorm}, {"gelu-as-silu", faultGeluAsSilu}} {
 		t.Run(f.name, func(t *testing.T) {
 			e := NewCPU(scaledRandomModel(c), Options{Threads: 1})
-			ad := randomAdapter(t, c, 3, 6, 2)
-			e.SetAdapter(ad)
-			e.fault = f.f
 			b, w := familyBatch(c, 2, 4)
-			fails, _ := fdFailures(t, e, ad, b, w, 5)
-			if len(fails) == 0 {
-				t.Fatalf("gradient fault %s went unnoticed", f.name)
-			}
-			t.Logf("%s: %d of %d matrices flagged, e.g. %s", f.name, len(fails), len(ad.Params()), fails[0])
+			checkFaultNoticed(t, e, c, f.f, f.name, b, w)
 		})
 	}
 }

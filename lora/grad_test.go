@@ -117,19 +117,40 @@ func TestGradientsFiniteDifference(t *testing.T) {
 				withAttnBlock(t, v.block)
 				c := tinyConfig(arch)
 				e := NewCPU(RandomModel(c, 1), Options{Threads: 1, Recompute: recompute, HeadChunk: 5})
-				ad := randomAdapter(t, c, 3, 6, 2)
-				if err := e.SetAdapter(ad); err != nil {
-					t.Fatal(err)
-				}
 				b, w := groupBatch(c, 3, 4)
-				fails, worst := fdFailures(t, e, ad, b, w, 5)
-				t.Logf("%d matrices, worst relative error where |analytic| > 1e-2: %.3g", len(ad.Params()), worst)
-				for _, f := range fails {
-					t.Error(f)
-				}
+				checkGradientsFD(t, e, c, b, w)
 			})
 		}
 	}
+}
+
+// checkGradientsFD installs a random adapter on e and reports every matrix whose gradient on
+// (b, w) disagrees with finite differences.
+func checkGradientsFD(t *testing.T, e *CPU, c Config, b *Batch, w [][]float32) {
+	t.Helper()
+	ad := randomAdapter(t, c, 3, 6, 2)
+	if err := e.SetAdapter(ad); err != nil {
+		t.Fatal(err)
+	}
+	fails, worst := fdFailures(t, e, ad, b, w, 5)
+	t.Logf("%d matrices, worst relative error where |analytic| > 1e-2: %.3g", len(ad.Params()), worst)
+	for _, f := range fails {
+		t.Error(f)
+	}
+}
+
+// checkFaultNoticed injects fault f into e and requires the finite-difference check to flag at
+// least one matrix.
+func checkFaultNoticed(t *testing.T, e *CPU, c Config, f fault, name string, b *Batch, w [][]float32) {
+	t.Helper()
+	ad := randomAdapter(t, c, 3, 6, 2)
+	e.SetAdapter(ad)
+	e.fault = f
+	fails, _ := fdFailures(t, e, ad, b, w, 5)
+	if len(fails) == 0 {
+		t.Fatalf("gradient fault %s went unnoticed", name)
+	}
+	t.Logf("%s: %d of %d matrices flagged, e.g. %s", name, len(fails), len(ad.Params()), fails[0])
 }
 
 // TestGradientCheckCatchesFaults corrupts one gradient term at a time and requires the
@@ -142,15 +163,8 @@ func TestGradientCheckCatchesFaults(t *testing.T) {
 	}{{"flip-dB", faultFlipDB}, {"drop-lora-dx", faultDropLoRADX}, {"drop-softmax", faultDropSoftmax}} {
 		t.Run(f.name, func(t *testing.T) {
 			e := NewCPU(RandomModel(c, 1), Options{Threads: 1})
-			ad := randomAdapter(t, c, 3, 6, 2)
-			e.SetAdapter(ad)
-			e.fault = f.f
 			b, w := groupBatch(c, 2, 4)
-			fails, _ := fdFailures(t, e, ad, b, w, 5)
-			if len(fails) == 0 {
-				t.Fatalf("gradient fault %s went unnoticed", f.name)
-			}
-			t.Logf("%s: %d of %d matrices flagged, e.g. %s", f.name, len(fails), len(ad.Params()), fails[0])
+			checkFaultNoticed(t, e, c, f.f, f.name, b, w)
 		})
 	}
 }

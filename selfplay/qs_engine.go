@@ -97,17 +97,9 @@ func (e *QSEngine) PlayQuestioner(ctx context.Context, questioner, solver Policy
 		return nil, err
 	}
 	res := &QSStep{Step: step, Stage: StageQuestioner}
-	qreqs := make([]Request, len(images))
-	for i, img := range images {
-		r, err := e.questionRequest(img, step, i, s.Questions)
-		if err != nil {
-			return nil, err
-		}
-		qreqs[i] = r
-	}
-	qouts, err := callPolicy(ctx, questioner, qreqs, &res.Rollout)
+	qreqs, qouts, err := e.askQuestions(ctx, questioner, images, step, s.Questions, &res.Rollout)
 	if err != nil {
-		return nil, fmt.Errorf("qs step %d: questioner: %w", step, err)
+		return nil, err
 	}
 	var sreqs []Request
 	var asked []*QSRecord // the record of each solver request
@@ -170,17 +162,9 @@ func (e *QSEngine) PlaySolver(ctx context.Context, questioner, previous, solver 
 		return nil, err
 	}
 	res := &QSStep{Step: step, Stage: StageSolver}
-	qreqs := make([]Request, len(images))
-	for i, img := range images {
-		r, err := e.questionRequest(img, step, i, 1)
-		if err != nil {
-			return nil, err
-		}
-		qreqs[i] = r
-	}
-	qouts, err := callPolicy(ctx, questioner, qreqs, &res.Rollout)
+	_, qouts, err := e.askQuestions(ctx, questioner, images, step, 1, &res.Rollout)
 	if err != nil {
-		return nil, fmt.Errorf("qs step %d: questioner: %w", step, err)
+		return nil, err
 	}
 	var lreqs []Request
 	var asked []*QSRecord
@@ -263,6 +247,24 @@ func (e *QSEngine) advantages(g *QSGroup) error {
 	}
 	g.Advantages, g.ZeroStd = adv, zero
 	return nil
+}
+
+// askQuestions has questioner write n questions for every image (one request per image).
+// It returns the requests (the groups' prompts) and the completions.
+func (e *QSEngine) askQuestions(ctx context.Context, questioner Policy, images []QSImage, step, n int, roll *Rollout) ([]Request, [][]Completion, error) {
+	reqs := make([]Request, len(images))
+	for i, img := range images {
+		r, err := e.questionRequest(img, step, i, n)
+		if err != nil {
+			return nil, nil, err
+		}
+		reqs[i] = r
+	}
+	outs, err := callPolicy(ctx, questioner, reqs, roll)
+	if err != nil {
+		return nil, nil, fmt.Errorf("qs step %d: questioner: %w", step, err)
+	}
+	return reqs, outs, nil
 }
 
 func (e *QSEngine) questionRequest(img QSImage, step, slot, n int) (Request, error) {

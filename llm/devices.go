@@ -1,6 +1,7 @@
 package llm
 
 /*
+#cgo LDFLAGS: -Wl,--wrap=ggml_backend_free -Wl,--wrap=ggml_backend_sched_free
 #include "ggml-backend.h"
 */
 import "C"

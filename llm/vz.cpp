@@ -142,3 +142,32 @@ double vz_exp_sum(int32_t n, float * y, const float * x, float inv_t) {
     }
     return ggml_vec_soft_max_f32(n, y, y, mx); // reads y[i] before writing it: in place is fine
 }
+
+// Backends outlive their scheduler. Ollama's ggml patch makes ggml_backend_sched_free read each
+// backend's iface.reset, but llama_context (member order) and mtmd's clip_ctx (destructor body)
+// free their backends before their scheduler, so that read hits freed memory: usually still
+// intact (NULL for the CPU backend), but CI once crashed there when the page had been unmapped,
+// and with glibc.malloc.perturb every llama_free crashes. The link wraps both functions
+// (-Wl,--wrap, see devices.go): a backend freed by llama.cpp/mtmd code waits, per thread, until
+// the next scheduler free on that thread has run, which both destructors do right after.
+extern "C" {
+void __real_ggml_backend_free(ggml_backend_t backend);
+void __real_ggml_backend_sched_free(ggml_backend_sched_t sched);
+
+static thread_local std::vector<ggml_backend_t> vz_backends_to_free;
+
+void __wrap_ggml_backend_free(ggml_backend_t backend) {
+    if (backend != nullptr) {
+        vz_backends_to_free.push_back(backend);
+    }
+}
+
+void __wrap_ggml_backend_sched_free(ggml_backend_sched_t sched) {
+    __real_ggml_backend_sched_free(sched);
+    std::vector<ggml_backend_t> pending;
+    pending.swap(vz_backends_to_free);
+    for (ggml_backend_t b : pending) {
+        __real_ggml_backend_free(b);
+    }
+}
+}

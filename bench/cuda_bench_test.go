@@ -148,7 +148,11 @@ func BenchmarkCUDABackward(b *testing.B) {
 	if ok, msg := cuda.Available(); !ok {
 		b.Skipf("needs libvzlocal_cuda.so and a GPU: %s", msg)
 	}
-	only := os.Getenv("VZLOCAL_BENCH_SIZES") // e.g. "qwen2.5-0.5b,qwen2.5-7b"
+	only := os.Getenv("VZLOCAL_BENCH_SIZES")                       // e.g. "qwen2.5-0.5b,qwen2.5-7b"
+	attns, err := benchAttentions(os.Getenv("VZLOCAL_BENCH_ATTN")) // e.g. "flash"; both by default
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, sz := range cudaSizes {
 		if only != "" && !strings.Contains(only, sz.name) {
 			continue
@@ -160,64 +164,83 @@ func BenchmarkCUDABackward(b *testing.B) {
 			kind               string
 			n, g, p, completed int
 		}{{"seq=1024", "seq", 1024, 0, 0, 0}, {"seq=4096", "seq", 4096, 0, 0, 0}, {"group=8x512+1024", "group", 0, 8, 1024, 512}} {
-			b.Run(sz.name+"/"+wl.name, func(b *testing.B) {
-				// A fresh engine per workload, so that its peak memory is this workload's alone.
-				t0 := time.Now()
-				if m == nil {
-					m = cudaRandomModel(c, 1)
-				}
-				e, err := cuda.Open(m, cuda.Options{Precision: cuda.BF16})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer e.Close()
-				b.Logf("%s: model built and uploaded in %v", sz.name, time.Since(t0))
-				ad, err := lora.NewAdapter(c, lora.AdapterOptions{Rank: 16, Alpha: 32, Seed: 1})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, p := range ad.Pairs {
-					for i := range p.B {
-						p.B[i] = 0.01
+			for _, attn := range attns {
+				b.Run(sz.name+"/"+wl.name+"/attn="+attn.String(), func(b *testing.B) {
+					// A fresh engine per workload, so that its peak memory is this workload's alone.
+					t0 := time.Now()
+					if m == nil {
+						m = cudaRandomModel(c, 1)
 					}
-				}
-				if err := e.SetAdapter(ad); err != nil {
-					b.Fatal(err)
-				}
-				batch, w, tokens, segs := cudaWorkload(c, wl.kind, wl.n, wl.g, wl.p, wl.completed)
-				if _, err := e.Backward(batch, w); err != nil { // warm-up: workspace, cuBLAS heuristics
-					b.Fatal(err)
-				}
-				const reps = 3
-				times := make([]float64, 0, reps)
-				b.ResetTimer()
-				for range b.N {
-					for range reps {
-						t0 := time.Now()
-						if _, err := e.Backward(batch, w); err != nil {
-							b.Fatal(err)
+					e, err := cuda.Open(m, cuda.Options{Precision: cuda.BF16, Attention: attn})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer e.Close()
+					b.Logf("%s: model built and uploaded in %v", sz.name, time.Since(t0))
+					ad, err := lora.NewAdapter(c, lora.AdapterOptions{Rank: 16, Alpha: 32, Seed: 1})
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, p := range ad.Pairs {
+						for i := range p.B {
+							p.B[i] = 0.01
 						}
-						times = append(times, time.Since(t0).Seconds())
 					}
-				}
-				b.StopTimer()
-				sec := cudaMedian(times)
-				flops := cudaModelFLOPs(c, tokens, segs)
-				mem := e.Memory()
-				dev, _ := cuda.Probe()
-				b.ReportMetric(float64(tokens)/sec, "tokens/s")
-				b.ReportMetric(flops/sec/1e12, "TFLOP/s")
-				if pk := cudaPeak(dev.Name); pk > 0 {
-					b.ReportMetric(100*flops/sec/pk, "MFU_%")
-				}
-				b.ReportMetric(float64(mem.Peak)/(1<<30), "peak_GiB")
-				b.ReportMetric(float64(mem.Weights)/(1<<30), "weights_GiB")
-				b.ReportMetric(float64(dev.Total-dev.Free)/(1<<30), "device_used_GiB")
-				fmt.Printf("cuda\t%s\t%s\ttokens=%d\t%.3f s\t%.0f tok/s\t%.1f TFLOP/s\tpeak %.2f GiB\n",
-					sz.name, wl.name, tokens, sec, float64(tokens)/sec, flops/sec/1e12, float64(mem.Peak)/(1<<30))
-			})
+					if err := e.SetAdapter(ad); err != nil {
+						b.Fatal(err)
+					}
+					batch, w, tokens, segs := cudaWorkload(c, wl.kind, wl.n, wl.g, wl.p, wl.completed)
+					if _, err := e.Backward(batch, w); err != nil { // warm-up: workspace, cuBLAS heuristics
+						b.Fatal(err)
+					}
+					const reps = 3
+					times := make([]float64, 0, reps)
+					b.ResetTimer()
+					for range b.N {
+						for range reps {
+							t0 := time.Now()
+							if _, err := e.Backward(batch, w); err != nil {
+								b.Fatal(err)
+							}
+							times = append(times, time.Since(t0).Seconds())
+						}
+					}
+					b.StopTimer()
+					sec := cudaMedian(times)
+					flops := cudaModelFLOPs(c, tokens, segs)
+					mem := e.Memory()
+					dev, _ := cuda.Probe()
+					b.ReportMetric(float64(tokens)/sec, "tokens/s")
+					b.ReportMetric(flops/sec/1e12, "TFLOP/s")
+					if pk := cudaPeak(dev.Name); pk > 0 {
+						b.ReportMetric(100*flops/sec/pk, "MFU_%")
+					}
+					b.ReportMetric(float64(mem.Peak)/(1<<30), "peak_GiB")
+					b.ReportMetric(float64(mem.Weights)/(1<<30), "weights_GiB")
+					b.ReportMetric(float64(dev.Total-dev.Free)/(1<<30), "device_used_GiB")
+					fmt.Printf("cuda\t%s\t%s\tattn=%s\ttokens=%d\t%.3f s\t%.0f tok/s\t%.1f TFLOP/s\tpeak %.2f GiB\n",
+						sz.name, wl.name, attn, tokens, sec, float64(tokens)/sec, flops/sec/1e12, float64(mem.Peak)/(1<<30))
+				})
+			}
 		}
 	}
+}
+
+// benchAttentions reads VZLOCAL_BENCH_ATTN ("gemm", "flash" or both, comma-separated); empty means
+// both, so that one run reports their ratio.
+func benchAttentions(s string) ([]cuda.Attention, error) {
+	if s == "" {
+		s = "gemm,flash"
+	}
+	var out []cuda.Attention
+	for _, name := range strings.Split(s, ",") {
+		a, err := cuda.ParseAttention(strings.TrimSpace(name))
+		if err != nil {
+			return nil, fmt.Errorf("VZLOCAL_BENCH_ATTN: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 func cudaMedian(x []float64) float64 {
@@ -244,12 +267,22 @@ func BenchmarkCUDAQuantized7B(b *testing.B) {
 	if err := cuda.WriteRandomGGUF(path, c, types, 1, nil); err != nil {
 		b.Fatal(err)
 	}
-	e, err := cuda.OpenFile(path, cuda.Options{Precision: cuda.BF16})
+	b.Logf("random Q4_K_M-like 7B written in %v", time.Since(t0))
+	attns, err := benchAttentions(os.Getenv("VZLOCAL_BENCH_ATTN"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, attn := range attns {
+		b.Run("attn="+attn.String(), func(b *testing.B) { benchQuantized(b, path, c, attn) })
+	}
+}
+
+func benchQuantized(b *testing.B, path string, c lora.Config, attn cuda.Attention) {
+	e, err := cuda.OpenFile(path, cuda.Options{Precision: cuda.BF16, Attention: attn})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer e.Close()
-	b.Logf("random Q4_K_M-like 7B written and opened in %v", time.Since(t0))
 	ad, err := lora.NewAdapter(c, lora.AdapterOptions{Rank: 16, Alpha: 32, Seed: 1})
 	if err != nil {
 		b.Fatal(err)
@@ -287,5 +320,5 @@ func BenchmarkCUDAQuantized7B(b *testing.B) {
 		fits = 1
 	}
 	b.ReportMetric(fits, "fits_16GB")
-	fmt.Printf("cuda-q4km\tqwen2.5-7b\tgroup=8x512+1024\t%.3f s\tpeak %.2f GiB\tdevice used %.2f GiB\n", sec, float64(mem.Peak)/(1<<30), used)
+	fmt.Printf("cuda-q4km\tqwen2.5-7b\tgroup=8x512+1024\tattn=%s\t%.3f s\tpeak %.2f GiB\tdevice used %.2f GiB\n", attn, sec, float64(mem.Peak)/(1<<30), used)
 }

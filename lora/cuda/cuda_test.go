@@ -229,3 +229,19 @@ func flat2(x [][]float32) []float32 {
 	}
 	return out
 }
+
+func TestParseAttention(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Attention
+		ok   bool
+	}{{"", AttnAuto, true}, {"auto", AttnAuto, true}, {"gemm", AttnGEMM, true}, {"flash", AttnFlash, true}, {"sdpa", 0, false}} {
+		got, err := ParseAttention(c.in)
+		if (err == nil) != c.ok || (c.ok && got != c.want) {
+			t.Errorf("ParseAttention(%q) = %v, %v", c.in, got, err)
+		}
+		if c.ok && c.in != "" && got.String() != c.in {
+			t.Errorf("%v.String() = %q", got, got.String())
+		}
+	}
+}

@@ -268,13 +268,20 @@ const (
 	nTarget   = C.VZ_NTARGET
 )
 
-func cCreate(c lora.Config, prec Precision, headChunk, device int) (unsafe.Pointer, error) {
+func cCreate(c lora.Config, o Options) (unsafe.Pointer, error) {
 	cfg := C.vz_config{
 		n_layer: C.int(c.NLayer), n_embd: C.int(c.NEmbd), n_head: C.int(c.NHead), n_head_kv: C.int(c.NHeadKV),
 		head_dim: C.int(c.HeadDim), n_ff: C.int(c.NFF), n_vocab: C.int(c.NVocab), n_rot: C.int(c.NRot),
-		rms_eps: C.float(c.RMSEps), precision: C.VZ_PREC_BF16, head_chunk: C.int(headChunk), device: C.int(device),
+		rms_eps: C.float(c.RMSEps), precision: C.VZ_PREC_BF16, head_chunk: C.int(o.HeadChunk), device: C.int(o.Device),
+		attention: C.VZ_ATTN_AUTO,
 	}
-	if prec == F32 {
+	switch o.Attention {
+	case AttnGEMM:
+		cfg.attention = C.VZ_ATTN_GEMM
+	case AttnFlash:
+		cfg.attention = C.VZ_ATTN_FLASH
+	}
+	if o.Precision == F32 {
 		cfg.precision = C.VZ_PREC_F32
 	}
 	if c.Rope == lora.RopeNeox {

@@ -32,12 +32,47 @@ func (p Precision) String() string {
 	return "bf16"
 }
 
+// Attention selects how the engine computes attention.
+type Attention int
+
+const (
+	// AttnAuto (the zero value) is AttnGEMM for now: the flash kernels pass their CPU-emulation
+	// and parity tests but have not been timed on a GPU yet (docs/cuda.md).
+	AttnAuto Attention = iota
+	// AttnGEMM materializes each segment's scores per kv group and runs cuBLAS GEMMs on them.
+	AttnGEMM
+	// AttnFlash runs the tiled kernels of csrc/flash.cuh: scores stay in shared memory, so the
+	// workspace has no G x m x (prefix + m) score buffers. BF16 precision, head_dim 64 or 128.
+	AttnFlash
+)
+
+// ParseAttention reads "auto", "gemm" or "flash".
+func ParseAttention(s string) (Attention, error) {
+	switch s {
+	case "auto", "":
+		return AttnAuto, nil
+	case "gemm":
+		return AttnGEMM, nil
+	case "flash":
+		return AttnFlash, nil
+	}
+	return AttnAuto, fmt.Errorf("cuda: attention %q: want auto, gemm or flash", s)
+}
+
+func (a Attention) String() string {
+	if a < AttnAuto || a > AttnFlash {
+		return fmt.Sprintf("Attention(%d)", int(a))
+	}
+	return [...]string{"auto", "gemm", "flash"}[a]
+}
+
 // Options configure Open.
 type Options struct {
 	Library   string    // path of libvzlocal_cuda.so; "" searches (see candidates)
 	Device    int       // CUDA device ordinal
 	Precision Precision // BF16 (the default) or F32
 	HeadChunk int       // rows per vocabulary-projection chunk; <= 0 means 256
+	Attention Attention // AttnAuto (the default), AttnGEMM or AttnFlash
 	// GGUF, when set, is the file the model was loaded from: its layer matrices of type Q8_0,
 	// Q4_K, Q6_K, F16, BF16 or F32 are kept in that form on the GPU and dequantized per layer
 	// just before the layer runs (about 3.7 GiB instead of 13.2 for a Q4_K_M 7B's layers). The
@@ -100,7 +135,7 @@ func create(m *lora.Model, o Options) (*Engine, error) {
 	if o.Device < 0 || o.Device >= dev.Count {
 		return nil, fmt.Errorf("%w: device %d requested, %d present", ErrNoDevice, o.Device, dev.Count)
 	}
-	h, err := cCreate(m.Cfg, o.Precision, o.HeadChunk, o.Device)
+	h, err := cCreate(m.Cfg, o)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +146,7 @@ func create(m *lora.Model, o Options) (*Engine, error) {
 
 func (e *Engine) logReady() {
 	mem := cMemory(e.h)
-	log.Info().Str("device", e.dev.String()).Str("precision", e.opt.Precision.String()).
+	log.Info().Str("device", e.dev.String()).Str("precision", e.opt.Precision.String()).Str("attention", e.opt.Attention.String()).
 		Float64("weights_GiB", float64(mem.Weights)/(1<<30)).Dur("took", time.Since(e.t0)).Msg("lora: CUDA engine ready")
 }
 

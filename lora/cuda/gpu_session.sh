@@ -7,6 +7,7 @@
 #   gpu_session.sh check    build bin/libvzlocal_cuda.so with this machine's nvcc, run the parity
 #                           tests (-v: they log every measured error), then compute-sanitizer
 #                           memcheck on the tiny model's parity test
+#   gpu_session.sh check-flash  compute-sanitizer memcheck and racecheck on the flash kernels
 #   gpu_session.sh bench    BenchmarkCUDABackward (the CUDA engine, bf16-resident weights)
 #   gpu_session.sh bench-q  BenchmarkCUDAQuantized7B (7B GRPO step, Q4_K_M-like layers kept
 #                           quantized: the 16 GB target)
@@ -29,11 +30,20 @@ unpack)
 check)
   nvidia-smi -L; nvcc --version | tail -2
   lora/cuda/build.sh lib 2>&1 | tee "$out/build.log" || exit 1
-  bin/gpu/cuda.test -test.v -test.timeout 8m -test.run 'TestAvailable|TestParity|TestAdamWSteps|TestErrors|TestQuant|TestOpenFile|TestLightModel|TestRandomGGUF' 2>&1 | tee "$out/parity.log"
+  bin/gpu/cuda.test -test.v -test.timeout 8m -test.run 'TestAvailable|TestParity|TestAdamWSteps|TestErrors|TestQuant|TestOpenFile|TestLightModel|TestRandomGGUF|TestFlash' 2>&1 | tee "$out/parity.log"
   rc=${PIPESTATUS[0]}
   GODEBUG=asyncpreemptoff=1 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 \
     bin/gpu/cuda.test -test.short -test.v -test.run 'TestParity$' 2>&1 | tee "$out/memcheck.log" | tail -30
   echo "parity rc=$rc memcheck rc=${PIPESTATUS[0]}"
+  ;;
+check-flash)
+  # The flash kernels under the sanitizer: out-of-bounds accesses (memcheck) and shared-memory
+  # hazards between threads (racecheck), on the smallest flash parity case.
+  for tool in memcheck racecheck; do
+    GODEBUG=asyncpreemptoff=1 compute-sanitizer --tool $tool --error-exitcode 3 \
+      bin/gpu/cuda.test -test.v -test.run 'TestFlashParity/hd64-gqa' 2>&1 | tee "$out/flash_$tool.log" | tail -15
+    echo "flash $tool rc=${PIPESTATUS[0]}"
+  done
   ;;
 bench)
   bin/gpu/bench.test -test.v -test.run '^$' -test.bench CUDABackward -test.benchtime 1x -test.timeout 9m 2>&1 | tee "$out/bench_cuda.log"
@@ -58,7 +68,7 @@ ggml)
   echo "ggml CUDA build started (pid $!); tail bin/ggml-build.log in a later call"
   ;;
 *)
-  echo "usage: $0 unpack|check|bench|bench-q|rollout|peft|ggml" >&2
+  echo "usage: $0 unpack|check|check-flash|bench|bench-q|rollout|peft|ggml" >&2
   exit 2
   ;;
 esac

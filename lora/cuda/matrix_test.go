@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -81,23 +82,11 @@ func TestParityMatrix(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				lpRel, lpMax := relErr(flat2(res.LogProbs), flat2(ref.LogProbs))
-				lossRel := math.Abs(res.Loss-ref.Loss) / math.Max(math.Abs(ref.Loss), 1e-12)
-				worst, worstName := 0.0, ""
-				for i, p := range ref.Grads.Pairs {
-					q := res.Grads.Pairs[i]
-					for _, ab := range [][3]any{{"A", q.A, p.A}, {"B", q.B, p.B}} {
-						rel, _ := relErr(ab[1].([]float32), ab[2].([]float32))
-						if !(rel <= worst) {
-							worst, worstName = rel, p.Name+"."+ab[0].(string)
-						}
-					}
-				}
-				t.Logf("%s: log-probs rel %.3g max %.3g; loss rel %.3g; worst gradient rel %.3g (%s)",
-					prec, lpRel, lpMax, lossRel, worst, worstName)
+				d := diffResults(res, ref)
+				t.Logf("%s: %s", prec, d)
 				if prec == F32 {
 					tol := tolerances["tiny"][F32]
-					if !(lpMax <= tol.lpMaxAbs) || !(lossRel <= tol.loss) || !(worst <= tol.grad) {
+					if !(d.lpMax <= tol.lpMaxAbs) || !(d.lossRel <= tol.loss) || !(d.grad <= tol.grad) {
 						t.Errorf("F32 parity fails (tolerances: log-probs %.3g, loss %.3g, gradients %.3g)", tol.lpMaxAbs, tol.loss, tol.grad)
 					}
 				}
@@ -105,4 +94,31 @@ func TestParityMatrix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// resultDiff is how far one engine's Backward result is from another's.
+type resultDiff struct {
+	lpRel, lpMax, lossRel, grad float64
+	gradName                    string // the worst gradient tensor
+}
+
+func (d resultDiff) String() string {
+	return fmt.Sprintf("log-probs rel %.3g max %.3g; loss rel %.3g; worst gradient rel %.3g (%s)",
+		d.lpRel, d.lpMax, d.lossRel, d.grad, d.gradName)
+}
+
+func diffResults(res, ref *lora.Result) resultDiff {
+	var d resultDiff
+	d.lpRel, d.lpMax = relErr(flat2(res.LogProbs), flat2(ref.LogProbs))
+	d.lossRel = math.Abs(res.Loss-ref.Loss) / math.Max(math.Abs(ref.Loss), 1e-12)
+	for i, p := range ref.Grads.Pairs {
+		q := res.Grads.Pairs[i]
+		for _, ab := range [][3]any{{"A", q.A, p.A}, {"B", q.B, p.B}} {
+			rel, _ := relErr(ab[1].([]float32), ab[2].([]float32))
+			if !(rel <= d.grad) {
+				d.grad, d.gradName = rel, p.Name+"."+ab[0].(string)
+			}
+		}
+	}
+	return d
 }

@@ -14,6 +14,8 @@ type Config struct {
 	Model  string `help:"Text model GGUF (the base)." group:"model"`
 	MMProj string `name:"mmproj" help:"Vision projector GGUF (mmproj) that fits the model." group:"model"`
 	Engine string `help:"Gradient engine: auto, cpu or cuda." default:"auto" enum:"auto,cpu,cuda" group:"model"`
+	// CUDAAttention picks the CUDA engine's attention kernels (docs/cuda.md); flash needs head_dim 64 or 128.
+	CUDAAttention string `name:"cuda-attention" help:"CUDA engine attention: auto, gemm or flash." default:"auto" enum:"auto,gemm,flash" group:"model"`
 
 	Images  string  `help:"Pair folder (vzlocal data format) or a folder of plain images." group:"data"`
 	Data    string  `help:"Generate pairs instead of --images: clevr." enum:",clevr" default:"" group:"data"`

@@ -68,7 +68,7 @@ func Open(cfg Config, runDir string, resume bool, log zerolog.Logger) (*Run, err
 	if len(r.Train) == 0 {
 		return nil, fmt.Errorf("train: all %d pairs are held out (--held-out %v): nothing to train on", len(pairs), cfg.HeldOut)
 	}
-	engine, err := openEngine(cfg.Engine, cfg.Model, threads, log)
+	engine, err := openEngine(cfg.Engine, cfg.CUDAAttention, cfg.Model, threads, log)
 	if err != nil {
 		return nil, err
 	}
@@ -151,12 +151,16 @@ func spySettings(cfg Config, runDir string) selfplay.SpySettings {
 
 // openEngine picks the gradient engine: --engine cuda needs the CUDA library and a GPU, auto uses
 // them when present and says why not otherwise, cpu is the float32 reference.
-func openEngine(kind, model string, threads int, log zerolog.Logger) (lora.Engine, error) {
+func openEngine(kind, attention, model string, threads int, log zerolog.Logger) (lora.Engine, error) {
 	switch kind {
 	case "auto", "cuda":
+		attn, err := cuda.ParseAttention(attention)
+		if err != nil {
+			return nil, fmt.Errorf("train: --cuda-attention: %w", err)
+		}
 		ok, why := cuda.Available()
 		if ok {
-			e, err := cuda.OpenFile(model, cuda.Options{GGUF: model})
+			e, err := cuda.OpenFile(model, cuda.Options{GGUF: model, Attention: attn})
 			if err == nil {
 				log.Info().Str("engine", "cuda").Str("device", e.Device().String()).Msg("gradient engine")
 				return e, nil

@@ -5,7 +5,8 @@
 // (G = n_head/n_head_kv query heads at once, through strided-batched cuBLAS GEMMs with a zero
 // stride on the shared K/V), the softmax is a fused row kernel that keeps each row's log-sum-exp,
 // and the backward rebuilds the probabilities from it. Memory is G * m * (prefix + m) fp32 per
-// buffer for the largest segment; a flash-style tiled kernel would remove it and is the next step.
+// buffer for the largest segment. The flash path (flash.cu, vz_config.attention) keeps scores in
+// shared memory instead.
 #include "internal.cuh"
 
 #include <cmath>
@@ -43,6 +44,7 @@ void operands(const vz_engine *e, const void **qc, const void **kc, const void *
 
 // attention_forward: ao = softmax(q k^T / sqrt(hd)) v per head; lse [n_head][n] for the backward.
 int attention_forward(vz_engine *e, Err &err) {
+  if (e->flash) return flash_forward(e, err);
   const vz_config &c = e->c;
   Work &w = e->w;
   int G = c.n_head / c.n_head_kv, hd = c.head_dim, Q = e->qd, KV = e->kvd, n = w.n;
@@ -80,6 +82,7 @@ int attention_forward(vz_engine *e, Err &err) {
 // up into the packed rows (one GEMM and one kernel instead of 2G small GEMMs: the GRPO shape has
 // many short segments, where launches dominated).
 int attention_backward(vz_engine *e, Err &err) {
+  if (e->flash) return flash_backward(e, err);
   const vz_config &c = e->c;
   Work &w = e->w;
   int G = c.n_head / c.n_head_kv, hd = c.head_dim, Q = e->qd, KV = e->kvd, n = w.n;

@@ -304,6 +304,13 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
   if (c.precision == VZ_PREC_BF16 && p.major < 8)
     return vz_seterr(err, VZ_ERR_NODEVICE, "%s (sm_%d%d) has no bf16 tensor cores; use the fp32 precision", p.name,
                      p.major, p.minor);
+  if (c.attention < VZ_ATTN_AUTO || c.attention > VZ_ATTN_FLASH)
+    return vz_seterr(err, VZ_ERR_ARG, "unknown attention implementation %d", c.attention);
+  cudaDataType wtype = c.precision == VZ_PREC_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+  bool flash = c.attention == VZ_ATTN_FLASH;
+  if (flash && !flash_supports(c, wtype))
+    return vz_seterr(err, VZ_ERR_ARG, "flash attention needs the bf16 precision and head_dim 64 or 128 (have %s, %d)",
+                     c.precision == VZ_PREC_BF16 ? "bf16" : "f32", c.head_dim);
   // A kernel of this library must exist for the device's architecture (we build for one arch).
   cudaFuncAttributes fa;
   cudaError_t ke = cudaFuncGetAttributes(&fa, vz_probe_kernel_ptr());
@@ -312,13 +319,15 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
     return vz_seterr(err, VZ_ERR_NODEVICE, "libvzlocal_cuda.so has no kernels for %s (sm_%d%d): %s; rebuild with CUDA_ARCH=%d%d",
                      p.name, p.major, p.minor, cudaGetErrorString(ke), p.major, p.minor);
   }
+  if (flash) TRY(flash_init(c, err));
   vz_engine *e = new vz_engine();
   e->c = c;
+  e->flash = flash;
   if (e->c.head_chunk <= 0) e->c.head_chunk = 256;
   e->qd = c.n_head * c.head_dim;
   e->kvd = c.n_head_kv * c.head_dim;
   e->half = c.n_rot / 2;
-  e->wtype = c.precision == VZ_PREC_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+  e->wtype = wtype;
   e->layers.resize(c.n_layer);
   const char *dbg = getenv("VZLOCAL_CUDA_SYNC");
   e->debug_sync = dbg != nullptr && dbg[0] == '1';

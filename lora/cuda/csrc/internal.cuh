@@ -82,7 +82,7 @@ struct Work {
   // One block's activations (recomputed per layer in the backward).
   float *xn1, *rstd1, *q, *k, *v, *lse, *ao, *x2, *xn2, *rstd2, *g, *u, *h, *lu[VZ_NTARGET];
   float *xf, *rstdf;
-  float *S, *dP, *D;       // attention scores/probabilities, their gradient, rowsum(dO*O)
+  float *S, *dP, *D;       // attention scores/probabilities, their gradient (not with flash), rowsum(dO*O)
   __nv_bfloat16 *qb, *kb, *vb, *dob, *slot;  // bf16 mode: GEMM operand copies
   float *xb, *logits, *dxb;                  // head chunk
   int32_t *urow, *ustart, *t_tok;            // unique scored rows, their target ranges, target tokens
@@ -114,6 +114,7 @@ struct vz_engine {
   cublasHandle_t blas = nullptr;
   cudaDataType wtype = CUDA_R_32F;  // type of the base matrices and GEMM operands
   bool debug_sync = false;          // VZLOCAL_CUDA_SYNC=1: synchronize after every kernel and GEMM
+  bool flash = false;               // attention through flash.cuh's kernels (vz_config.attention)
   Profile prof;                     // VZLOCAL_CUDA_PROFILE=1: time the phases of vz_run (profile.cu)
   std::vector<LayerW> layers;
   float *out_norm = nullptr;
@@ -194,6 +195,11 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y);
 int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *dy, float *dx);
 int attention_forward(vz_engine *e, Err &err);
 int attention_backward(vz_engine *e, Err &err);
+// The flash path (flash.cu); flash_supports says whether it runs this engine's shapes.
+bool flash_supports(const vz_config &c, cudaDataType wtype);
+int flash_init(const vz_config &c, Err &err);
+int flash_forward(vz_engine *e, Err &err);
+int flash_backward(vz_engine *e, Err &err);
 
 // Workspace (workspace.cu).
 size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxseg, int nuniq,

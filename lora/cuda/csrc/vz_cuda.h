@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-#define VZ_ABI_VERSION 3
+#define VZ_ABI_VERSION 4
 
 // The library is built with -fvisibility=hidden; only these functions are exported.
 #if defined(__GNUC__)
@@ -33,6 +33,11 @@ extern "C" {
 // Precision of the base weights on the GPU and of the base GEMMs' operands.
 #define VZ_PREC_F32 0  // fp32 weights, fp32 GEMMs (no TF32): the tight-parity mode
 #define VZ_PREC_BF16 1 // bf16 weights, activations rounded to bf16 at GEMM inputs, fp32 accumulation
+
+// Attention implementations (vz_config.attention).
+#define VZ_ATTN_AUTO 0  // the materialized path until the flash kernels are measured on a GPU (docs/cuda.md)
+#define VZ_ATTN_GEMM 1  // scores materialized per segment and kv group, cuBLAS GEMMs (attention.cu)
+#define VZ_ATTN_FLASH 2 // tiled kernels, scores never in device memory (flash.cuh): bf16, head_dim 64 or 128
 
 // Rope types (lora.RopeType).
 #define VZ_ROPE_NORM 0
@@ -63,6 +68,7 @@ typedef struct {
   int precision;  // VZ_PREC_*
   int head_chunk; // rows per vocabulary-projection chunk (<= 0: 256)
   int device;     // CUDA device ordinal
+  int attention;  // VZ_ATTN_*
 } vz_config;
 
 // A packed batch, laid out by the Go side exactly as lora's CPU engine packs it: the shared prompt

@@ -8,7 +8,8 @@
 //   backward:      (L+1)nE (every block's input: the recomputation checkpoints) + one block's
 //                  activations (recomputed per layer) + one block's activation gradients
 //   attention:     G*S scores (+ G*S their gradient in the backward), fp32; backward: G*n*head_dim
-//                  per-head dK/dV of one kv group (summed over the group by attn_sum_heads)
+//                  per-head dK/dV of one kv group (summed over the group by attn_sum_heads);
+//                  none of these with flash attention
 //   head:          R*V logits + R*E rows in and out
 //   bf16 mode:     bf16 copies of q, k, v (and dO) and one operand slot
 #include "internal.cuh"
@@ -40,12 +41,13 @@ size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxs
   k.g = f32(N * F), k.u = f32(N * F), k.h = f32(N * F);
   for (int t = 0; t < VZ_NTARGET; t++) k.lu[t] = f32(N * r);
   k.xf = f32(N * E), k.rstdf = f32(N);
-  k.S = f32(G * maxseg);
-  k.dP = backward ? f32(G * maxseg) : nullptr;
+  size_t scores = e->flash ? 0 : G * maxseg;  // flash: scores stay in shared memory
+  k.S = scores ? f32(scores) : nullptr;
+  k.dP = backward && scores ? f32(scores) : nullptr;
   k.D = backward ? f32(H * N) : nullptr;
   if (e->wtype == CUDA_R_16BF) {
     size_t slot = N * (E > Q ? (E > F ? E : F) : (Q > F ? Q : F));
-    if (G * maxseg > slot) slot = G * maxseg;
+    if (scores > slot) slot = scores;
     if (R * V > slot) slot = R * V;
     k.qb = bf(N * Q), k.kb = bf(N * KV), k.vb = bf(N * KV);
     k.dob = backward ? bf(N * Q) : nullptr;
@@ -61,7 +63,7 @@ size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxs
     k.dq = f32(N * Q), k.dk = f32(N * KV), k.dv = f32(N * KV), k.dao = f32(N * Q);
     k.dg = f32(N * F), k.du = f32(N * F), k.dh = f32(N * F), k.tmp = f32(N * (r > 0 ? r : 1));
     k.dxf = f32(N * E);
-    k.dkv = f32(G * N * c.head_dim);
+    k.dkv = e->flash ? nullptr : f32(G * N * c.head_dim);
   } else {
     k.dy = k.dx = k.dx2 = k.dxn = k.dq = k.dk = k.dv = k.dao = k.dg = k.du = k.dh = k.tmp = k.dxf = nullptr;
     k.dkv = nullptr;

@@ -1,0 +1,77 @@
+// flash.cu: launches flash.cuh's kernels in place of attention.cu's materialized path (one launch
+// per segment, as attention.cu loops over segments). The kernels are checked on the CPU by
+// TestFlashKernelsOnCPU; on the GPU by the parity tests with Options.Attention = AttnFlash.
+#include "internal.cuh"
+
+#include <cmath>
+
+#include "flash.cuh"
+
+bool flash_supports(const vz_config &c, cudaDataType wtype) {
+  return wtype == CUDA_R_16BF && (c.head_dim == 64 || c.head_dim == 128);
+}
+
+namespace {
+
+template <int HD>
+int set_smem(Err &err, int optin) {
+  using L = flash::Smem<HD>;
+  if ((size_t)optin < L::bwd)
+    return vz_seterr(err, VZ_ERR_NODEVICE, "flash attention needs %zu bytes of shared memory per block, the device allows %d",
+                     L::bwd, optin);
+  CUDA_CK(cudaFuncSetAttribute(flash::flash_fwd<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)L::fwd));
+  CUDA_CK(cudaFuncSetAttribute(flash::flash_bwd<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)L::bwd));
+  return 0;
+}
+
+template <int HD>
+int forward(vz_engine *e, Err &err) {
+  const vz_config &c = e->c;
+  Work &w = e->w;
+  float scale = (float)(1.0 / std::sqrt((double)HD));
+  for (int s = 0; s < w.nseg; s++) {
+    int r0 = w.seg[3 * s], m = w.seg[3 * s + 1] - r0, p = w.seg[3 * s + 2];
+    dim3 grid((m + flash::kTile - 1) / flash::kTile, c.n_head);
+    flash::flash_fwd<HD><<<grid, flash::kThreads, flash::Smem<HD>::fwd, e->stream>>>(
+        w.qb, w.kb, w.vb, w.ao, w.lse, w.n, e->qd, e->kvd, c.n_head / c.n_head_kv, r0, m, p, scale);
+    LAUNCH_CK();
+  }
+  return 0;
+}
+
+template <int HD>
+int backward(vz_engine *e, Err &err) {
+  const vz_config &c = e->c;
+  Work &w = e->w;
+  float scale = (float)(1.0 / std::sqrt((double)HD));
+  const void *doc;
+  TRY(k_attn_rowdot(e, err, w.D, w.dao, w.ao, w.n, c.n_head, HD));
+  TRY(to_compute(e, err, w.dao, (size_t)w.n * e->qd, w.dob, &doc));
+  for (int s = 0; s < w.nseg; s++) {
+    int r0 = w.seg[3 * s], m = w.seg[3 * s + 1] - r0, p = w.seg[3 * s + 2];
+    dim3 grid((p + flash::kTile - 1) / flash::kTile + (m + flash::kTile - 1) / flash::kTile, c.n_head);
+    flash::flash_bwd<HD><<<grid, flash::kThreads, flash::Smem<HD>::bwd, e->stream>>>(
+        w.qb, w.kb, w.vb, (const __nv_bfloat16 *)doc, w.lse, w.D, w.dq, w.dk, w.dv, w.n, e->qd, e->kvd,
+        c.n_head / c.n_head_kv, r0, m, p, scale);
+    LAUNCH_CK();
+  }
+  return 0;
+}
+
+}  // namespace
+
+// flash_init raises the kernels' dynamic shared-memory limit (above the default 48 KB), or says
+// why the device cannot run them.
+int flash_init(const vz_config &c, Err &err) {
+  int optin = 0;
+  CUDA_CK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, c.device));
+  return c.head_dim == 64 ? set_smem<64>(err, optin) : set_smem<128>(err, optin);
+}
+
+int flash_forward(vz_engine *e, Err &err) {
+  return e->c.head_dim == 64 ? forward<64>(e, err) : forward<128>(e, err);
+}
+
+int flash_backward(vz_engine *e, Err &err) {
+  return e->c.head_dim == 64 ? backward<64>(e, err) : backward<128>(e, err);
+}

@@ -153,6 +153,10 @@ func BenchmarkCUDABackward(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	keeps, err := benchKeeps(os.Getenv("VZLOCAL_BENCH_KEEP")) // e.g. "0,-1"; 0 by default
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, sz := range cudaSizes {
 		if only != "" && !strings.Contains(only, sz.name) {
 			continue
@@ -164,14 +168,15 @@ func BenchmarkCUDABackward(b *testing.B) {
 			kind               string
 			n, g, p, completed int
 		}{{"seq=1024", "seq", 1024, 0, 0, 0}, {"seq=4096", "seq", 4096, 0, 0, 0}, {"group=8x512+1024", "group", 0, 8, 1024, 512}} {
-			for _, attn := range attns {
-				b.Run(sz.name+"/"+wl.name+"/attn="+attn.String(), func(b *testing.B) {
+			for _, v := range benchVariants(attns, keeps) {
+				attn, keep := v.attn, v.keep
+				b.Run(sz.name+"/"+wl.name+"/"+v.name, func(b *testing.B) {
 					// A fresh engine per workload, so that its peak memory is this workload's alone.
 					t0 := time.Now()
 					if m == nil {
 						m = cudaRandomModel(c, 1)
 					}
-					e, err := cuda.Open(m, cuda.Options{Precision: cuda.BF16, Attention: attn})
+					e, err := cuda.Open(m, cuda.Options{Precision: cuda.BF16, Attention: attn, KeepLayers: keep})
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -224,6 +229,38 @@ func BenchmarkCUDABackward(b *testing.B) {
 			}
 		}
 	}
+}
+
+// benchKeeps reads VZLOCAL_BENCH_KEEP: comma-separated Options.KeepLayers values (default 0).
+func benchKeeps(s string) ([]int, error) {
+	if s == "" {
+		return []int{0}, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		k, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || k < -1 {
+			return nil, fmt.Errorf("VZLOCAL_BENCH_KEEP: %q: want -1 or a count >= 0", f)
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+type benchVariant struct {
+	name string
+	attn cuda.Attention
+	keep int
+}
+
+func benchVariants(attns []cuda.Attention, keeps []int) []benchVariant {
+	var out []benchVariant
+	for _, a := range attns {
+		for _, k := range keeps {
+			out = append(out, benchVariant{fmt.Sprintf("attn=%s,keep=%d", a, k), a, k})
+		}
+	}
+	return out
 }
 
 // benchAttentions reads VZLOCAL_BENCH_ATTN ("gemm", "flash" or both, comma-separated); empty means

@@ -273,7 +273,7 @@ func cCreate(c lora.Config, o Options) (unsafe.Pointer, error) {
 		n_layer: C.int(c.NLayer), n_embd: C.int(c.NEmbd), n_head: C.int(c.NHead), n_head_kv: C.int(c.NHeadKV),
 		head_dim: C.int(c.HeadDim), n_ff: C.int(c.NFF), n_vocab: C.int(c.NVocab), n_rot: C.int(c.NRot),
 		rms_eps: C.float(c.RMSEps), precision: C.VZ_PREC_BF16, head_chunk: C.int(o.HeadChunk), device: C.int(o.Device),
-		attention: C.VZ_ATTN_AUTO,
+		attention: C.VZ_ATTN_AUTO, keep_layers: C.int(o.KeepLayers),
 	}
 	switch o.Attention {
 	case AttnGEMM:

@@ -2,7 +2,8 @@
 // which strings the layers together like lora/forward.go's run: embedding rows in, every block
 // (keeping each block's input as its recomputation checkpoint when a backward follows), the final
 // norm, the chunked vocabulary log-softmax, then the blocks' backward from the last to the first,
-// each block's activations recomputed from its checkpoint just before its backward.
+// each block's activations recomputed from its checkpoint just before its backward, or kept from
+// the forward for the first keep_layers blocks.
 #include "internal.cuh"
 
 #include <algorithm>
@@ -145,8 +146,31 @@ int plan_batch(const vz_engine *e, const vz_batch *b, Plan *pl, Err &err) {
   return 0;
 }
 
+// keep_count is how many blocks keep their activations for this batch: the configured number, or
+// with keep = -1 as many as fit in the device memory free now (the current slab counted as free,
+// since a bigger one replaces it), leaving max(1 GiB, 1/16 of the device) for cuBLAS, other
+// engines and llama.cpp.
+int keep_count(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool backward, int *nkeep) {
+  int L = e->c.n_layer;
+  *nkeep = 0;
+  if (!backward || e->keep == 0) return 0;
+  if (e->keep > 0) {
+    *nkeep = std::min(e->keep, L);
+    return 0;
+  }
+  size_t base = workspace_layout(e, nullptr, nullptr, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, true, 0);
+  size_t one = workspace_layout(e, nullptr, nullptr, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, true, 1) - base;
+  size_t fr = 0, tot = 0;
+  CUDA_CK(cudaMemGetInfo(&fr, &tot));
+  size_t reserve = std::max((size_t)1 << 30, tot / 16), avail = fr + e->ws_bytes;
+  if (avail > base + reserve && one > 0) *nkeep = (int)std::min((avail - base - reserve) / one, (size_t)L);
+  return 0;
+}
+
 int ensure_workspace(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool backward) {
-  size_t need = workspace_layout(e, nullptr, nullptr, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, backward);
+  int nkeep;
+  TRY(keep_count(e, err, b, pl, backward, &nkeep));
+  size_t need = workspace_layout(e, nullptr, nullptr, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, backward, nkeep);
   if (need > e->ws_bytes) {
     dfree(e, e->ws, e->ws_bytes);
     e->ws = nullptr;
@@ -156,7 +180,7 @@ int ensure_workspace(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, 
     e->ws = (char *)p;
     e->ws_bytes = need;
   }
-  workspace_layout(e, &e->w, e->ws, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, backward);
+  workspace_layout(e, &e->w, e->ws, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, backward, nkeep);
   e->w.seg = b->seg;
   e->w.nseg = b->n_seg;
   return 0;
@@ -192,7 +216,10 @@ int run(vz_engine *e, Err &err, const vz_batch *b, float *logp, float *grads) {
   // log-probs alone ping-pong between two buffers.
   auto xin = [&](int il) { return w.x + (backward ? (size_t)il : (size_t)(il % 2)) * nE; };
   prof_mark(e, P_UPLOAD);
-  for (int il = 0; il < L; il++) TRY(layer_forward(e, err, il, xin(il), xin(il + 1)));
+  for (int il = 0; il < L; il++) {
+    use_acts(w, il);
+    TRY(layer_forward(e, err, il, xin(il), xin(il + 1)));
+  }
   float *xlast = xin(L);
   TRY(k_rmsnorm_fwd(e, err, w.xf, w.rstdf, xlast, e->out_norm, n, E));
   prof_mark(e, P_FWD_OTHER);
@@ -220,9 +247,15 @@ int run(vz_engine *e, Err &err, const vz_batch *b, float *logp, float *grads) {
     CUDA_CK(cudaMemsetAsync(dy, 0, nE * 4, st));
     TRY(k_rmsnorm_bwd(e, err, dy, w.dxf, xlast, e->out_norm, w.rstdf, n, E));
     for (int il = L - 1; il >= 0; il--) {
-      // Recompute the block's activations; its output overwrites the next checkpoint, which the
-      // backward no longer needs (and gets the same values).
-      TRY(layer_forward(e, err, il, xin(il), xin(il + 1)));
+      use_acts(w, il);
+      if (il < w.nkeep) {
+        TRY(layer_restore(e, err, il, xin(il)));  // kept from the forward
+      } else if (il < L - 1) {
+        // Recompute the block's activations; its output overwrites the next checkpoint, which
+        // the backward no longer needs (and gets the same values). The last block's are still
+        // in the shared set from the forward (the head uses none of its buffers).
+        TRY(layer_forward(e, err, il, xin(il), xin(il + 1)));
+      }
       TRY(layer_backward(e, err, il, xin(il), dy, il == 0 ? nullptr : dx));
       std::swap(dy, dx);
     }
@@ -304,6 +337,7 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
   if (c.precision == VZ_PREC_BF16 && p.major < 8)
     return vz_seterr(err, VZ_ERR_NODEVICE, "%s (sm_%d%d) has no bf16 tensor cores; use the fp32 precision", p.name,
                      p.major, p.minor);
+  if (c.keep_layers < -1) return vz_seterr(err, VZ_ERR_ARG, "keep_layers %d: want -1 (as many as fit) or >= 0", c.keep_layers);
   if (c.attention < VZ_ATTN_AUTO || c.attention > VZ_ATTN_FLASH)
     return vz_seterr(err, VZ_ERR_ARG, "unknown attention implementation %d", c.attention);
   cudaDataType wtype = c.precision == VZ_PREC_BF16 ? CUDA_R_16BF : CUDA_R_32F;
@@ -323,6 +357,7 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
   vz_engine *e = new vz_engine();
   e->c = c;
   e->flash = flash;
+  e->keep = c.keep_layers;
   if (e->c.head_chunk <= 0) e->c.head_chunk = 256;
   e->qd = c.n_head * c.head_dim;
   e->kvd = c.n_head_kv * c.head_dim;
@@ -512,7 +547,10 @@ int64_t vz_workspace_bytes(const vz_engine *e, const vz_batch *b, int backward) 
   Plan pl;
   Err err{nullptr, 0};
   if (e == nullptr || plan_batch(e, b, &pl, err) != 0) return -1;
-  return (int64_t)workspace_layout(e, nullptr, nullptr, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, backward != 0);
+  // With keep = -1 the kept blocks adapt to the free memory: the estimate is the minimum (none kept).
+  int nkeep = backward && e->keep > 0 ? std::min(e->keep, e->c.n_layer) : 0;
+  return (int64_t)workspace_layout(e, nullptr, nullptr, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, backward != 0,
+                                   nkeep);
 }
 
 int vz_memory(const vz_engine *e, int64_t *weights, int64_t *adapter, int64_t *workspace, int64_t *peak) {

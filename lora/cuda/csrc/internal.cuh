@@ -71,6 +71,15 @@ struct LayerW {
   LoraPair lora[VZ_NTARGET];
 };
 
+// Acts: one block's activations that its backward reads and that cost GEMMs to rebuild. The
+// first Work::nkeep blocks each have their own (kept from the forward); the others share one
+// set, refilled by recomputing the block just before its backward.
+struct Acts {
+  float *q = nullptr, *k = nullptr, *v = nullptr, *lse = nullptr, *ao = nullptr, *x2 = nullptr, *g = nullptr,
+        *u = nullptr, *lu[VZ_NTARGET] = {};
+  __nv_bfloat16 *qb = nullptr, *kb = nullptr, *vb = nullptr;  // bf16 mode: q, k, v as attention operands
+};
+
 // Workspace: the per-batch buffers, carved from one slab (workspace.cu).
 struct Work {
   int n = 0, maxseg = 0, R = 0, nuniq = 0;
@@ -79,11 +88,15 @@ struct Work {
   int nseg = 0;
   float *x = nullptr;      // backward: [L+1][n][E] every block's input and the last output; else [2][n][E]
   float *cos = nullptr, *sin = nullptr;  // [n][half]
-  // One block's activations (recomputed per layer in the backward).
+  Acts shared;              // the recomputed blocks' activations
+  std::vector<Acts> kept;   // [nkeep]: blocks 0..nkeep-1, kept from the forward
+  int nkeep = 0;
+  // The current block's activations: use_acts points the Acts fields at its set; xn1, rstd1,
+  // xn2, rstd2 and h are always rebuilt (element-wise, from x, x2, g and u).
   float *xn1, *rstd1, *q, *k, *v, *lse, *ao, *x2, *xn2, *rstd2, *g, *u, *h, *lu[VZ_NTARGET];
   float *xf, *rstdf;
   float *S, *dP, *D;       // attention scores/probabilities, their gradient (not with flash), rowsum(dO*O)
-  __nv_bfloat16 *qb, *kb, *vb, *dob, *slot;  // bf16 mode: GEMM operand copies
+  __nv_bfloat16 *qb, *kb, *vb, *dob, *slot;  // bf16 mode: GEMM operand copies (qb, kb, vb: of the current block)
   float *xb, *logits, *dxb;                  // head chunk
   int32_t *urow, *ustart, *t_tok;            // unique scored rows, their target ranges, target tokens
   float *t_w, *logp;
@@ -115,6 +128,7 @@ struct vz_engine {
   cudaDataType wtype = CUDA_R_32F;  // type of the base matrices and GEMM operands
   bool debug_sync = false;          // VZLOCAL_CUDA_SYNC=1: synchronize after every kernel and GEMM
   bool flash = false;               // attention through flash.cuh's kernels (vz_config.attention)
+  int keep = 0;                     // vz_config.keep_layers
   Profile prof;                     // VZLOCAL_CUDA_PROFILE=1: time the phases of vz_run (profile.cu)
   std::vector<LayerW> layers;
   float *out_norm = nullptr;
@@ -193,6 +207,11 @@ int k_dequant_f32(vz_engine *e, Err &err, float *dst, const void *src, int type,
 // Layers (layers.cu) and attention (attention.cu).
 int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y);
 int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *dy, float *dx);
+// layer_restore readies a kept block for its backward without GEMMs: its weights (dequantized)
+// and the element-wise activations rebuilt from its input x and its kept x2, g, u.
+int layer_restore(vz_engine *e, Err &err, int il, const float *x);
+// use_acts points the Work's current-block fields at block il's activation set.
+void use_acts(Work &w, int il);
 int attention_forward(vz_engine *e, Err &err);
 int attention_backward(vz_engine *e, Err &err);
 // The flash path (flash.cu); flash_supports says whether it runs this engine's shapes.
@@ -203,7 +222,7 @@ int flash_backward(vz_engine *e, Err &err);
 
 // Workspace (workspace.cu).
 size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxseg, int nuniq,
-                        int ntarget, bool backward);
+                        int ntarget, bool backward, int nkeep);
 
 // linear shape of target t: in and out.
 void target_shape(const vz_engine *e, int t, int *in, int *out);

@@ -124,9 +124,21 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   return 0;
 }
 
+int layer_restore(vz_engine *e, Err &err, int il, const float *x) {
+  const vz_config &c = e->c;
+  Work &w = e->w;
+  LayerW &L = e->layers[il];
+  int n = w.n, E = c.n_embd;
+  TRY(prepare_layer(e, err, il));
+  TRY(k_rmsnorm_fwd(e, err, w.xn1, w.rstd1, x, L.attn_norm, n, E));
+  TRY(k_rmsnorm_fwd(e, err, w.xn2, w.rstd2, w.x2, L.ffn_norm, n, E));
+  TRY(k_swiglu_fwd(e, err, w.h, w.g, w.u, (size_t)n * c.n_ff));
+  return 0;
+}
+
 // layer_backward takes dy = d(loss)/d(block output) and writes dx = d(loss)/d(block input) (when
 // dx is not null), accumulating the block's LoRA gradients. The block's activations must be those
-// of layer_forward(il, x) (recomputed just before).
+// of layer_forward(il, x): kept from the forward (and layer_restore'd) or recomputed just before.
 int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *dy, float *dx) {
   const vz_config &c = e->c;
   Work &w = e->w;

@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-#define VZ_ABI_VERSION 4
+#define VZ_ABI_VERSION 5
 
 // The library is built with -fvisibility=hidden; only these functions are exported.
 #if defined(__GNUC__)
@@ -69,6 +69,10 @@ typedef struct {
   int head_chunk; // rows per vocabulary-projection chunk (<= 0: 256)
   int device;     // CUDA device ordinal
   int attention;  // VZ_ATTN_*
+  // Blocks whose activations the forward keeps for the backward (the first keep_layers blocks;
+  // the others are recomputed from their input): 0 recomputes every block, -1 keeps as many as
+  // fit in the device memory free at the time (leaving max(1 GiB, 1/16 of the device) free).
+  int keep_layers;
 } vz_config;
 
 // A packed batch, laid out by the Go side exactly as lora's CPU engine packs it: the shared prompt

@@ -7,6 +7,8 @@
 //   forward only:  2nE (ping-pong) + one block's activations
 //   backward:      (L+1)nE (every block's input: the recomputation checkpoints) + one block's
 //                  activations (recomputed per layer) + one block's activation gradients
+//                  + nkeep more activation sets (Acts: q, k, v, lse, ao, x2, g, u, x A^T; the
+//                  first nkeep blocks keep theirs from the forward and skip the recomputation)
 //   attention:     G*S scores (+ G*S their gradient in the backward), fp32; backward: G*n*head_dim
 //                  per-head dK/dV of one kv group (summed over the group by attn_sum_heads);
 //                  none of these with flash attention
@@ -15,7 +17,7 @@
 #include "internal.cuh"
 
 size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxseg, int nuniq, int ntarget,
-                        bool backward) {
+                        bool backward, int nkeep) {
   const vz_config &c = e->c;
   size_t E = c.n_embd, Q = e->qd, KV = e->kvd, F = c.n_ff, H = c.n_head, L = c.n_layer, V = c.n_vocab;
   size_t r = e->rank, half = e->half, G = c.n_head / c.n_head_kv, N = n;
@@ -33,28 +35,36 @@ size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxs
   auto i32 = [&](size_t count) { return (int32_t *)take(count * 4); };
   Work tmp;
   Work &k = w ? *w : tmp;
-  k.n = n, k.maxseg = maxseg, k.R = (int)R, k.nuniq = nuniq, k.backward = backward;
+  bool bf16 = e->wtype == CUDA_R_16BF;
+  auto acts = [&](Acts &a) {
+    a.q = f32(N * Q), a.k = f32(N * KV), a.v = f32(N * KV), a.lse = f32(H * N), a.ao = f32(N * Q);
+    a.x2 = f32(N * E), a.g = f32(N * F), a.u = f32(N * F);
+    for (int t = 0; t < VZ_NTARGET; t++) a.lu[t] = f32(N * r);
+    if (bf16) a.qb = bf(N * Q), a.kb = bf(N * KV), a.vb = bf(N * KV);
+  };
+  if (!backward) nkeep = 0;
+  k.n = n, k.maxseg = maxseg, k.R = (int)R, k.nuniq = nuniq, k.backward = backward, k.nkeep = nkeep;
   k.x = f32((backward ? L + 1 : 2) * N * E);
   k.cos = f32(N * half), k.sin = f32(N * half);
-  k.xn1 = f32(N * E), k.rstd1 = f32(N), k.q = f32(N * Q), k.k = f32(N * KV), k.v = f32(N * KV);
-  k.lse = f32(H * N), k.ao = f32(N * Q), k.x2 = f32(N * E), k.xn2 = f32(N * E), k.rstd2 = f32(N);
-  k.g = f32(N * F), k.u = f32(N * F), k.h = f32(N * F);
-  for (int t = 0; t < VZ_NTARGET; t++) k.lu[t] = f32(N * r);
+  acts(k.shared);
+  k.kept.assign(w ? nkeep : 0, Acts{});
+  for (int i = 0; i < nkeep; i++) acts(w ? k.kept[i] : k.shared);  // counting only: any Acts will do
+  k.xn1 = f32(N * E), k.rstd1 = f32(N), k.xn2 = f32(N * E), k.rstd2 = f32(N), k.h = f32(N * F);
   k.xf = f32(N * E), k.rstdf = f32(N);
   size_t scores = e->flash ? 0 : G * maxseg;  // flash: scores stay in shared memory
   k.S = scores ? f32(scores) : nullptr;
   k.dP = backward && scores ? f32(scores) : nullptr;
   k.D = backward ? f32(H * N) : nullptr;
-  if (e->wtype == CUDA_R_16BF) {
+  if (bf16) {
     size_t slot = N * (E > Q ? (E > F ? E : F) : (Q > F ? Q : F));
     if (scores > slot) slot = scores;
     if (R * V > slot) slot = R * V;
-    k.qb = bf(N * Q), k.kb = bf(N * KV), k.vb = bf(N * KV);
     k.dob = backward ? bf(N * Q) : nullptr;
     k.slot = bf(slot);
   } else {
-    k.qb = k.kb = k.vb = k.dob = k.slot = nullptr;
+    k.dob = k.slot = nullptr;
   }
+  if (w) use_acts(k, 0);
   k.xb = f32(R * E), k.logits = f32(R * V), k.dxb = backward ? f32(R * E) : nullptr;
   k.urow = i32(nuniq), k.ustart = i32(nuniq + 1), k.t_tok = i32(ntarget);
   k.t_w = f32(ntarget), k.logp = f32(ntarget);
@@ -69,4 +79,11 @@ size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxs
     k.dkv = nullptr;
   }
   return off;
+}
+
+void use_acts(Work &w, int il) {
+  const Acts &a = il < w.nkeep ? w.kept[il] : w.shared;
+  w.q = a.q, w.k = a.k, w.v = a.v, w.lse = a.lse, w.ao = a.ao, w.x2 = a.x2, w.g = a.g, w.u = a.u;
+  for (int t = 0; t < VZ_NTARGET; t++) w.lu[t] = a.lu[t];
+  w.qb = a.qb, w.kb = a.kb, w.vb = a.vb;
 }

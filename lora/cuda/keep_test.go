@@ -1,0 +1,62 @@
+package cuda
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/vzlocal/vzlocal/lora"
+)
+
+// TestKeepLayers: keeping blocks' activations from the forward (Options.KeepLayers: none, the
+// first, all, as many as fit) must not change a single bit of the result, since the kept values
+// are the ones a recomputation would produce (cuBLAS is deterministic on one stream, and the
+// materialized attention has no atomics). F32 and BF16, tiny model, GRPO-shaped batch; the
+// kept blocks must also show in the workspace (MemoryEstimate grows with KeepLayers).
+func TestKeepLayers(t *testing.T) {
+	needGPU(t)
+	m := tinyModel(t)
+	ad := randomAdapter(t, m.Cfg, 8, 7)
+	b, w := groupBatch(m.Cfg, 3, 12, 5, 11)
+	L := m.Cfg.NLayer
+	for _, prec := range []Precision{F32, BF16} {
+		var ref *lora.Result
+		var refEst, refWs int64
+		for _, keep := range []int{0, 1, L, -1} {
+			e, err := Open(m, Options{Precision: prec, Attention: AttnGEMM, KeepLayers: keep})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.SetAdapter(ad); err != nil {
+				t.Fatal(err)
+			}
+			res, err := e.Backward(b, w)
+			if err != nil {
+				t.Fatalf("%s keep=%d: %v", prec, keep, err)
+			}
+			est, _ := e.MemoryEstimate(b)
+			mem := e.Memory()
+			e.Close()
+			t.Logf("%s keep=%d: estimate %.2f MiB, workspace %.2f MiB", prec, keep, mb(est), mb(mem.Workspace))
+			if keep == 0 {
+				ref, refEst, refWs = res, est, mem.Workspace
+				continue
+			}
+			if res.Loss != ref.Loss || !slices.Equal(flat2(res.LogProbs), flat2(ref.LogProbs)) {
+				t.Errorf("%s keep=%d: log-probs or loss differ from keep=0", prec, keep)
+			}
+			for i, p := range ref.Grads.Pairs {
+				q := res.Grads.Pairs[i]
+				if !slices.Equal(p.A, q.A) || !slices.Equal(p.B, q.B) {
+					t.Errorf("%s keep=%d: gradient of %s differs from keep=0", prec, keep, p.Name)
+					break
+				}
+			}
+			if keep > 0 && !(est > refEst) {
+				t.Errorf("%s keep=%d: estimate %d not above keep=0's %d", prec, keep, est, refEst)
+			}
+			if keep == -1 && !(mem.Workspace > refWs) {
+				t.Errorf("keep=-1 kept nothing on a GPU with room for the tiny model (workspace %d)", mem.Workspace)
+			}
+		}
+	}
+}

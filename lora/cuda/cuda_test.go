@@ -245,3 +245,26 @@ func TestParseAttention(t *testing.T) {
 		}
 	}
 }
+
+// backwardOn opens an engine on m with o, installs ad, runs one Backward of (b, w) and closes the
+// engine; it returns the result, the engine's memory report and its MemoryEstimate for b.
+func backwardOn(t *testing.T, m *lora.Model, o Options, ad *lora.Adapter, b *lora.Batch, w [][]float32) (*lora.Result, Memory, int64) {
+	t.Helper()
+	e, err := Open(m, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.SetAdapter(ad); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Backward(b, w)
+	if err != nil {
+		t.Fatalf("%+v: %v", o, err)
+	}
+	est, err := e.MemoryEstimate(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, e.Memory(), est
+}

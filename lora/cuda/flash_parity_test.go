@@ -38,19 +38,8 @@ func TestFlashParity(t *testing.T) {
 			diffs := map[Attention]resultDiff{}
 			workspace := map[Attention]int64{}
 			for _, attn := range []Attention{AttnGEMM, AttnFlash} {
-				e, err := Open(m, Options{Precision: BF16, Attention: attn})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer e.Close()
-				if err := e.SetAdapter(ad); err != nil {
-					t.Fatal(err)
-				}
-				res, err := e.Backward(b, w)
-				if err != nil {
-					t.Fatalf("%s: %v", attn, err)
-				}
-				workspace[attn], _ = e.MemoryEstimate(b)
+				var res *lora.Result
+				res, _, workspace[attn] = backwardOn(t, m, Options{Precision: BF16, Attention: attn}, ad, b, w)
 				diffs[attn] = diffResults(res, ref)
 				t.Logf("%s vs CPU: %s; workspace estimate %.2f MiB", attn, diffs[attn], mb(workspace[attn]))
 			}

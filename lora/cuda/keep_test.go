@@ -22,20 +22,7 @@ func TestKeepLayers(t *testing.T) {
 		var ref *lora.Result
 		var refEst, refWs int64
 		for _, keep := range []int{0, 1, L, -1} {
-			e, err := Open(m, Options{Precision: prec, Attention: AttnGEMM, KeepLayers: keep})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := e.SetAdapter(ad); err != nil {
-				t.Fatal(err)
-			}
-			res, err := e.Backward(b, w)
-			if err != nil {
-				t.Fatalf("%s keep=%d: %v", prec, keep, err)
-			}
-			est, _ := e.MemoryEstimate(b)
-			mem := e.Memory()
-			e.Close()
+			res, mem, est := backwardOn(t, m, Options{Precision: prec, Attention: AttnGEMM, KeepLayers: keep}, ad, b, w)
 			t.Logf("%s keep=%d: estimate %.2f MiB, workspace %.2f MiB", prec, keep, mb(est), mb(mem.Workspace))
 			if keep == 0 {
 				ref, refEst, refWs = res, est, mem.Workspace

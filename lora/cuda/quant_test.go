@@ -77,19 +77,8 @@ func TestQuantizedParity(t *testing.T) {
 	for _, prec := range []Precision{F32, BF16} {
 		t.Run(prec.String(), func(t *testing.T) {
 			run := func(gguf string) (*lora.Result, Memory) {
-				e, err := Open(m, Options{Precision: prec, GGUF: gguf})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer e.Close()
-				if err := e.SetAdapter(ad); err != nil {
-					t.Fatal(err)
-				}
-				res, err := e.Backward(b, w)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return res, e.Memory()
+				res, mem, _ := backwardOn(t, m, Options{Precision: prec, GGUF: gguf}, ad, b, w)
+				return res, mem
 			}
 			q, qm := run(path)
 			d, dm := run("")

@@ -94,6 +94,19 @@ __device__ __forceinline__ void tile_abt(FragC &acc, const bf16 *A, const bf16 *
   }
 }
 
+// tile_ab adds the 16x16 tile (rb, dt) of A B to acc, for A [64][LDP] bf16 (P or dS: 64 rows of
+// 64 keys) and B [64][LDB] (64 keys' rows of V or K).
+template <int HD>
+__device__ __forceinline__ void tile_ab(FragC &acc, const bf16 *A, const bf16 *B, int rb, int dt) {
+  for (int kk = 0; kk < kTile / 16; kk++) {
+    FragA a;
+    FragB b;
+    wm::load_matrix_sync(a, A + rb * 16 * Smem<HD>::LDP + kk * 16, Smem<HD>::LDP);
+    wm::load_matrix_sync(b, B + kk * 16 * Smem<HD>::LDB + dt * 16, Smem<HD>::LDB);
+    wm::mma_sync(acc, a, b, acc);
+  }
+}
+
 // visible says whether query row i (local to its segment) sees key c of a tile: keys of the
 // prompt (causal == false) are all visible, the segment's own keys j0 + c up to the query itself.
 __device__ __forceinline__ bool visible(int r, int rows, int c, int keys, bool causal, int j0, int i) {
@@ -168,13 +181,7 @@ __global__ void __launch_bounds__(kThreads)
       int rb = warp / 2, dt = (warp % 2) * (HD / 32) + dd;
       FragC acc;
       wm::load_matrix_sync(acc, Os + rb * 16 * L::LDO + dt * 16, L::LDO, wm::mem_row_major);
-      for (int kk = 0; kk < kTile / 16; kk++) {
-        FragA a;
-        FragB b;
-        wm::load_matrix_sync(a, Ps + rb * 16 * L::LDP + kk * 16, L::LDP);
-        wm::load_matrix_sync(b, Vs + kk * 16 * L::LDB + dt * 16, L::LDB);
-        wm::mma_sync(acc, a, b, acc);
-      }
+      tile_ab<HD>(acc, Ps, Vs, rb, dt);
       wm::store_matrix_sync(Os + rb * 16 * L::LDO + dt * 16, acc, L::LDO, wm::mem_row_major);
     }
   }
@@ -265,13 +272,7 @@ __global__ void __launch_bounds__(kThreads)
       int rb = warp / 2, dt = (warp % 2) * DT + dd;
       FragC acc;
       wm::fill_fragment(acc, 0.f);
-      for (int kk = 0; kk < kTile / 16; kk++) {
-        FragA a;
-        FragB b;
-        wm::load_matrix_sync(a, dSs + rb * 16 * L::LDP + kk * 16, L::LDP);
-        wm::load_matrix_sync(b, Ks + kk * 16 * L::LDB + dt * 16, L::LDB);
-        wm::mma_sync(acc, a, b, acc);
-      }
+      tile_ab<HD>(acc, dSs, Ks, rb, dt);
       wm::store_matrix_sync(dQs + rb * 16 * L::LDO + dt * 16, acc, L::LDO, wm::mem_row_major);
     }
     __syncthreads();

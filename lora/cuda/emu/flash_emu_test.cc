@@ -136,6 +136,8 @@ int main() {
   // One long sequence over several query and key tiles, and a prompt of exactly one tile.
   bad += run_case<128>("hd128 gqa long+1", 2, 1, {{0, 130, 0}, {130, 150, 130}}, 2);
   bad += run_case<128>("hd128 mha prompt64+1", 2, 2, {{0, 64, 0}, {64, 129, 64}}, 3);
+  // Sequences packed without a shared prompt (prefix 0 at row r0 > 0).
+  bad += run_case<64>("hd64 gqa two seqs", 4, 1, {{0, 40, 0}, {40, 140, 0}}, 5);
   // Plain attention (G = 1) with a sequence shorter than one 16-row block.
   bad += run_case<64>("hd64 mha short", 2, 2, {{0, 5, 0}}, 4);
   if (bad) std::printf("FAIL: %d comparisons out of tolerance\n", bad);

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -267,4 +268,34 @@ func backwardOn(t *testing.T, m *lora.Model, o Options, ad *lora.Adapter, b *lor
 		t.Fatal(err)
 	}
 	return res, e.Memory(), est
+}
+
+// TestFlatAdapter: vz_set_adapter's layout (present pairs in (layer, target) order, A then B), and
+// the upload buffer is reused when it has the room.
+func TestFlatAdapter(t *testing.T) {
+	c := tinyConfig("llama")
+	ad, err := lora.NewAdapter(c, lora.AdapterOptions{Rank: 2, Alpha: 4, Seed: 3, Targets: []string{"attn_v", "ffn_up"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	present, flat, pairs := flatAdapter(ad, c.NLayer, nil)
+	var want []float32
+	for il := 0; il < c.NLayer; il++ {
+		for ti, name := range lora.Targets {
+			p := ad.Lookup(il, name)
+			if (p != nil) != (present[il*nTarget+ti] == 1) {
+				t.Fatalf("present[%d][%s] = %d", il, name, present[il*nTarget+ti])
+			}
+			if p != nil {
+				want = append(append(want, p.A...), p.B...)
+			}
+		}
+	}
+	if len(pairs) != 2*c.NLayer || !slices.Equal(flat, want) {
+		t.Fatalf("%d pairs, flat layout differs from (layer, target) order with A then B", len(pairs))
+	}
+	_, again, _ := flatAdapter(ad, c.NLayer, flat)
+	if &again[0] != &flat[0] || !slices.Equal(again, want) {
+		t.Error("the upload buffer was not reused")
+	}
 }

@@ -47,3 +47,50 @@ func TestKeepLayers(t *testing.T) {
 		}
 	}
 }
+
+// TestAdapterRemoveRestore: removing the adapter scores with the base model (as the CPU engine
+// does), and installing the same adapter again reuses the kept buffers (no new device memory)
+// and gives bit-identical log-probs.
+func TestAdapterRemoveRestore(t *testing.T) {
+	needGPU(t)
+	m := tinyModel(t)
+	ad := randomAdapter(t, m.Cfg, 8, 7)
+	b, _ := groupBatch(m.Cfg, 3, 12, 5, 11)
+	cpu := lora.NewCPU(m, lora.Options{Threads: 2})
+	base, err := cpu.LogProbs(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := openEngine(t, m, F32)
+	if err := e.SetAdapter(ad); err != nil {
+		t.Fatal(err)
+	}
+	with, err := e.LogProbs(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := e.Memory()
+	if err := e.SetAdapter(nil); err != nil {
+		t.Fatal(err)
+	}
+	without, err := e.LogProbs(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, mx := relErr(flat2(without), flat2(base)); !(mx <= tolerances["tiny"][F32].lpMaxAbs) {
+		t.Errorf("without the adapter: max |diff| %.3g from the CPU's base log-probs", mx)
+	}
+	if err := e.SetAdapter(ad); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.LogProbs(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(flat2(again), flat2(with)) {
+		t.Error("log-probs with the restored adapter differ from the first time")
+	}
+	if now := e.Memory(); now.Peak != mem.Peak || now.Adapter != mem.Adapter {
+		t.Errorf("restoring the adapter allocated: peak %d -> %d, adapter %d -> %d", mem.Peak, now.Peak, mem.Adapter, now.Adapter)
+	}
+}

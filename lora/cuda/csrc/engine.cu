@@ -93,7 +93,7 @@ void free_adapter(vz_engine *e) {
   e->bytes_adapter = 0;
   e->lora_slab = e->grad_slab = nullptr;
   e->n_flat = 0;
-  e->rank = 0;
+  e->rank = e->slab_rank = 0;
   e->present.clear();
   for (auto &L : e->layers)
     for (auto &p : L.lora) p = LoraPair{};
@@ -494,7 +494,9 @@ int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, 
   ENTER(e);
   CUDA_CK(cudaStreamSynchronize(e->stream));
   if (rank == 0) {
-    free_adapter(e);
+    // Keep the slabs (and the pinned stage, whose allocation page-locks 161 MB at 7B rank 16):
+    // the same adapter usually comes back for the next pass. The layers read rank, not the slabs.
+    e->rank = 0;
     return 0;
   }
   int L = e->c.n_layer;
@@ -507,7 +509,7 @@ int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, 
   }
   if (rank < 0 || want != n_flat)
     return vz_seterr(err, VZ_ERR_ARG, "adapter: %lld values for rank %d, want %lld", (long long)n_flat, rank, (long long)want);
-  bool same = rank == e->rank && n_flat == e->n_flat &&
+  bool same = rank == e->slab_rank && n_flat == e->n_flat &&
               std::equal(e->present.begin(), e->present.end(), present) && (int)e->present.size() == L * VZ_NTARGET;
   if (!same) {  // new shapes: reallocate; an optimizer step of the same adapter is only a copy
     free_adapter(e);
@@ -519,7 +521,7 @@ int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, 
     e->grad_slab = (float *)g;
     CUDA_CK(cudaMallocHost((void **)&e->host_stage, (size_t)n_flat * 4));
     e->bytes_adapter = 2 * n_flat * 4;
-    e->rank = rank;
+    e->slab_rank = rank;
     e->present.assign(present, present + L * VZ_NTARGET);
     int64_t off = 0;
     for (int i = 0; i < L * VZ_NTARGET; i++) {
@@ -533,6 +535,7 @@ int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, 
       off += (int64_t)rank * out;
     }
   }
+  e->rank = rank;
   e->scale = scale;
   memcpy(e->host_stage, flat, (size_t)n_flat * 4);
   return h2d(e, err, e->lora_slab, e->host_stage, (size_t)n_flat * 4);

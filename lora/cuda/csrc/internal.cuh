@@ -136,8 +136,10 @@ struct vz_engine {
   // Per-layer dequantization scratch for raw (quantized) matrices, and the layer it holds.
   void *deq[VZ_NTARGET] = {};
   int deq_layer = -1;
-  // Adapter: values and gradients are each one slab in vz_set_adapter's flat layout.
-  int rank = 0;
+  // Adapter: values and gradients are each one slab in vz_set_adapter's flat layout. rank is the
+  // installed adapter's (0: none); slab_rank the shapes the slabs were made for, kept while the
+  // adapter is removed (the trainer alternates reference and policy passes).
+  int rank = 0, slab_rank = 0;
   float scale = 0;
   std::vector<uint8_t> present;
   float *lora_slab = nullptr, *grad_slab = nullptr;

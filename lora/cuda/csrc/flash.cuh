@@ -94,6 +94,14 @@ __device__ __forceinline__ void tile_abt(FragC &acc, const bf16 *A, const bf16 *
   }
 }
 
+// score_tile writes the 16x16 tile (rb, ct) of A B^T into dst [64][LDS] fp32 (S or dP).
+template <int HD>
+__device__ __forceinline__ void score_tile(float *dst, const bf16 *A, const bf16 *B, int rb, int ct) {
+  FragC acc;
+  tile_abt<HD>(acc, A, B, rb, ct);
+  wm::store_matrix_sync(dst + rb * 16 * Smem<HD>::LDS + ct * 16, acc, Smem<HD>::LDS, wm::mem_row_major);
+}
+
 // tile_ab adds the 16x16 tile (rb, dt) of A B to acc, for A [64][LDP] bf16 (P or dS: 64 rows of
 // 64 keys) and B [64][LDB] (64 keys' rows of V or K).
 template <int HD>
@@ -146,12 +154,7 @@ __global__ void __launch_bounds__(kThreads)
     load_tile<HD>(Vs, v + krow * ldkv + (size_t)hk * HD, ldkv, keys);
     __syncthreads();
     // S = Q K^T: warp w computes row block w/2, column blocks 2(w%2) and 2(w%2)+1.
-    for (int cc = 0; cc < 2; cc++) {
-      FragC acc;
-      int rb = warp / 2, ct = 2 * (warp % 2) + cc;
-      tile_abt<HD>(acc, Qs, Ks, rb, ct);
-      wm::store_matrix_sync(Ss + rb * 16 * L::LDS + ct * 16, acc, L::LDS, wm::mem_row_major);
-    }
+    for (int cc = 0; cc < 2; cc++) score_tile<HD>(Ss, Qs, Ks, warp / 2, 2 * (warp % 2) + cc);
     __syncthreads();
     // Online softmax: warp w owns rows 8w..8w+7, lane l the columns 2l and 2l+1.
     for (int rr = 0; rr < kTile / kWarps; rr++) {
@@ -238,12 +241,8 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     // S = Q K^T and dP = dO V^T: warp w, row block w/2, column blocks 2(w%2) and 2(w%2)+1.
     for (int cc = 0; cc < 2; cc++) {
-      FragC acc;
-      int rb = warp / 2, ct = 2 * (warp % 2) + cc;
-      tile_abt<HD>(acc, Qs, Ks, rb, ct);
-      wm::store_matrix_sync(Ss + rb * 16 * L::LDS + ct * 16, acc, L::LDS, wm::mem_row_major);
-      tile_abt<HD>(acc, dOs, Vs, rb, ct);
-      wm::store_matrix_sync(dPs + rb * 16 * L::LDS + ct * 16, acc, L::LDS, wm::mem_row_major);
+      score_tile<HD>(Ss, Qs, Ks, warp / 2, 2 * (warp % 2) + cc);
+      score_tile<HD>(dPs, dOs, Vs, warp / 2, 2 * (warp % 2) + cc);
     }
     __syncthreads();
     for (int idx = tid; idx < kTile * kTile; idx += kThreads) {

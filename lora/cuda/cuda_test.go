@@ -299,3 +299,17 @@ func TestFlatAdapter(t *testing.T) {
 		t.Error("the upload buffer was not reused")
 	}
 }
+
+// cpuBackward is the CPU reference's Backward of (b, w) with adapter ad.
+func cpuBackward(t *testing.T, m *lora.Model, ad *lora.Adapter, b *lora.Batch, w [][]float32, threads int) *lora.Result {
+	t.Helper()
+	cpu := lora.NewCPU(m, lora.Options{Threads: threads})
+	if err := cpu.SetAdapter(ad); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := cpu.Backward(b, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}

@@ -27,14 +27,7 @@ func TestFlashParity(t *testing.T) {
 			m := lora.RandomModel(c, 7)
 			ad := randomAdapter(t, c, 4, 3)
 			b, w := groupBatch(c, 3, 90, 70, 5)
-			cpu := lora.NewCPU(m, lora.Options{Threads: 4})
-			if err := cpu.SetAdapter(ad); err != nil {
-				t.Fatal(err)
-			}
-			ref, err := cpu.Backward(b, w)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ref := cpuBackward(t, m, ad, b, w, 4)
 			diffs := map[Attention]resultDiff{}
 			workspace := map[Attention]int64{}
 			for _, attn := range []Attention{AttnGEMM, AttnFlash} {

@@ -65,14 +65,7 @@ func TestParityMatrix(t *testing.T) {
 			}
 			b, w := groupBatch(c, g, 9, 5, 21)
 			b.Temperature = v.temp
-			cpu := lora.NewCPU(m, lora.Options{Threads: 2})
-			if err := cpu.SetAdapter(ad); err != nil {
-				t.Fatal(err)
-			}
-			ref, err := cpu.Backward(b, w)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ref := cpuBackward(t, m, ad, b, w, 2)
 			for _, prec := range []Precision{F32, BF16} {
 				e := openEngine(t, m, prec)
 				if err := e.SetAdapter(ad); err != nil {

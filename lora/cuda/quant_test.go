@@ -66,14 +66,7 @@ func TestQuantizedParity(t *testing.T) {
 	}
 	ad := randomAdapter(t, m.Cfg, 4, 5)
 	b, w := groupBatch(m.Cfg, 3, 10, 6, 4)
-	cpu := lora.NewCPU(m, lora.Options{Threads: 2})
-	if err := cpu.SetAdapter(ad); err != nil {
-		t.Fatal(err)
-	}
-	ref, err := cpu.Backward(b, w)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := cpuBackward(t, m, ad, b, w, 2)
 	for _, prec := range []Precision{F32, BF16} {
 		t.Run(prec.String(), func(t *testing.T) {
 			run := func(gguf string) (*lora.Result, Memory) {
@@ -167,14 +160,7 @@ func TestOpenFile(t *testing.T) {
 	}
 	ad := randomAdapter(t, m.Cfg, 4, 5)
 	b, w := groupBatch(m.Cfg, 3, 10, 6, 4)
-	cpu := lora.NewCPU(m, lora.Options{Threads: 2})
-	if err := cpu.SetAdapter(ad); err != nil {
-		t.Fatal(err)
-	}
-	ref, err := cpu.Backward(b, w)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := cpuBackward(t, m, ad, b, w, 2)
 	e, err := OpenFile(path, Options{Precision: F32})
 	if err != nil {
 		t.Fatal(err)

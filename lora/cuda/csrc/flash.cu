@@ -16,9 +16,10 @@ namespace {
 template <int HD>
 int set_smem(Err &err, int optin) {
   using L = flash::Smem<HD>;
-  if ((size_t)optin < L::bwd)
+  const size_t need = L::fwd > L::bwd ? L::fwd : L::bwd;
+  if ((size_t)optin < need)
     return vz_seterr(err, VZ_ERR_NODEVICE, "flash attention needs %zu bytes of shared memory per block, the device allows %d",
-                     L::bwd, optin);
+                     need, optin);
   CUDA_CK(cudaFuncSetAttribute(flash::flash_fwd<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)L::fwd));
   CUDA_CK(cudaFuncSetAttribute(flash::flash_bwd<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)L::bwd));
   return 0;
@@ -31,8 +32,7 @@ int forward(vz_engine *e, Err &err) {
   float scale = (float)(1.0 / std::sqrt((double)HD));
   for (int s = 0; s < w.nseg; s++) {
     int r0 = w.seg[3 * s], m = w.seg[3 * s + 1] - r0, p = w.seg[3 * s + 2];
-    dim3 grid((m + flash::kTile - 1) / flash::kTile, c.n_head);
-    flash::flash_fwd<HD><<<grid, flash::kThreads, flash::Smem<HD>::fwd, e->stream>>>(
+    flash::flash_fwd<HD><<<flash::fwd_grid(m, c.n_head), flash::kThreads, flash::Smem<HD>::fwd, e->stream>>>(
         w.qb, w.kb, w.vb, w.ao, w.lse, w.n, e->qd, e->kvd, c.n_head / c.n_head_kv, r0, m, p, scale);
     LAUNCH_CK();
   }
@@ -49,8 +49,7 @@ int backward(vz_engine *e, Err &err) {
   TRY(to_compute(e, err, w.dao, (size_t)w.n * e->qd, w.dob, &doc));
   for (int s = 0; s < w.nseg; s++) {
     int r0 = w.seg[3 * s], m = w.seg[3 * s + 1] - r0, p = w.seg[3 * s + 2];
-    dim3 grid((p + flash::kTile - 1) / flash::kTile + (m + flash::kTile - 1) / flash::kTile, c.n_head);
-    flash::flash_bwd<HD><<<grid, flash::kThreads, flash::Smem<HD>::bwd, e->stream>>>(
+    flash::flash_bwd<HD><<<flash::bwd_grid(m, p, c.n_head), flash::kThreads, flash::Smem<HD>::bwd, e->stream>>>(
         w.qb, w.kb, w.vb, (const __nv_bfloat16 *)doc, w.lse, w.D, w.dq, w.dk, w.dv, w.n, e->qd, e->kvd,
         c.n_head / c.n_head_kv, r0, m, p, scale);
     LAUNCH_CK();

@@ -1,13 +1,17 @@
 // flash.cuh: flash-style attention forward and backward over the packed batch (lora/attention.go's
 // layout: segment rows r0..r0+m attend to the shared prompt's rows 0..p and causally to
-// themselves), for the bf16 mode and head_dim 64 or 128. Scores never leave shared memory: the
-// forward keeps a running max and sum per query row (online softmax) and writes O and the
-// log-sum-exp; the backward rebuilds P from the log-sum-exp one 64x64 tile at a time.
+// themselves), for the bf16 mode and head_dim 64 or 128. Scores never leave the chip: the forward
+// keeps a running max and sum per query row (online softmax) and writes O and the log-sum-exp;
+// the backward rebuilds P from the log-sum-exp one tile at a time (FlashAttention-2's scheme).
 //
-// Tensor-core products go through the WMMA API (16x16x16 bf16 tiles, fp32 accumulation) with
-// every tile staged in shared memory, so that the element-wise work (masking, softmax, rescaling)
-// is plain indexed loops: simpler to get right than register-level mma.sync layouts, and checked
-// on the CPU by emu/flash_emu_test.cc, which compiles this very file against emu/cuda_emu.h.
+// The products are register-level tensor-core instructions (mma.cuh: ldmatrix, mma.sync
+// m16n8k16): each warp owns 16 query rows, and in the forward the scores, the probabilities and
+// the output accumulator stay in registers (the scores' accumulator layout is the next product's
+// A-operand layout, so P never touches shared memory). The backward stages P and dS (bf16, one
+// 64x64 tile) in shared memory for the transposed products dV += P^T dO and dK += dS^T Q. Tiles
+// of K, V (forward) and Q, dO (backward) arrive by cp.async, the next tile while this one is used.
+// Checked on the CPU by emu/flash_emu_test.cc, which compiles this very file against
+// emu/cuda_emu.h (its ldmatrix and mma follow the PTX register layouts lane by lane).
 //
 // Roundings match the materialized path (attention.cu): q, k, v, dO and P, dS are bf16 operands,
 // scores, softmax statistics, O and every gradient are fp32. dQ (across key tiles) and dK, dV
@@ -17,282 +21,325 @@
 
 #ifndef VZ_EMU
 #include <cuda_bf16.h>
-#include <mma.h>
 #define VZ_DYN_SMEM(p)                                                                             \
   extern __shared__ __align__(128) unsigned char vz_dyn_smem_[];                                  \
   unsigned char *p = vz_dyn_smem_
 #endif
+#include "mma.cuh"
 
 namespace flash {
 
 using bf16 = __nv_bfloat16;
-namespace wm = nvcuda::wmma;
+using mma::ldsm_x4;
+using mma::ldsm_x4_t;
+using mma::mma16816;
+using mma::pack_bf16;
 
-constexpr int kTile = 64;          // query rows and keys per tile
 constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
+constexpr int kFwdRows = 16 * kWarps;  // query rows of a forward block: 16 per warp
+constexpr int kKeys = 64;              // keys per tile (forward) and per backward block
+constexpr int kBwdRows = 64;           // query rows per backward step
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
 
 constexpr size_t align128(size_t b) { return (b + 127) & ~(size_t)127; }
 
-// Shared-memory layout of one block: tiles padded by 16 bytes per row against bank conflicts
-// (WMMA wants 32-byte aligned tile starts and a leading dimension of whole 16-byte units).
+// Shared-memory layout of one block. Rows are padded by 16 bytes so that the eight row addresses
+// of an ldmatrix fall in distinct bank groups.
 template <int HD>
 struct Smem {
   static_assert(HD == 64 || HD == 128, "flash attention: head_dim 64 or 128");
-  static constexpr int LDB = HD + 8;      // bf16 [64][LDB]: q, k, v, dO tiles
-  static constexpr int LDS = kTile + 4;   // fp32 [64][LDS]: scores S, dP
-  static constexpr int LDP = kTile + 8;   // bf16 [64][LDP]: P, dS as GEMM operands
-  static constexpr int LDO = HD + 4;      // fp32 [64][LDO]: O, dQ, dK, dV tiles
-  static constexpr size_t B = align128(kTile * LDB * 2), S = align128(kTile * LDS * 4),
-                          P = align128(kTile * LDP * 2), O = align128(kTile * LDO * 4), R = kTile * 4;
-  static constexpr size_t fwd = 3 * B + S + P + O + 2 * R;  // Q K V | S | P | O | row max, row sum
-  static constexpr size_t bwd = 4 * B + 2 * S + 2 * P + 2 * R;  // K V Q dO | S dP | P dS | lse, D
-  static_assert(O <= 2 * S, "dQ tile aliases S and dP");
-  static_assert(2 * O <= bwd, "dK and dV are staged over the whole block's memory");
+  static constexpr int LDB = HD + 8;     // bf16 [rows][LDB]: q, k, v, dO tiles
+  static constexpr int LDP = kKeys + 8;  // bf16 [64][LDP]: P, dS (backward)
+  static constexpr size_t Q = align128(kFwdRows * LDB * 2), T = align128(kKeys * LDB * 2),
+                          P = align128(kBwdRows * LDP * 2), R = kBwdRows * 4;
+  static constexpr size_t fwd = Q + 4 * T;                 // Q | K, V twice (double buffered)
+  static constexpr size_t bwd = 4 * T + 2 * P + 2 * R;     // K V Q dO | P dS | lse, D
 };
 
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
+// Launch geometry, shared by flash.cu and the CPU test.
+inline dim3 fwd_grid(int m, int n_head) { return dim3((m + kFwdRows - 1) / kFwdRows, n_head); }
+inline dim3 bwd_grid(int m, int p, int n_head) {
+  return dim3((p + kKeys - 1) / kKeys + (m + kKeys - 1) / kKeys, n_head);
 }
 
-// load_tile copies rows [0, rows) of a head's columns (src: row 0 of the tile, rows ld apart)
-// into dst [64][LDB] in 16-byte pieces; rows past `rows` become zero.
-template <int HD>
-__device__ __forceinline__ void load_tile(bf16 *dst, const bf16 *src, size_t ld, int rows) {
+// load_rows starts the copy of rows [0, rows) of a head's HD columns (src: row 0, rows ld apart)
+// into dst [R][LDB]; rows in [rows, R) become zero.
+template <int HD, int R>
+__device__ __forceinline__ void load_rows(bf16 *dst, const bf16 *src, size_t ld, int rows) {
   constexpr int C8 = HD / 8;
-  for (int idx = threadIdx.x; idx < kTile * C8; idx += kThreads) {
+  for (int idx = threadIdx.x; idx < R * C8; idx += kThreads) {
     int r = idx / C8, c = idx % C8 * 8;
-    uint4 val = make_uint4(0, 0, 0, 0);
-    if (r < rows) val = *reinterpret_cast<const uint4 *>(src + r * ld + c);
-    *reinterpret_cast<uint4 *>(dst + r * Smem<HD>::LDB + c) = val;
+    bool ok = r < rows;
+    mma::cp_async16(dst + r * Smem<HD>::LDB + c, ok ? src + r * ld + c : src, ok);
   }
 }
 
-using FragA = wm::fragment<wm::matrix_a, 16, 16, 16, bf16, wm::row_major>;
-using FragAT = wm::fragment<wm::matrix_a, 16, 16, 16, bf16, wm::col_major>;
-using FragB = wm::fragment<wm::matrix_b, 16, 16, 16, bf16, wm::row_major>;
-using FragBT = wm::fragment<wm::matrix_b, 16, 16, 16, bf16, wm::col_major>;
-using FragC = wm::fragment<wm::accumulator, 16, 16, 16, float>;
-
-// tile_abt: the 16x16 tile (rb, ct) of A B^T for A, B [64][ld] bf16 with HD columns (B^T through
-// a column-major load of B's rows).
-template <int HD>
-__device__ __forceinline__ void tile_abt(FragC &acc, const bf16 *A, const bf16 *B, int rb, int ct) {
-  constexpr int ld = Smem<HD>::LDB;
-  wm::fill_fragment(acc, 0.f);
-  for (int kk = 0; kk < HD / 16; kk++) {
-    FragA a;
-    FragBT b;
-    wm::load_matrix_sync(a, A + rb * 16 * ld + kk * 16, ld);
-    wm::load_matrix_sync(b, B + ct * 16 * ld + kk * 16, ld);
-    wm::mma_sync(acc, a, b, acc);
-  }
+// Fragment addressing for lane `lane` of a warp (mma.cuh's layouts), as element offsets into a
+// row-major bf16 tile with row stride ld:
+// a_off: the A fragment of rows r..r+15 and columns c..c+15 (ldsm_x4).
+__device__ __forceinline__ int a_off(int lane, int r, int c, int ld) { return (r + lane % 16) * ld + c + lane / 16 * 8; }
+// bt_off, with ldsm_x4: the B fragments of B = tile^T for k = columns c..c+15 and n = rows
+// r..r+15, regs 0, 1 for rows r..r+7 and 2, 3 for r+8..r+15 (S = Q K^T reads K's rows this way).
+// With ldsm_x4_t: the A fragment of A = tile^T, rows = tile columns c..c+15, columns = tile rows
+// r..r+15 (dV += P^T dO reads P this way).
+__device__ __forceinline__ int bt_off(int lane, int r, int c, int ld) {
+  return (r + lane / 16 * 8 + lane % 8) * ld + c + lane / 8 % 2 * 8;
+}
+// b_off, with ldsm_x4_t: the B fragments for k = rows r..r+15 and n = columns c..c+15 of the
+// tile itself, regs 0, 1 for columns c..c+7 and 2, 3 for c+8..c+15 (O += P V reads V this way).
+__device__ __forceinline__ int b_off(int lane, int r, int c, int ld) {
+  return (r + lane / 8 % 2 * 8 + lane % 8) * ld + c + lane / 16 * 8;
 }
 
-// score_tile writes the 16x16 tile (rb, ct) of A B^T into dst [64][LDS] fp32 (S or dP).
-template <int HD>
-__device__ __forceinline__ void score_tile(float *dst, const bf16 *A, const bf16 *B, int rb, int ct) {
-  FragC acc;
-  tile_abt<HD>(acc, A, B, rb, ct);
-  wm::store_matrix_sync(dst + rb * 16 * Smem<HD>::LDS + ct * 16, acc, Smem<HD>::LDS, wm::mem_row_major);
-}
-
-// tile_ab adds the 16x16 tile (rb, dt) of A B to acc, for A [64][LDP] bf16 (P or dS: 64 rows of
-// 64 keys) and B [64][LDB] (64 keys' rows of V or K).
-template <int HD>
-__device__ __forceinline__ void tile_ab(FragC &acc, const bf16 *A, const bf16 *B, int rb, int dt) {
-  for (int kk = 0; kk < kTile / 16; kk++) {
-    FragA a;
-    FragB b;
-    wm::load_matrix_sync(a, A + rb * 16 * Smem<HD>::LDP + kk * 16, Smem<HD>::LDP);
-    wm::load_matrix_sync(b, B + kk * 16 * Smem<HD>::LDB + dt * 16, Smem<HD>::LDB);
-    wm::mma_sync(acc, a, b, acc);
-  }
-}
-
-// visible says whether query row i (local to its segment) sees key c of a tile: keys of the
-// prompt (causal == false) are all visible, the segment's own keys j0 + c up to the query itself.
+// visible says whether query row i (local to its segment) sees key j0 + c: the prompt's keys
+// (causal == false) all, the segment's own keys up to the query itself.
 __device__ __forceinline__ bool visible(int r, int rows, int c, int keys, bool causal, int j0, int i) {
   return r < rows && c < keys && (!causal || j0 + c <= i);
 }
 
-// flash_fwd: grid (ceil(m/64), n_head), kThreads threads, Smem<HD>::fwd bytes. Block (x, h) writes
-// o and lse of the segment's query rows 64x..64x+63 for query head h, which reads kv head h/G.
-// q and o are [n][ldq] (head h at column h*HD), k and v [n][ldkv], lse [n_head][n].
+// flash_fwd: grid fwd_grid(m, n_head), kThreads threads, Smem<HD>::fwd bytes. Block (x, h) writes
+// o and lse of the segment's query rows kFwdRows*x.. for query head h, which reads kv head h/G;
+// warp w owns 16 of those rows. q and o are [n][ldq] (head h at column h*HD), k and v [n][ldkv],
+// lse [n_head][n].
 template <int HD>
 __global__ void __launch_bounds__(kThreads)
     flash_fwd(const bf16 *q, const bf16 *k, const bf16 *v, float *o, float *lse, int n, int ldq, int ldkv, int G,
               int r0, int m, int p, float scale) {
   using L = Smem<HD>;
+  constexpr int KB = HD / 16, DN = HD / 8, NB = kKeys / 8;
   VZ_DYN_SMEM(smem);
-  bf16 *Qs = (bf16 *)smem, *Ks = (bf16 *)(smem + L::B), *Vs = (bf16 *)(smem + 2 * L::B);
-  float *Ss = (float *)(smem + 3 * L::B);
-  bf16 *Ps = (bf16 *)(smem + 3 * L::B + L::S);
-  float *Os = (float *)(smem + 3 * L::B + L::S + L::P);
-  float *rowm = (float *)(smem + 3 * L::B + L::S + L::P + L::O), *rowl = rowm + kTile;
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int h = blockIdx.y, hk = h / G, i0 = blockIdx.x * kTile;
-  const int rows = min(kTile, m - i0);
-  load_tile<HD>(Qs, q + (size_t)(r0 + i0) * ldq + (size_t)h * HD, ldq, rows);
-  for (int idx = tid; idx < kTile * L::LDO; idx += kThreads) Os[idx] = 0.f;
-  if (tid < kTile) rowm[tid] = -INFINITY, rowl[tid] = 0.f;
+  bf16 *Qs = (bf16 *)smem;
+  auto Ks = [&](int b) { return (bf16 *)(smem + L::Q + 2 * b * L::T); };
+  auto Vs = [&](int b) { return (bf16 *)(smem + L::Q + (2 * b + 1) * L::T); };
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+  const int h = blockIdx.y, hk = h / G, i0 = blockIdx.x * kFwdRows;
+  const int rows = min(kFwdRows, m - i0), w0 = warp * 16;  // w0: the warp's first row in the block
   // Key tiles: the prompt's [0, p), then the segment's own keys [0, i0 + rows).
-  const int npre = (p + kTile - 1) / kTile, own_end = i0 + rows;
-  const int ntiles = npre + (own_end + kTile - 1) / kTile;
-  for (int t = 0; t < ntiles; t++) {
+  const int npre = (p + kKeys - 1) / kKeys, own_end = i0 + rows;
+  const int ntiles = npre + (own_end + kKeys - 1) / kKeys;
+  auto issue = [&](int t) {
     const bool causal = t >= npre;
-    const int j0 = (causal ? t - npre : t) * kTile;
-    const int keys = min(kTile, (causal ? own_end : p) - j0);
+    const int j0 = (causal ? t - npre : t) * kKeys, keys = min(kKeys, (causal ? own_end : p) - j0);
     const size_t krow = causal ? (size_t)r0 + j0 : (size_t)j0;
-    __syncthreads();  // the previous tile's K, V, P are no longer read
-    load_tile<HD>(Ks, k + krow * ldkv + (size_t)hk * HD, ldkv, keys);
-    load_tile<HD>(Vs, v + krow * ldkv + (size_t)hk * HD, ldkv, keys);
-    __syncthreads();
-    // S = Q K^T: warp w computes row block w/2, column blocks 2(w%2) and 2(w%2)+1.
-    for (int cc = 0; cc < 2; cc++) score_tile<HD>(Ss, Qs, Ks, warp / 2, 2 * (warp % 2) + cc);
-    __syncthreads();
-    // Online softmax: warp w owns rows 8w..8w+7, lane l the columns 2l and 2l+1.
-    for (int rr = 0; rr < kTile / kWarps; rr++) {
-      const int r = warp * (kTile / kWarps) + rr;
-      float s[2], pr[2];
-      for (int u = 0; u < 2; u++) {
-        int c = 2 * lane + u;
-        s[u] = visible(r, rows, c, keys, causal, j0, i0 + r) ? Ss[r * L::LDS + c] * scale : -INFINITY;
-      }
-      const float mold = rowm[r], mnew = fmaxf(mold, warp_max(fmaxf(s[0], s[1])));
-      float alpha = 1.f;
-      pr[0] = pr[1] = 0.f;
-      if (mnew != -INFINITY) {  // a row with no visible key yet keeps m = -inf, l = 0
-        alpha = expf(mold - mnew);
-        pr[0] = expf(s[0] - mnew), pr[1] = expf(s[1] - mnew);
-      }
-      const float sum = warp_sum(pr[0] + pr[1]);
-      Ps[r * L::LDP + 2 * lane] = __float2bfloat16(pr[0]);
-      Ps[r * L::LDP + 2 * lane + 1] = __float2bfloat16(pr[1]);
-      for (int d = lane; d < HD; d += 32) Os[r * L::LDO + d] *= alpha;
-      __syncwarp();  // every lane has read rowm[r] and rowl[r]
-      if (lane == 0) rowm[r] = mnew, rowl[r] = rowl[r] * alpha + sum;
-    }
-    __syncthreads();
-    // O += P V: warp w updates row block w/2, column blocks (w%2)*HD/32 ... +HD/32-1.
-    for (int dd = 0; dd < HD / 32; dd++) {
-      int rb = warp / 2, dt = (warp % 2) * (HD / 32) + dd;
-      FragC acc;
-      wm::load_matrix_sync(acc, Os + rb * 16 * L::LDO + dt * 16, L::LDO, wm::mem_row_major);
-      tile_ab<HD>(acc, Ps, Vs, rb, dt);
-      wm::store_matrix_sync(Os + rb * 16 * L::LDO + dt * 16, acc, L::LDO, wm::mem_row_major);
-    }
-  }
+    load_rows<HD, kKeys>(Ks(t & 1), k + krow * ldkv + (size_t)hk * HD, ldkv, keys);
+    load_rows<HD, kKeys>(Vs(t & 1), v + krow * ldkv + (size_t)hk * HD, ldkv, keys);
+    mma::cp_async_commit();
+  };
+  load_rows<HD, kFwdRows>(Qs, q + (size_t)(r0 + i0) * ldq + (size_t)h * HD, ldq, rows);
+  mma::cp_async_commit();
+  issue(0);
+  mma::cp_async_wait<1>();
   __syncthreads();
-  for (int idx = tid; idx < rows * HD; idx += kThreads) {
-    int r = idx / HD, d = idx % HD;
-    o[(size_t)(r0 + i0 + r) * ldq + (size_t)h * HD + d] = Os[r * L::LDO + d] / rowl[r];
+  uint32_t qf[KB][4];
+  for (int kb = 0; kb < KB; kb++) ldsm_x4(qf[kb], Qs + a_off(lane, w0, kb * 16, L::LDB));
+
+  float oacc[DN][4] = {};
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};  // log2 units; per-lane partial sums
+  const float sl2 = scale * kLog2e;
+  const bool live = w0 < rows;  // a warp past the segment's end only keeps the barriers
+  for (int t = 0; t < ntiles; t++) {
+    if (t + 1 < ntiles) {
+      issue(t + 1);
+      mma::cp_async_wait<1>();
+    } else {
+      mma::cp_async_wait<0>();
+    }
+    __syncthreads();  // tile t is in shared memory for every thread
+    const bool causal = t >= npre;
+    const int j0 = (causal ? t - npre : t) * kKeys, keys = min(kKeys, (causal ? own_end : p) - j0);
+    if (live && !(causal && j0 > i0 + w0 + 15)) {  // else every key of the tile is in this warp's future
+      const bf16 *K = Ks(t & 1), *V = Vs(t & 1);
+      float s[NB][4] = {};
+      for (int kb = 0; kb < KB; kb++)
+        for (int n2 = 0; n2 < NB / 2; n2++) {
+          uint32_t b[4];
+          ldsm_x4(b, K + bt_off(lane, n2 * 16, kb * 16, L::LDB));
+          mma16816(s[2 * n2], qf[kb], b[0], b[1]);
+          mma16816(s[2 * n2 + 1], qf[kb], b[2], b[3]);
+        }
+      // Mask only where some key is invisible to some row of this warp (rows past the segment's
+      // end are zero queries whose results are never written).
+      const bool full = keys == kKeys && !(causal && j0 + kKeys - 1 > i0 + w0);
+      float mx[2] = {-INFINITY, -INFINITY};
+      for (int nb = 0; nb < NB; nb++)
+        for (int e = 0; e < 4; e++) {
+          const int r = w0 + g + (e >> 1) * 8, c = nb * 8 + 2 * t4 + (e & 1);
+          float x = s[nb][e] * sl2;
+          if (!full && !visible(r, rows, c, keys, causal, j0, i0 + r)) x = -INFINITY;
+          s[nb][e] = x;
+          mx[e >> 1] = fmaxf(mx[e >> 1], x);
+        }
+      float alpha[2], base[2];
+      for (int u = 0; u < 2; u++) {
+        mx[u] = fmaxf(mx[u], __shfl_xor_sync(0xffffffffu, mx[u], 1));
+        mx[u] = fmaxf(mx[u], __shfl_xor_sync(0xffffffffu, mx[u], 2));
+        const float mnew = fmaxf(mrow[u], mx[u]);
+        // A row with no visible key yet keeps m = -inf and l = 0 (and exp2 of -inf - 0 = 0).
+        base[u] = mnew == -INFINITY ? 0.f : mnew;
+        alpha[u] = exp2f(mrow[u] - base[u]);
+        mrow[u] = mnew;
+        lrow[u] *= alpha[u];
+      }
+      for (int dn = 0; dn < DN; dn++)
+        for (int e = 0; e < 4; e++) oacc[dn][e] *= alpha[e >> 1];
+      // P = exp2(s - m), summed in fp32 and rounded to bf16 as the next product's A operand.
+      for (int k2 = 0; k2 < NB / 2; k2++) {
+        float pr[2][4];
+        for (int hh = 0; hh < 2; hh++)
+          for (int e = 0; e < 4; e++) {
+            pr[hh][e] = exp2f(s[2 * k2 + hh][e] - base[e >> 1]);
+            lrow[e >> 1] += pr[hh][e];
+          }
+        uint32_t a[4] = {pack_bf16(pr[0][0], pr[0][1]), pack_bf16(pr[0][2], pr[0][3]), pack_bf16(pr[1][0], pr[1][1]),
+                         pack_bf16(pr[1][2], pr[1][3])};
+        for (int d2 = 0; d2 < DN / 2; d2++) {
+          uint32_t b[4];
+          ldsm_x4_t(b, V + b_off(lane, k2 * 16, d2 * 16, L::LDB));
+          mma16816(oacc[2 * d2], a, b[0], b[1]);
+          mma16816(oacc[2 * d2 + 1], a, b[2], b[3]);
+        }
+      }
+    }
+    __syncthreads();  // tile t's buffers are refilled by the next iteration's issue
   }
-  if (tid < rows) lse[(size_t)h * n + r0 + i0 + tid] = rowm[tid] + logf(rowl[tid]);
+  for (int u = 0; u < 2; u++) {
+    lrow[u] += __shfl_xor_sync(0xffffffffu, lrow[u], 1);
+    lrow[u] += __shfl_xor_sync(0xffffffffu, lrow[u], 2);
+  }
+  for (int u = 0; u < 2; u++) {
+    const int r = w0 + g + 8 * u;
+    if (r >= rows) continue;
+    const size_t row = (size_t)r0 + i0 + r;
+    const float inv = 1.f / lrow[u];
+    float *out = o + row * ldq + (size_t)h * HD + 2 * t4;
+    for (int dn = 0; dn < DN; dn++) out[dn * 8] = oacc[dn][2 * u] * inv, out[dn * 8 + 1] = oacc[dn][2 * u + 1] * inv;
+    if (t4 == 0) lse[(size_t)h * n + row] = mrow[u] * kLn2 + logf(lrow[u]);
+  }
 }
 
-// flash_bwd: grid (ceil(p/64) + ceil(m/64), n_head), kThreads threads, Smem<HD>::bwd bytes. Block
-// (x, h) owns one tile of keys (the prompt's tiles first, then the segment's own) and query head
-// h: it walks the query tiles that see those keys, rebuilding P = exp(scale q k^T - lse) and
+// flash_bwd: grid bwd_grid(m, p, n_head), kThreads threads, Smem<HD>::bwd bytes. Block (x, h) owns
+// one tile of keys (the prompt's tiles first, then the segment's own) and query head h: it walks
+// the query tiles that see those keys, rebuilding P = exp(scale q k^T - lse) and
 // dS = P (dO v^T - D), accumulates dV += P^T dO and dK += dS^T q in registers, and adds
 // dQ = scale dS k into dq per query tile; at the end it adds dK (times scale) and dV into dk, dv.
 // D [n_head][n] is rowsum(dO * O) (attn_rowdot).
+//
+// Warps: for S and dP, warp w has query rows 16(w%4).. and keys 32(w/4)..; for dK, dV and dQ, the
+// 16-row block w%4 (keys, resp. queries) and the head-dim half w/4.
 template <int HD>
 __global__ void __launch_bounds__(kThreads)
     flash_bwd(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *dO, const float *lse, const float *D,
               float *dq, float *dk, float *dv, int n, int ldq, int ldkv, int G, int r0, int m, int p, float scale) {
   using L = Smem<HD>;
-  constexpr int DT = HD / 32;  // 16-column blocks of HD per warp
+  constexpr int KB = HD / 16, HN = HD / 16;  // HN: 8-column blocks in half the head dim
   VZ_DYN_SMEM(smem);
-  bf16 *Ks = (bf16 *)smem, *Vs = (bf16 *)(smem + L::B), *Qs = (bf16 *)(smem + 2 * L::B),
-       *dOs = (bf16 *)(smem + 3 * L::B);
-  float *Ss = (float *)(smem + 4 * L::B), *dPs = (float *)(smem + 4 * L::B + L::S);
-  float *dQs = Ss;  // S and dP are dead once P and dS are formed
-  bf16 *Ps = (bf16 *)(smem + 4 * L::B + 2 * L::S), *dSs = (bf16 *)(smem + 4 * L::B + 2 * L::S + L::P);
-  float *lse_s = (float *)(smem + 4 * L::B + 2 * L::S + 2 * L::P), *D_s = lse_s + kTile;
-  const int tid = threadIdx.x, warp = tid / 32;
+  bf16 *Ks = (bf16 *)smem, *Vs = (bf16 *)(smem + L::T), *Qs = (bf16 *)(smem + 2 * L::T),
+       *dOs = (bf16 *)(smem + 3 * L::T);
+  bf16 *Ps = (bf16 *)(smem + 4 * L::T), *dSs = (bf16 *)(smem + 4 * L::T + L::P);
+  float *lse_s = (float *)(smem + 4 * L::T + 2 * L::P), *D_s = lse_s + kBwdRows;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+  const int wr = warp % 4 * 16, wk = warp / 4 * 32, wd = warp / 4 * (HD / 2);
   const int h = blockIdx.y, hk = h / G;
-  const int npre = (p + kTile - 1) / kTile;
+  const int npre = (p + kKeys - 1) / kKeys;
   const bool causal = (int)blockIdx.x >= npre;
-  const int j0 = (causal ? (int)blockIdx.x - npre : (int)blockIdx.x) * kTile;
-  const int keys = min(kTile, (causal ? m : p) - j0);
+  const int j0 = (causal ? (int)blockIdx.x - npre : (int)blockIdx.x) * kKeys;
+  const int keys = min(kKeys, (causal ? m : p) - j0);
   const size_t krow = causal ? (size_t)r0 + j0 : (size_t)j0;
-  load_tile<HD>(Ks, k + krow * ldkv + (size_t)hk * HD, ldkv, keys);
-  load_tile<HD>(Vs, v + krow * ldkv + (size_t)hk * HD, ldkv, keys);
-  // Warp w accumulates key rows 16(w/2).. and column blocks (w%2)*DT .. of dK and dV.
-  const int kb = warp / 2;
-  FragC dKf[DT], dVf[DT];
-  for (int dd = 0; dd < DT; dd++) wm::fill_fragment(dKf[dd], 0.f), wm::fill_fragment(dVf[dd], 0.f);
-  for (int i0 = causal ? j0 : 0; i0 < m; i0 += kTile) {
-    const int rows = min(kTile, m - i0);
-    __syncthreads();  // the previous query tile's Q, dO, P, dS and dQ are no longer read
-    load_tile<HD>(Qs, q + (size_t)(r0 + i0) * ldq + (size_t)h * HD, ldq, rows);
-    load_tile<HD>(dOs, dO + (size_t)(r0 + i0) * ldq + (size_t)h * HD, ldq, rows);
-    if (tid < kTile) {
-      bool ok = tid < rows;
-      lse_s[tid] = ok ? lse[(size_t)h * n + r0 + i0 + tid] : 0.f;
-      D_s[tid] = ok ? D[(size_t)h * n + r0 + i0 + tid] : 0.f;
+  const float sl2 = scale * kLog2e;
+  load_rows<HD, kKeys>(Ks, k + krow * ldkv + (size_t)hk * HD, ldkv, keys);
+  load_rows<HD, kKeys>(Vs, v + krow * ldkv + (size_t)hk * HD, ldkv, keys);
+  mma::cp_async_commit();
+  float dKa[HN][4] = {}, dVa[HN][4] = {};
+  for (int i0 = causal ? j0 : 0; i0 < m; i0 += kBwdRows) {
+    const int rows = min(kBwdRows, m - i0);
+    __syncthreads();  // the previous query tile's Q, dO, P, dS are no longer read
+    load_rows<HD, kBwdRows>(Qs, q + (size_t)(r0 + i0) * ldq + (size_t)h * HD, ldq, rows);
+    load_rows<HD, kBwdRows>(dOs, dO + (size_t)(r0 + i0) * ldq + (size_t)h * HD, ldq, rows);
+    mma::cp_async_commit();
+    if (threadIdx.x < kBwdRows) {
+      const bool ok = (int)threadIdx.x < rows;
+      const size_t at = (size_t)h * n + r0 + i0 + threadIdx.x;
+      lse_s[threadIdx.x] = ok ? lse[at] * kLog2e : 0.f;
+      D_s[threadIdx.x] = ok ? D[at] : 0.f;
     }
+    mma::cp_async_wait<0>();
     __syncthreads();
-    // S = Q K^T and dP = dO V^T: warp w, row block w/2, column blocks 2(w%2) and 2(w%2)+1.
-    for (int cc = 0; cc < 2; cc++) {
-      score_tile<HD>(Ss, Qs, Ks, warp / 2, 2 * (warp % 2) + cc);
-      score_tile<HD>(dPs, dOs, Vs, warp / 2, 2 * (warp % 2) + cc);
-    }
-    __syncthreads();
-    for (int idx = tid; idx < kTile * kTile; idx += kThreads) {
-      int r = idx / kTile, c = idx % kTile;
-      float P = visible(r, rows, c, keys, causal, j0, i0 + r) ? expf(Ss[r * L::LDS + c] * scale - lse_s[r]) : 0.f;
-      Ps[r * L::LDP + c] = __float2bfloat16(P);
-      dSs[r * L::LDP + c] = __float2bfloat16(P * (dPs[r * L::LDS + c] - D_s[r]));
-    }
-    __syncthreads();
-    // dV += P^T dO and dK += dS^T Q (P^T, dS^T through column-major loads).
-    for (int dd = 0; dd < DT; dd++) {
-      int dt = (warp % 2) * DT + dd;
-      for (int kk = 0; kk < kTile / 16; kk++) {
-        FragAT a;
-        FragB b;
-        wm::load_matrix_sync(a, Ps + kk * 16 * L::LDP + kb * 16, L::LDP);
-        wm::load_matrix_sync(b, dOs + kk * 16 * L::LDB + dt * 16, L::LDB);
-        wm::mma_sync(dVf[dd], a, b, dVf[dd]);
-        wm::load_matrix_sync(a, dSs + kk * 16 * L::LDP + kb * 16, L::LDP);
-        wm::load_matrix_sync(b, Qs + kk * 16 * L::LDB + dt * 16, L::LDB);
-        wm::mma_sync(dKf[dd], a, b, dKf[dd]);
+    // S = Q K^T and dP = dO V^T for 16 query rows and 32 keys.
+    float s[4][4] = {}, dp[4][4] = {};
+    for (int kb = 0; kb < KB; kb++) {
+      uint32_t aq[4], ad[4];
+      ldsm_x4(aq, Qs + a_off(lane, wr, kb * 16, L::LDB));
+      ldsm_x4(ad, dOs + a_off(lane, wr, kb * 16, L::LDB));
+      for (int n2 = 0; n2 < 2; n2++) {
+        uint32_t b[4];
+        ldsm_x4(b, Ks + bt_off(lane, wk + n2 * 16, kb * 16, L::LDB));
+        mma16816(s[2 * n2], aq, b[0], b[1]);
+        mma16816(s[2 * n2 + 1], aq, b[2], b[3]);
+        ldsm_x4(b, Vs + bt_off(lane, wk + n2 * 16, kb * 16, L::LDB));
+        mma16816(dp[2 * n2], ad, b[0], b[1]);
+        mma16816(dp[2 * n2 + 1], ad, b[2], b[3]);
       }
     }
-    // dQ tile = dS K: warp w, row block w/2, column blocks (w%2)*DT ...
-    for (int dd = 0; dd < DT; dd++) {
-      int rb = warp / 2, dt = (warp % 2) * DT + dd;
-      FragC acc;
-      wm::fill_fragment(acc, 0.f);
-      tile_ab<HD>(acc, dSs, Ks, rb, dt);
-      wm::store_matrix_sync(dQs + rb * 16 * L::LDO + dt * 16, acc, L::LDO, wm::mem_row_major);
-    }
+    for (int nb = 0; nb < 4; nb++)
+      for (int u = 0; u < 2; u++) {
+        const int r = wr + g + 8 * u, c = wk + nb * 8 + 2 * t4;
+        float P[2], dS[2];
+        for (int e = 0; e < 2; e++) {
+          P[e] = visible(r, rows, c + e, keys, causal, j0, i0 + r) ? exp2f(s[nb][2 * u + e] * sl2 - lse_s[r]) : 0.f;
+          dS[e] = P[e] * (dp[nb][2 * u + e] - D_s[r]);
+        }
+        *reinterpret_cast<uint32_t *>(Ps + r * L::LDP + c) = pack_bf16(P[0], P[1]);
+        *reinterpret_cast<uint32_t *>(dSs + r * L::LDP + c) = pack_bf16(dS[0], dS[1]);
+      }
     __syncthreads();
-    for (int idx = tid; idx < rows * HD; idx += kThreads) {
-      int r = idx / HD, d = idx % HD;
-      atomicAdd(dq + (size_t)(r0 + i0 + r) * ldq + (size_t)h * HD + d, scale * dQs[r * L::LDO + d]);
+    // dV += P^T dO and dK += dS^T Q: 16 keys (wr..) x half the head dim (wd..).
+    for (int qb = 0; qb < kBwdRows / 16; qb++) {
+      uint32_t ap[4], as[4];
+      ldsm_x4_t(ap, Ps + bt_off(lane, qb * 16, wr, L::LDP));
+      ldsm_x4_t(as, dSs + bt_off(lane, qb * 16, wr, L::LDP));
+      for (int d2 = 0; d2 < HN / 2; d2++) {
+        uint32_t b[4];
+        ldsm_x4_t(b, dOs + b_off(lane, qb * 16, wd + d2 * 16, L::LDB));
+        mma16816(dVa[2 * d2], ap, b[0], b[1]);
+        mma16816(dVa[2 * d2 + 1], ap, b[2], b[3]);
+        ldsm_x4_t(b, Qs + b_off(lane, qb * 16, wd + d2 * 16, L::LDB));
+        mma16816(dKa[2 * d2], as, b[0], b[1]);
+        mma16816(dKa[2 * d2 + 1], as, b[2], b[3]);
+      }
+    }
+    // dQ = dS K: 16 query rows (wr..) x half the head dim (wd..), added into dq.
+    float dQa[HN][4] = {};
+    for (int kb = 0; kb < kKeys / 16; kb++) {
+      uint32_t a[4];
+      ldsm_x4(a, dSs + a_off(lane, wr, kb * 16, L::LDP));
+      for (int d2 = 0; d2 < HN / 2; d2++) {
+        uint32_t b[4];
+        ldsm_x4_t(b, Ks + b_off(lane, kb * 16, wd + d2 * 16, L::LDB));
+        mma16816(dQa[2 * d2], a, b[0], b[1]);
+        mma16816(dQa[2 * d2 + 1], a, b[2], b[3]);
+      }
+    }
+    for (int u = 0; u < 2; u++) {
+      const int r = wr + g + 8 * u;
+      if (r >= rows) continue;
+      float *out = dq + (size_t)(r0 + i0 + r) * ldq + (size_t)h * HD + wd + 2 * t4;
+      for (int dn = 0; dn < HN; dn++) {
+        atomicAdd(out + dn * 8, scale * dQa[dn][2 * u]);
+        atomicAdd(out + dn * 8 + 1, scale * dQa[dn][2 * u + 1]);
+      }
     }
   }
-  __syncthreads();  // every tile is dead: stage dV and dK over the block's memory
-  float *dVs = (float *)smem, *dKs = (float *)(smem + L::O);
-  for (int dd = 0; dd < DT; dd++) {
-    int dt = (warp % 2) * DT + dd;
-    wm::store_matrix_sync(dVs + kb * 16 * L::LDO + dt * 16, dVf[dd], L::LDO, wm::mem_row_major);
-    wm::store_matrix_sync(dKs + kb * 16 * L::LDO + dt * 16, dKf[dd], L::LDO, wm::mem_row_major);
-  }
-  __syncthreads();
-  for (int idx = tid; idx < keys * HD; idx += kThreads) {
-    int c = idx / HD, d = idx % HD;
-    size_t off = (krow + c) * ldkv + (size_t)hk * HD + d;
-    atomicAdd(dv + off, dVs[c * L::LDO + d]);
-    atomicAdd(dk + off, scale * dKs[c * L::LDO + d]);
+  for (int u = 0; u < 2; u++) {
+    const int c = wr + g + 8 * u;
+    if (c >= keys) continue;
+    const size_t off = (krow + c) * ldkv + (size_t)hk * HD + wd + 2 * t4;
+    for (int dn = 0; dn < HN; dn++)
+      for (int e = 0; e < 2; e++) {
+        atomicAdd(dv + off + dn * 8 + e, dVa[dn][2 * u + e]);
+        atomicAdd(dk + off + dn * 8 + e, scale * dKa[dn][2 * u + e]);
+      }
   }
 }
 

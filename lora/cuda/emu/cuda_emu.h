@@ -1,14 +1,16 @@
 // cuda_emu.h: a CPU emulation of the small CUDA subset that csrc/flash.cuh uses, so that the
-// flash-attention kernels' indexing, masking, tiling and synchronization are tested on machines
-// without a GPU (CI has none). Not a general CUDA emulator, and not a performance model.
+// flash-attention kernels' indexing, masking, tiling, fragment layouts and synchronization are
+// tested on machines without a GPU (CI has none). Not a general CUDA emulator, and not a
+// performance model.
 //
 // Each block runs as blockDim.x host threads. __syncthreads and __syncwarp are std::barriers,
 // shuffles exchange through a per-warp buffer between two warp barriers, atomicAdd is an atomic
-// fetch-add. WMMA fragments hold the whole 16x16 tile in every lane (the API's element layout is
-// opaque, so code that only goes through load/mma/store cannot tell); store_matrix_sync writes a
-// lane's share of the tile only, so a missing barrier between a store and another lane's load
-// shows up as wrong results. Loads check the API's alignment rules (32-byte pointers, ldm a
-// multiple of 16 bytes); dynamic shared memory starts as garbage and is fenced by canaries.
+// fetch-add. mma.cuh's warp primitives (ldmatrix, mma.sync m16n8k16, cp.async) are emulated lane
+// by lane with the PTX register layouts: a lane's registers hold only its own share of a
+// fragment, so a wrong address or fragment index gives wrong numbers. ldmatrix and cp.async check
+// that their shared-memory addresses are inside the block's allocation and 16-byte aligned;
+// cp.async destinations read as NaN from the copy's start until the wait that retires its group; dynamic shared memory
+// starts as garbage and is fenced by canaries.
 #pragma once
 
 #include <algorithm>
@@ -59,8 +61,19 @@ struct Block {
   std::unique_ptr<std::barrier<>> bar;
   std::vector<std::unique_ptr<std::barrier<>>> warp_bar;
   std::vector<uint64_t> shfl;  // [warps][32]
+  std::vector<uint64_t> xch;   // [warps][32][kXch]: operands the lanes of a warp exchange (ldmatrix, mma)
   unsigned char *smem = nullptr;
+  size_t smem_bytes = 0;
 };
+constexpr int kXch = 12;
+
+// A cp.async copy in flight: done at the wait that retires its group.
+struct Copy {
+  void *dst;
+  const void *src;  // nullptr: zero fill
+};
+inline thread_local std::vector<Copy> open_group;
+inline thread_local std::vector<std::vector<Copy>> in_flight;
 
 inline thread_local dim3 tIdx, bIdx, bDim, gDim;
 inline thread_local Block *blk = nullptr;
@@ -70,6 +83,12 @@ inline void fail(const char *what) {
   std::abort();
 }
 inline void syncwarp() { blk->warp_bar[tIdx.x / 32]->arrive_and_wait(); }
+inline uint64_t *xch(int lane) { return &blk->xch[((tIdx.x / 32) * 32 + lane) * kXch]; }
+inline void check_smem(const void *p, size_t bytes, size_t align, const char *what) {
+  auto a = (uintptr_t)p, s = (uintptr_t)blk->smem;
+  if (a < s || a + bytes > s + blk->smem_bytes) fail(what);
+  if (a % align != 0) fail(what);
+}
 
 template <class T>
 T shfl_xor(T v, int mask) {
@@ -106,6 +125,8 @@ void launch(dim3 grid, dim3 block, size_t smem_bytes, void (*kernel)(KArgs...), 
       B.bar = std::make_unique<std::barrier<>>((std::ptrdiff_t)block.x);
       for (unsigned w = 0; w < block.x / 32; w++) B.warp_bar.push_back(std::make_unique<std::barrier<>>(32));
       B.shfl.assign(block.x, 0);
+      B.xch.assign((size_t)block.x * kXch, 0);
+      B.smem_bytes = smem_bytes;
       mem[i].assign(smem_bytes + 2 * kCanary + 128, 0xA5);
       // 128-byte aligned start, with a canary zone on both sides.
       uintptr_t base = (uintptr_t)mem[i].data() + kCanary;
@@ -115,6 +136,7 @@ void launch(dim3 grid, dim3 block, size_t smem_bytes, void (*kernel)(KArgs...), 
         threads.emplace_back([&, i, t] {
           tIdx = dim3(t), bIdx = ids[b0 + i], bDim = block, gDim = grid;
           blk = &blocks[i];
+          open_group.clear(), in_flight.clear();
           kernel(args...);
         });
       }
@@ -149,68 +171,85 @@ inline int min(int a, int b) { return a < b ? a : b; }
 inline float atomicAdd(float *p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
 #define VZ_DYN_SMEM(p) unsigned char *p = emu::blk->smem
 
-// The WMMA API for 16x16x16 tiles of bf16 operands with fp32 accumulators.
-namespace nvcuda {
-namespace wmma {
-struct matrix_a {};
-struct matrix_b {};
-struct accumulator {};
-struct row_major {};
-struct col_major {};
-enum layout_t { mem_row_major, mem_col_major };
 
-template <class Use, int M, int N, int K, class T, class Layout = void>
-struct fragment {
-  static_assert(M == 16 && N == 16 && K == 16, "the emulation has 16x16x16 tiles only");
-  T v[256];  // [row][col] of the whole tile, in every lane
-};
+// mma.cuh's primitives, lane by lane as the PTX ISA lays them out (see mma.cuh): each lane posts
+// its operands to the warp's exchange area, and after a warp barrier computes its own outputs
+// from the other lanes' posts, as the hardware moves data between lanes.
+namespace mma {
 
-template <class T>
-inline void check_ptr(const T *p, unsigned ldm) {
-  if ((uintptr_t)p % 32 != 0) emu::fail("wmma: pointer not 256-bit aligned");
-  if ((ldm * sizeof(T)) % 16 != 0) emu::fail("wmma: ldm not a multiple of 16 bytes");
+inline uint16_t bits(__nv_bfloat16 b) { return b.bits; }
+
+inline uint32_t pack_bf16(float lo, float hi) {
+  return (uint32_t)bits(__float2bfloat16(lo)) | (uint32_t)bits(__float2bfloat16(hi)) << 16;
 }
 
-template <class Use, class T, class L, class V>
-void fill_fragment(fragment<Use, 16, 16, 16, T, L> &f, V x) {
-  for (auto &e : f.v) e = (T)x;
+inline void ldsm(uint32_t (&r)[4], const void *row, bool trans) {
+  emu::check_smem(row, 16, 16, "ldmatrix: row address outside shared memory or not 16-byte aligned");
+  const int lane = emu::tIdx.x % 32, g = lane / 4, t = lane % 4;
+  emu::xch(lane)[0] = (uintptr_t)row;
+  emu::syncwarp();
+  auto at = [&](int matrix, int rr, int col) {  // element (rr, col) of 8x8 matrix `matrix`
+    const uint16_t *rowp = (const uint16_t *)emu::xch(8 * matrix + rr)[0];
+    return (uint32_t)rowp[col];
+  };
+  for (int i = 0; i < 4; i++)
+    r[i] = trans ? at(i, 2 * t, g) | at(i, 2 * t + 1, g) << 16 : at(i, g, 2 * t) | at(i, g, 2 * t + 1) << 16;
+  emu::syncwarp();
+}
+inline void ldsm_x4(uint32_t (&r)[4], const void *row) { ldsm(r, row, false); }
+inline void ldsm_x4_t(uint32_t (&r)[4], const void *row) { ldsm(r, row, true); }
+
+inline void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  const int lane = emu::tIdx.x % 32, g = lane / 4, t = lane % 4;
+  uint64_t *x = emu::xch(lane);
+  for (int i = 0; i < 4; i++) x[i] = a[i];
+  x[4] = b0, x[5] = b1;
+  emu::syncwarp();
+  auto half = [](uint64_t reg, int hi) {
+    __nv_bfloat16 b{(uint16_t)(hi ? reg >> 16 : reg & 0xffff)};
+    return __bfloat162float(b);
+  };
+  auto A = [&](int r, int k) {  // a0 (g, 2t..), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..)
+    return half(emu::xch(r % 8 * 4 + k % 8 / 2)[(r >= 8) + 2 * (k >= 8)], k % 2);
+  };
+  auto B = [&](int k, int c) {  // b0 (k 2t.., n g), b1 (k 2t+8.., n g)
+    return half(emu::xch(c * 4 + k % 8 / 2)[4 + (k >= 8)], k % 2);
+  };
+  float out[4];
+  for (int e = 0; e < 4; e++) {
+    const int r = g + (e >> 1) * 8, c = 2 * t + (e & 1);
+    float s = d[e];
+    for (int k = 0; k < 16; k++) s += A(r, k) * B(k, c);
+    out[e] = s;
+  }
+  emu::syncwarp();
+  for (int e = 0; e < 4; e++) d[e] = out[e];
 }
 
-template <class Use, class T, class L>
-void load_matrix_sync(fragment<Use, 16, 16, 16, T, L> &f, const T *p, unsigned ldm) {
-  static_assert(!std::is_same_v<Use, accumulator>, "accumulator loads take a layout");
-  check_ptr(p, ldm);
-  for (int r = 0; r < 16; r++)
-    for (int c = 0; c < 16; c++) f.v[r * 16 + c] = std::is_same_v<L, row_major> ? p[r * ldm + c] : p[c * ldm + r];
+inline void cp_async16(void *dst, const void *src, bool valid) {
+  emu::check_smem(dst, 16, 16, "cp.async: destination outside shared memory or not 16-byte aligned");
+  if (valid && (uintptr_t)src % 16 != 0) emu::fail("cp.async: source not 16-byte aligned");
+  // Until its wait, the destination holds whatever a real copy in flight may have left there:
+  // NaN here, so that reading it too early (no wait) or overwriting a tile another warp is still
+  // reading (no barrier before the next copy) poisons the results.
+  std::memset(dst, 0xff, 16);
+  emu::open_group.push_back(emu::Copy{dst, valid ? src : nullptr});
 }
-
-inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float> &f, const float *p, unsigned ldm, layout_t l) {
-  check_ptr(p, ldm);
-  for (int r = 0; r < 16; r++)
-    for (int c = 0; c < 16; c++) f.v[r * 16 + c] = l == mem_row_major ? p[r * ldm + c] : p[c * ldm + r];
+inline void cp_async_commit() {
+  emu::in_flight.push_back(std::move(emu::open_group));
+  emu::open_group.clear();
 }
-
-inline void store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, float> &f, unsigned ldm, layout_t l) {
-  check_ptr(p, ldm);
-  for (int e = (int)(emu::tIdx.x % 32); e < 256; e += 32) {
-    int r = e / 16, c = e % 16;
-    (l == mem_row_major ? p[r * ldm + c] : p[c * ldm + r]) = f.v[e];
+// cp_async_wait<N> completes the oldest groups until N remain: a wait too few leaves the tile's
+// shared memory as it was (garbage), which the test sees.
+template <int N>
+void cp_async_wait() {
+  while (emu::in_flight.size() > (size_t)N) {
+    for (const emu::Copy &c : emu::in_flight.front()) {
+      if (c.src) std::memcpy(c.dst, c.src, 16);
+      else std::memset(c.dst, 0, 16);
+    }
+    emu::in_flight.erase(emu::in_flight.begin());
   }
 }
 
-template <class LA, class LB>
-void mma_sync(fragment<accumulator, 16, 16, 16, float> &d, const fragment<matrix_a, 16, 16, 16, __nv_bfloat16, LA> &a,
-              const fragment<matrix_b, 16, 16, 16, __nv_bfloat16, LB> &b,
-              const fragment<accumulator, 16, 16, 16, float> &c) {
-  float out[256];
-  for (int i = 0; i < 16; i++)
-    for (int j = 0; j < 16; j++) {
-      float s = c.v[i * 16 + j];
-      for (int k = 0; k < 16; k++) s += __bfloat162float(a.v[i * 16 + k]) * __bfloat162float(b.v[k * 16 + j]);
-      out[i * 16 + j] = s;
-    }
-  std::memcpy(d.v, out, sizeof out);
-}
-
-}  // namespace wmma
-}  // namespace nvcuda
+}  // namespace mma

@@ -95,13 +95,13 @@ int run_case(const std::string &name, int n_head, int n_head_kv, const std::vect
   std::vector<float> gq((size_t)n * Q, 0.f), gk((size_t)n * KV, 0.f), gv((size_t)n * KV, 0.f);
   for (const Seg &s : segs) {
     int m = s.r1 - s.r0;
-    emu::launch(dim3((m + 63) / 64, n_head), dim3(flash::kThreads), flash::Smem<HD>::fwd, flash::flash_fwd<HD>,
+    emu::launch(flash::fwd_grid(m, n_head), dim3(flash::kThreads), flash::Smem<HD>::fwd, flash::flash_fwd<HD>,
                 (const bf16 *)q.data(), (const bf16 *)k.data(), (const bf16 *)v.data(), o.data(), ls.data(), n, Q, KV,
                 G, s.r0, m, s.p, scale);
   }
   for (const Seg &s : segs) {
     int m = s.r1 - s.r0;
-    emu::launch(dim3((s.p + 63) / 64 + (m + 63) / 64, n_head), dim3(flash::kThreads), flash::Smem<HD>::bwd,
+    emu::launch(flash::bwd_grid(m, s.p, n_head), dim3(flash::kThreads), flash::Smem<HD>::bwd,
                 flash::flash_bwd<HD>, (const bf16 *)q.data(), (const bf16 *)k.data(), (const bf16 *)v.data(),
                 (const bf16 *)dO.data(), (const float *)ls.data(), (const float *)Df.data(), gq.data(), gk.data(),
                 gv.data(), n, Q, KV, G, s.r0, m, s.p, scale);

@@ -35,15 +35,13 @@ using mma::ldsm_x4_t;
 using mma::mma16816;
 using mma::pack_bf16;
 
-constexpr int kWarps = 8;
-constexpr int kThreads = 32 * kWarps;
-constexpr int kFwdRows = 16 * kWarps;  // query rows of a forward block: 16 per warp
-constexpr int kKeys = 64;              // keys per tile (forward) and per backward block
+constexpr int kThreads = 256;  // backward block: 8 warps
+constexpr int kKeys = 64;      // keys per tile (forward) and per backward block
 constexpr int kBwdRows = 64;           // query rows per backward step
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-constexpr size_t align128(size_t b) { return (b + 127) & ~(size_t)127; }
+__host__ __device__ constexpr size_t align128(size_t b) { return (b + 127) & ~(size_t)127; }
 
 // Shared-memory layout of one block. Rows are padded by 16 bytes so that the eight row addresses
 // of an ldmatrix fall in distinct bank groups.
@@ -52,24 +50,25 @@ struct Smem {
   static_assert(HD == 64 || HD == 128, "flash attention: head_dim 64 or 128");
   static constexpr int LDB = HD + 8;     // bf16 [rows][LDB]: q, k, v, dO tiles
   static constexpr int LDP = kKeys + 8;  // bf16 [64][LDP]: P, dS (backward)
-  static constexpr size_t Q = align128(kFwdRows * LDB * 2), T = align128(kKeys * LDB * 2),
-                          P = align128(kBwdRows * LDP * 2), R = kBwdRows * 4;
-  static constexpr size_t fwd = Q + 4 * T;                 // Q | K, V twice (double buffered)
-  static constexpr size_t bwd = 4 * T + 2 * P + 2 * R;     // K V Q dO | P dS | lse, D
+  static constexpr size_t T = align128(kKeys * LDB * 2), P = align128(kBwdRows * LDP * 2), R = kBwdRows * 4;
+  // Forward with W warps: Q (16 rows per warp) | K, V twice (double buffered).
+  __host__ __device__ static constexpr size_t fwd(int W) { return align128(16 * W * LDB * 2) + 4 * T; }
+  static constexpr size_t bwd = 4 * T + 2 * P + 2 * R;  // K V Q dO | P dS | lse, D
 };
 
-// Launch geometry, shared by flash.cu and the CPU test.
-inline dim3 fwd_grid(int m, int n_head) { return dim3((m + kFwdRows - 1) / kFwdRows, n_head); }
+// Launch geometry, shared by flash.cu and the CPU test: a forward block of W warps has 16 W
+// query rows, a backward block kThreads threads and kKeys keys.
+inline dim3 fwd_grid(int m, int n_head, int W) { return dim3((m + 16 * W - 1) / (16 * W), n_head); }
 inline dim3 bwd_grid(int m, int p, int n_head) {
   return dim3((p + kKeys - 1) / kKeys + (m + kKeys - 1) / kKeys, n_head);
 }
 
 // load_rows starts the copy of rows [0, rows) of a head's HD columns (src: row 0, rows ld apart)
 // into dst [R][LDB]; rows in [rows, R) become zero.
-template <int HD, int R>
+template <int HD, int R, int NT>
 __device__ __forceinline__ void load_rows(bf16 *dst, const bf16 *src, size_t ld, int rows) {
   constexpr int C8 = HD / 8;
-  for (int idx = threadIdx.x; idx < R * C8; idx += kThreads) {
+  for (int idx = threadIdx.x; idx < R * C8; idx += NT) {
     int r = idx / C8, c = idx % C8 * 8;
     bool ok = r < rows;
     mma::cp_async16(dst + r * Smem<HD>::LDB + c, ok ? src + r * ld + c : src, ok);
@@ -99,23 +98,24 @@ __device__ __forceinline__ bool visible(int r, int rows, int c, int keys, bool c
   return r < rows && c < keys && (!causal || j0 + c <= i);
 }
 
-// flash_fwd: grid fwd_grid(m, n_head), kThreads threads, Smem<HD>::fwd bytes. Block (x, h) writes
-// o and lse of the segment's query rows kFwdRows*x.. for query head h, which reads kv head h/G;
-// warp w owns 16 of those rows. q and o are [n][ldq] (head h at column h*HD), k and v [n][ldkv],
+// flash_fwd: grid fwd_grid(m, n_head, W), 32 W threads, Smem<HD>::fwd(W) bytes. Block (x, h)
+// writes o and lse of the segment's query rows 16 W x.. for query head h, which reads kv head
+// h/G; warp w owns 16 of those rows. q and o are [n][ldq] (head h at column h*HD), k and v [n][ldkv],
 // lse [n_head][n].
-template <int HD>
-__global__ void __launch_bounds__(kThreads)
+template <int HD, int W>
+__global__ void __launch_bounds__(32 * W)
     flash_fwd(const bf16 *q, const bf16 *k, const bf16 *v, float *o, float *lse, int n, int ldq, int ldkv, int G,
               int r0, int m, int p, float scale) {
   using L = Smem<HD>;
-  constexpr int KB = HD / 16, DN = HD / 8, NB = kKeys / 8;
+  constexpr int KB = HD / 16, DN = HD / 8, NB = kKeys / 8, ROWS = 16 * W, NT = 32 * W;
+  constexpr size_t QB = align128(ROWS * L::LDB * 2);
   VZ_DYN_SMEM(smem);
   bf16 *Qs = (bf16 *)smem;
-  auto Ks = [&](int b) { return (bf16 *)(smem + L::Q + 2 * b * L::T); };
-  auto Vs = [&](int b) { return (bf16 *)(smem + L::Q + (2 * b + 1) * L::T); };
+  auto Ks = [&](int b) { return (bf16 *)(smem + QB + 2 * b * L::T); };
+  auto Vs = [&](int b) { return (bf16 *)(smem + QB + (2 * b + 1) * L::T); };
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
-  const int h = blockIdx.y, hk = h / G, i0 = blockIdx.x * kFwdRows;
-  const int rows = min(kFwdRows, m - i0), w0 = warp * 16;  // w0: the warp's first row in the block
+  const int h = blockIdx.y, hk = h / G, i0 = blockIdx.x * ROWS;
+  const int rows = min(ROWS, m - i0), w0 = warp * 16;  // w0: the warp's first row in the block
   // Key tiles: the prompt's [0, p), then the segment's own keys [0, i0 + rows).
   const int npre = (p + kKeys - 1) / kKeys, own_end = i0 + rows;
   const int ntiles = npre + (own_end + kKeys - 1) / kKeys;
@@ -123,11 +123,11 @@ __global__ void __launch_bounds__(kThreads)
     const bool causal = t >= npre;
     const int j0 = (causal ? t - npre : t) * kKeys, keys = min(kKeys, (causal ? own_end : p) - j0);
     const size_t krow = causal ? (size_t)r0 + j0 : (size_t)j0;
-    load_rows<HD, kKeys>(Ks(t & 1), k + krow * ldkv + (size_t)hk * HD, ldkv, keys);
-    load_rows<HD, kKeys>(Vs(t & 1), v + krow * ldkv + (size_t)hk * HD, ldkv, keys);
+    load_rows<HD, kKeys, NT>(Ks(t & 1), k + krow * ldkv + (size_t)hk * HD, ldkv, keys);
+    load_rows<HD, kKeys, NT>(Vs(t & 1), v + krow * ldkv + (size_t)hk * HD, ldkv, keys);
     mma::cp_async_commit();
   };
-  load_rows<HD, kFwdRows>(Qs, q + (size_t)(r0 + i0) * ldq + (size_t)h * HD, ldq, rows);
+  load_rows<HD, ROWS, NT>(Qs, q + (size_t)(r0 + i0) * ldq + (size_t)h * HD, ldq, rows);
   mma::cp_async_commit();
   issue(0);
   mma::cp_async_wait<1>();
@@ -219,7 +219,8 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// flash_bwd: grid bwd_grid(m, p, n_head), kThreads threads, Smem<HD>::bwd bytes. Block (x, h) owns
+// flash_bwd: grid bwd_grid(m, p, n_head), kThreads threads, Smem<HD>::bwd bytes; MINB blocks per
+// SM for the register budget (2: at most 128 registers). Block (x, h) owns
 // one tile of keys (the prompt's tiles first, then the segment's own) and query head h: it walks
 // the query tiles that see those keys, rebuilding P = exp(scale q k^T - lse) and
 // dS = P (dO v^T - D), accumulates dV += P^T dO and dK += dS^T q in registers, and adds
@@ -228,8 +229,8 @@ __global__ void __launch_bounds__(kThreads)
 //
 // Warps: for S and dP, warp w has query rows 16(w%4).. and keys 32(w/4)..; for dK, dV and dQ, the
 // 16-row block w%4 (keys, resp. queries) and the head-dim half w/4.
-template <int HD>
-__global__ void __launch_bounds__(kThreads)
+template <int HD, int MINB>
+__global__ void __launch_bounds__(kThreads, MINB)
     flash_bwd(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *dO, const float *lse, const float *D,
               float *dq, float *dk, float *dv, int n, int ldq, int ldkv, int G, int r0, int m, int p, float scale) {
   using L = Smem<HD>;
@@ -248,15 +249,15 @@ __global__ void __launch_bounds__(kThreads)
   const int keys = min(kKeys, (causal ? m : p) - j0);
   const size_t krow = causal ? (size_t)r0 + j0 : (size_t)j0;
   const float sl2 = scale * kLog2e;
-  load_rows<HD, kKeys>(Ks, k + krow * ldkv + (size_t)hk * HD, ldkv, keys);
-  load_rows<HD, kKeys>(Vs, v + krow * ldkv + (size_t)hk * HD, ldkv, keys);
+  load_rows<HD, kKeys, kThreads>(Ks, k + krow * ldkv + (size_t)hk * HD, ldkv, keys);
+  load_rows<HD, kKeys, kThreads>(Vs, v + krow * ldkv + (size_t)hk * HD, ldkv, keys);
   mma::cp_async_commit();
   float dKa[HN][4] = {}, dVa[HN][4] = {};
   for (int i0 = causal ? j0 : 0; i0 < m; i0 += kBwdRows) {
     const int rows = min(kBwdRows, m - i0);
     __syncthreads();  // the previous query tile's Q, dO, P, dS are no longer read
-    load_rows<HD, kBwdRows>(Qs, q + (size_t)(r0 + i0) * ldq + (size_t)h * HD, ldq, rows);
-    load_rows<HD, kBwdRows>(dOs, dO + (size_t)(r0 + i0) * ldq + (size_t)h * HD, ldq, rows);
+    load_rows<HD, kBwdRows, kThreads>(Qs, q + (size_t)(r0 + i0) * ldq + (size_t)h * HD, ldq, rows);
+    load_rows<HD, kBwdRows, kThreads>(dOs, dO + (size_t)(r0 + i0) * ldq + (size_t)h * HD, ldq, rows);
     mma::cp_async_commit();
     if (threadIdx.x < kBwdRows) {
       const bool ok = (int)threadIdx.x < rows;

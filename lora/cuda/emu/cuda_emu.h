@@ -160,7 +160,7 @@ void launch(dim3 grid, dim3 block, size_t smem_bytes, void (*kernel)(KArgs...), 
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
 #define __syncthreads() (emu::blk->bar->arrive_and_wait())
 inline void __syncwarp(unsigned = 0xffffffffu) { emu::syncwarp(); }
 template <class T>

@@ -35,7 +35,7 @@ Err compare(const std::vector<float> &got, const std::vector<double> &want) {
   return Err{std::sqrt(num / std::max(den, 1e-300)), mx};
 }
 
-template <int HD>
+template <int HD, int W = 8>
 int run_case(const std::string &name, int n_head, int n_head_kv, const std::vector<Seg> &segs, unsigned seed) {
   using flash::bf16;
   const int n = segs.back().r1, G = n_head / n_head_kv, Q = n_head * HD, KV = n_head_kv * HD;
@@ -95,14 +95,14 @@ int run_case(const std::string &name, int n_head, int n_head_kv, const std::vect
   std::vector<float> gq((size_t)n * Q, 0.f), gk((size_t)n * KV, 0.f), gv((size_t)n * KV, 0.f);
   for (const Seg &s : segs) {
     int m = s.r1 - s.r0;
-    emu::launch(flash::fwd_grid(m, n_head), dim3(flash::kThreads), flash::Smem<HD>::fwd, flash::flash_fwd<HD>,
+    emu::launch(flash::fwd_grid(m, n_head, W), dim3(32 * W), flash::Smem<HD>::fwd(W), flash::flash_fwd<HD, W>,
                 (const bf16 *)q.data(), (const bf16 *)k.data(), (const bf16 *)v.data(), o.data(), ls.data(), n, Q, KV,
                 G, s.r0, m, s.p, scale);
   }
   for (const Seg &s : segs) {
     int m = s.r1 - s.r0;
     emu::launch(flash::bwd_grid(m, s.p, n_head), dim3(flash::kThreads), flash::Smem<HD>::bwd,
-                flash::flash_bwd<HD>, (const bf16 *)q.data(), (const bf16 *)k.data(), (const bf16 *)v.data(),
+                flash::flash_bwd<HD, 1>, (const bf16 *)q.data(), (const bf16 *)k.data(), (const bf16 *)v.data(),
                 (const bf16 *)dO.data(), (const float *)ls.data(), (const float *)Df.data(), gq.data(), gk.data(),
                 gv.data(), n, Q, KV, G, s.r0, m, s.p, scale);
   }
@@ -116,7 +116,7 @@ int run_case(const std::string &name, int n_head, int n_head_kv, const std::vect
       {"dK", compare(gk, dk), 1e-2, false}, {"dV", compare(gv, dv), 1e-2, false},
   };
   int bad = 0;
-  std::printf("%-28s", name.c_str());
+  std::printf("%-30s", name.c_str());
   for (auto &c : checks) {
     double got = c.abs ? c.e.max : c.e.rel;
     bool ok = got <= c.tol;  // false for NaN
@@ -140,6 +140,9 @@ int main() {
   bad += run_case<64>("hd64 gqa two seqs", 4, 1, {{0, 40, 0}, {40, 140, 0}}, 5);
   // Plain attention (G = 1) with a sequence shorter than one 16-row block.
   bad += run_case<64>("hd64 mha short", 2, 2, {{0, 5, 0}}, 4);
+  // The forward with 4 warps (64 query rows) per block.
+  bad += run_case<64, 4>("hd64 gqa prompt+2 (4 warps)", 4, 2, {{0, 70, 0}, {70, 107, 70}, {107, 207, 70}}, 6);
+  bad += run_case<128, 4>("hd128 gqa long+1 (4 warps)", 2, 1, {{0, 130, 0}, {130, 150, 130}}, 7);
   if (bad) std::printf("FAIL: %d comparisons out of tolerance\n", bad);
   else std::printf("ok\n");
   return bad ? 1 : 0;

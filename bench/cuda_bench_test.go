@@ -195,7 +195,9 @@ func BenchmarkCUDABackward(b *testing.B) {
 						b.Fatal(err)
 					}
 					batch, w, tokens, segs := cudaWorkload(c, wl.kind, wl.n, wl.g, wl.p, wl.completed)
-					if _, err := e.Backward(batch, w); err != nil { // warm-up: workspace, cuBLAS heuristics
+					// The trainer's call: gradients added into one buffer per update.
+					grads := ad.ZeroLike()
+					if _, err := e.BackwardInto(batch, w, grads); err != nil { // warm-up: workspace, cuBLAS heuristics
 						b.Fatal(err)
 					}
 					const reps = 3
@@ -204,7 +206,7 @@ func BenchmarkCUDABackward(b *testing.B) {
 					for range b.N {
 						for range reps {
 							t0 := time.Now()
-							if _, err := e.Backward(batch, w); err != nil {
+							if _, err := e.BackwardInto(batch, w, grads); err != nil {
 								b.Fatal(err)
 							}
 							times = append(times, time.Since(t0).Seconds())
@@ -328,7 +330,8 @@ func benchQuantized(b *testing.B, path string, c lora.Config, attn cuda.Attentio
 		b.Fatal(err)
 	}
 	batch, w, tokens, segs := cudaWorkload(c, "group", 0, 8, 1024, 512)
-	if _, err := e.Backward(batch, w); err != nil {
+	grads := ad.ZeroLike() // the trainer's call, as in BenchmarkCUDABackward
+	if _, err := e.BackwardInto(batch, w, grads); err != nil {
 		b.Fatal(err)
 	}
 	var times []float64
@@ -336,7 +339,7 @@ func benchQuantized(b *testing.B, path string, c lora.Config, attn cuda.Attentio
 	for range b.N {
 		for range 3 {
 			t1 := time.Now()
-			if _, err := e.Backward(batch, w); err != nil {
+			if _, err := e.BackwardInto(batch, w, grads); err != nil {
 				b.Fatal(err)
 			}
 			times = append(times, time.Since(t1).Seconds())

@@ -341,7 +341,9 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
   if (c.attention < VZ_ATTN_AUTO || c.attention > VZ_ATTN_FLASH)
     return vz_seterr(err, VZ_ERR_ARG, "unknown attention implementation %d", c.attention);
   cudaDataType wtype = c.precision == VZ_PREC_BF16 ? CUDA_R_16BF : CUDA_R_32F;
-  bool flash = c.attention == VZ_ATTN_FLASH;
+  // Auto: flash where its kernels exist (measured faster than the GEMM path at every size,
+  // docs/cuda.md), the GEMM path otherwise (fp32, other head sizes).
+  bool flash = c.attention == VZ_ATTN_FLASH || (c.attention == VZ_ATTN_AUTO && flash_supports(c, wtype));
   if (flash && !flash_supports(c, wtype))
     return vz_seterr(err, VZ_ERR_ARG, "flash attention needs the bf16 precision and head_dim 64 or 128 (have %s, %d)",
                      c.precision == VZ_PREC_BF16 ? "bf16" : "f32", c.head_dim);

@@ -35,7 +35,7 @@ extern "C" {
 #define VZ_PREC_BF16 1 // bf16 weights, activations rounded to bf16 at GEMM inputs, fp32 accumulation
 
 // Attention implementations (vz_config.attention).
-#define VZ_ATTN_AUTO 0  // the materialized path until the flash kernels are measured on a GPU (docs/cuda.md)
+#define VZ_ATTN_AUTO 0  // flash where it runs (bf16, head_dim 64 or 128), the GEMM path otherwise
 #define VZ_ATTN_GEMM 1  // scores materialized per segment and kv group, cuBLAS GEMMs (attention.cu)
 #define VZ_ATTN_FLASH 2 // tiled kernels, scores never in device memory (flash.cuh): bf16, head_dim 64 or 128
 

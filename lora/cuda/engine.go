@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -384,10 +385,11 @@ func (e *Engine) backward(b *lora.Batch, weights [][]float32, into *lora.Adapter
 // runGrads runs the pass and copies (add false) or adds (add true) the gradient into g, whose
 // pairs must match the installed adapter's.
 func (e *Engine) runGrads(pk *packed, tw, lp []float32, g *lora.Adapter, add bool) error {
-	n := 0
-	for _, p := range e.pairs {
-		n += len(p.A) + len(p.B)
+	offs := make([]int, len(e.pairs)+1) // each pair's A then B in the library's flat layout
+	for i, p := range e.pairs {
+		offs[i+1] = offs[i] + len(p.A) + len(p.B)
 	}
+	n := offs[len(e.pairs)]
 	gps := make([]*lora.Pair, len(e.pairs))
 	for i, p := range e.pairs {
 		gp := g.Lookup(p.Layer, p.Target)
@@ -414,13 +416,22 @@ func (e *Engine) runGrads(pk *packed, tw, lp []float32, g *lora.Adapter, add boo
 			dst[i] += v
 		}
 	}
-	off := 0
-	for i, p := range e.pairs {
-		put(gps[i].A, grads[off:off+len(p.A)])
-		off += len(p.A)
-		put(gps[i].B, grads[off:off+len(p.B)])
-		off += len(p.B)
+	// The pairs in parallel: one core moves 154 MB (7B) in tens of milliseconds, a tenth of the
+	// GPU's step.
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range min(runtime.GOMAXPROCS(0), len(e.pairs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(e.pairs); i = int(next.Add(1) - 1) {
+				p, off := e.pairs[i], offs[i]
+				put(gps[i].A, grads[off:off+len(p.A)])
+				put(gps[i].B, grads[off+len(p.A):offs[i+1]])
+			}
+		}()
 	}
+	wg.Wait()
 	return nil
 }
 

@@ -18,21 +18,24 @@ func TestEngineSelection(t *testing.T) {
 	if ok, _ := cuda.Available(); ok {
 		t.Skip("a GPU is present: the fallback cannot be observed here")
 	}
-	e, err := openEngine("auto", "auto", files.Text, 1, zerolog.Nop())
+	e, err := openEngine("auto", "auto", 0, files.Text, 1, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := e.(*lora.CPU); !ok {
 		t.Fatalf("auto without a GPU gave %T, want the CPU engine", e)
 	}
-	if _, err := openEngine("cuda", "auto", files.Text, 1, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "--engine cuda") {
+	if _, err := openEngine("cuda", "auto", 0, files.Text, 1, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "--engine cuda") {
 		t.Fatalf("--engine cuda without a GPU: %v", err)
 	}
-	if _, err := openEngine("tpu", "auto", files.Text, 1, zerolog.Nop()); err == nil {
+	if _, err := openEngine("tpu", "auto", 0, files.Text, 1, zerolog.Nop()); err == nil {
 		t.Fatal("unknown engine accepted")
 	}
-	if _, err := openEngine("auto", "sdpa", files.Text, 1, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "--cuda-attention") {
+	if _, err := openEngine("auto", "sdpa", 0, files.Text, 1, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "--cuda-attention") {
 		t.Fatalf("unknown --cuda-attention: %v", err)
+	}
+	if _, err := openEngine("auto", "auto", -2, files.Text, 1, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "--cuda-keep-layers") {
+		t.Fatalf("--cuda-keep-layers -2: %v", err)
 	}
 }
 
@@ -51,12 +54,12 @@ func TestEngineRefusesBaseThatCannotFit(t *testing.T) {
 	saved := memAvailable
 	defer func() { memAvailable = saved }()
 	memAvailable = func() int64 { return need / 2 }
-	_, err = openEngine("cpu", "auto", files.Text, 1, zerolog.Nop())
+	_, err = openEngine("cpu", "auto", 0, files.Text, 1, zerolog.Nop())
 	if err == nil || !strings.Contains(err.Error(), "float32") || !strings.Contains(err.Error(), "GiB") {
 		t.Fatalf("engine on a machine without room for the base: %v", err)
 	}
 	memAvailable = func() int64 { return need * 100 }
-	if _, err := openEngine("cpu", "auto", files.Text, 1, zerolog.Nop()); err != nil {
+	if _, err := openEngine("cpu", "auto", 0, files.Text, 1, zerolog.Nop()); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -68,7 +68,7 @@ func Open(cfg Config, runDir string, resume bool, log zerolog.Logger) (*Run, err
 	if len(r.Train) == 0 {
 		return nil, fmt.Errorf("train: all %d pairs are held out (--held-out %v): nothing to train on", len(pairs), cfg.HeldOut)
 	}
-	engine, err := openEngine(cfg.Engine, cfg.CUDAAttention, cfg.Model, threads, log)
+	engine, err := openEngine(cfg.Engine, cfg.CUDAAttention, cfg.CUDAKeepLayers, cfg.Model, threads, log)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,10 @@ func spySettings(cfg Config, runDir string) selfplay.SpySettings {
 
 // openEngine picks the gradient engine: --engine cuda needs the CUDA library and a GPU, auto uses
 // them when present and says why not otherwise, cpu is the float32 reference.
-func openEngine(kind, attention, model string, threads int, log zerolog.Logger) (lora.Engine, error) {
+func openEngine(kind, attention string, keepLayers int, model string, threads int, log zerolog.Logger) (lora.Engine, error) {
+	if keepLayers < -1 {
+		return nil, fmt.Errorf("train: --cuda-keep-layers %d: want -1 (as many as fit) or >= 0", keepLayers)
+	}
 	switch kind {
 	case "auto", "cuda":
 		attn, err := cuda.ParseAttention(attention)
@@ -160,7 +163,7 @@ func openEngine(kind, attention, model string, threads int, log zerolog.Logger) 
 		}
 		ok, why := cuda.Available()
 		if ok {
-			e, err := cuda.OpenFile(model, cuda.Options{GGUF: model, Attention: attn})
+			e, err := cuda.OpenFile(model, cuda.Options{GGUF: model, Attention: attn, KeepLayers: keepLayers})
 			if err == nil {
 				log.Info().Str("engine", "cuda").Str("device", e.Device().String()).Msg("gradient engine")
 				return e, nil

@@ -92,5 +92,5 @@ func ReadConfig(runDir string) (Config, error) {
 // resumableDiff lists config differences that forbid resuming: anything that changes what a
 // step computes. The step budget, threads, checkpointing and evaluation cadence may change.
 func resumableDiff(saved, now Config) []string {
-	return Diff(saved, now, "Steps", "Threads", "CheckpointEvery", "KeepCheckpoints", "EvalEvery", "EvalGames", "Engine", "CUDAAttention")
+	return Diff(saved, now, "Steps", "Threads", "CheckpointEvery", "KeepCheckpoints", "EvalEvery", "EvalGames", "Engine", "CUDAAttention", "CUDAKeepLayers")
 }

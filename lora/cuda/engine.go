@@ -183,20 +183,29 @@ func (e *Engine) upload() error {
 				return err
 			}
 		}
-		vecs := []vec{{wAttnNorm, l.AttnNorm}, {wFFNNorm, l.FFNNorm}}
-		if m.Cfg.HasQKVBias {
-			vecs = append(vecs, vec{wBq, l.Bq}, vec{wBk, l.Bk}, vec{wBv, l.Bv})
-		}
-		for _, v := range vecs {
-			if err := cSetWeight(e.h, il, v.kind, v.w); err != nil {
-				return err
-			}
+		if err := e.uploadVectors(il); err != nil {
+			return err
 		}
 	}
 	if err := cSetWeight(e.h, -1, wOutNorm, m.OutNorm); err != nil {
 		return err
 	}
 	return cSetWeight(e.h, -1, wOutput, m.Output)
+}
+
+// uploadVectors sends layer il's norms and (qwen2) q/k/v biases from the host model.
+func (e *Engine) uploadVectors(il int) error {
+	l := &e.m.Layers[il]
+	vecs := []vec{{wAttnNorm, l.AttnNorm}, {wFFNNorm, l.FFNNorm}}
+	if e.m.Cfg.HasQKVBias {
+		vecs = append(vecs, vec{wBq, l.Bq}, vec{wBk, l.Bk}, vec{wBv, l.Bv})
+	}
+	for _, v := range vecs {
+		if err := cSetWeight(e.h, il, v.kind, v.w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close frees the engine's device memory. The engine cannot be used afterwards.

@@ -2,10 +2,7 @@ package cuda
 
 import (
 	"fmt"
-	"os"
-	"syscall"
 
-	"github.com/ollama/ollama/fs/ggml"
 	"github.com/rs/zerolog/log"
 
 	"github.com/vzlocal/vzlocal/lora"
@@ -16,49 +13,31 @@ import (
 // just before it runs (Options.GGUF). Matrices of other types are sent from the host model,
 // converted to the engine's precision. done[il*7+t] reports which were sent raw.
 func (e *Engine) uploadRaw(path string) (done []bool, err error) {
-	f, err := os.Open(path)
+	f, err := openGGUF(path)
 	if err != nil {
-		return nil, fmt.Errorf("cuda: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	g, err := ggml.Decode(f, 0)
-	if err != nil {
-		return nil, fmt.Errorf("cuda: read %s: %w", path, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("cuda: %w", err)
-	}
-	data, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("cuda: mmap %s: %w", path, err)
-	}
-	defer syscall.Munmap(data)
-	byName := map[string]*ggml.Tensor{}
-	for _, t := range g.Tensors().Items() {
-		byName[t.Name] = t
-	}
-	base := g.Tensors().Offset
+	defer f.close()
 	c := e.m.Cfg
 	done = make([]bool, c.NLayer*nTarget)
 	var raw, bytes int64
 	for il := 0; il < c.NLayer; il++ {
 		for k, tg := range lora.Targets {
 			in, out, _ := c.LinearShape(tg)
-			t := byName[fmt.Sprintf("blk.%d.%s.weight", il, tg)]
+			t := f.byName[fmt.Sprintf("blk.%d.%s.weight", il, tg)]
 			if t == nil || !rawTypes[t.Kind] || len(t.Shape) != 2 || int(t.Shape[0]) != in || int(t.Shape[1]) != out {
 				continue // the host model's copy is sent instead
 			}
-			off, size := base+t.Offset, t.Size()
-			if off+size > uint64(len(data)) {
-				return nil, fmt.Errorf("cuda: %s: tensor %s beyond the end of the file", path, t.Name)
+			_, b, err := f.tensor(t.Name, in*out)
+			if err != nil {
+				return nil, err
 			}
-			if err := cSetWeightRaw(e.h, il, k, t.Kind, data[off:off+size]); err != nil {
+			if err := cSetWeightRaw(e.h, il, k, t.Kind, b); err != nil {
 				return nil, err
 			}
 			done[il*nTarget+k] = true
 			raw++
-			bytes += int64(size)
+			bytes += int64(len(b))
 		}
 	}
 	log.Debug().Str("path", path).Int64("matrices", raw).Float64("GiB", float64(bytes)/(1<<30)).

@@ -155,15 +155,9 @@ func (e *Engine) uploadFile(f *ggufFile) error {
 	m := e.m
 	c := m.Cfg
 	E, V := c.NEmbd, c.NVocab
-	t, b, err := f.tensor("token_embd.weight", E*V)
+	t, b, err := f.gpuMatrix("token_embd.weight", E, V)
 	if err != nil {
 		return err
-	}
-	if len(t.Shape) != 2 || int(t.Shape[0]) != E {
-		return fmt.Errorf("cuda: %s: token_embd.weight has shape %v, want [%d %d]", f.path, t.Shape, E, V)
-	}
-	if !rawTypes[t.Kind] {
-		return fmt.Errorf("%w: %s: token_embd.weight has ggml type %d, which the GPU cannot dequantize (load the model and use Open)", ErrUnsupported, f.path, t.Kind)
 	}
 	m.TokEmbd = make([]float32, E*V)
 	if err := cDequantize(e.h, t.Kind, b, m.TokEmbd); err != nil {
@@ -173,14 +167,8 @@ func (e *Engine) uploadFile(f *ggufFile) error {
 	if c.TiedOutput {
 		head = "token_embd.weight"
 	}
-	if t, b, err = f.tensor(head, E*V); err != nil {
+	if t, b, err = f.gpuMatrix(head, E, V); err != nil {
 		return err
-	}
-	if len(t.Shape) != 2 || int(t.Shape[0]) != E {
-		return fmt.Errorf("cuda: %s: %s has shape %v, want [%d %d]", f.path, head, t.Shape, E, V)
-	}
-	if !rawTypes[t.Kind] {
-		return fmt.Errorf("%w: %s: %s has ggml type %d, which the GPU cannot dequantize", ErrUnsupported, f.path, head, t.Kind)
 	}
 	if err := cSetWeightRaw(e.h, -1, wOutput, t.Kind, b); err != nil {
 		return err
@@ -191,30 +179,33 @@ func (e *Engine) uploadFile(f *ggufFile) error {
 	for il := range m.Layers {
 		for k, tg := range lora.Targets {
 			in, out, _ := c.LinearShape(tg)
-			t, b, err := f.tensor(fmt.Sprintf("blk.%d.%s.weight", il, tg), in*out)
+			t, b, err := f.gpuMatrix(fmt.Sprintf("blk.%d.%s.weight", il, tg), in, out)
 			if err != nil {
 				return err
-			}
-			if len(t.Shape) != 2 || int(t.Shape[0]) != in {
-				return fmt.Errorf("cuda: %s: %s has shape %v, want [%d %d]", f.path, t.Name, t.Shape, in, out)
-			}
-			if !rawTypes[t.Kind] {
-				return fmt.Errorf("%w: %s: %s has ggml type %d, which the GPU cannot dequantize (load the model and use Open)", ErrUnsupported, f.path, t.Name, t.Kind)
 			}
 			if err := cSetWeightRaw(e.h, il, k, t.Kind, b); err != nil {
 				return err
 			}
 		}
-		l := &m.Layers[il]
-		vecs := []vec{{wAttnNorm, l.AttnNorm}, {wFFNNorm, l.FFNNorm}}
-		if c.HasQKVBias {
-			vecs = append(vecs, vec{wBq, l.Bq}, vec{wBk, l.Bk}, vec{wBv, l.Bv})
-		}
-		for _, v := range vecs {
-			if err := cSetWeight(e.h, il, v.kind, v.w); err != nil {
-				return err
-			}
+		if err := e.uploadVectors(il); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// gpuMatrix returns a [in][out] matrix's header and blocks, which the GPU must be able to
+// dequantize (rawTypes).
+func (f *ggufFile) gpuMatrix(name string, in, out int) (*ggml.Tensor, []byte, error) {
+	t, b, err := f.tensor(name, in*out)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(t.Shape) != 2 || int(t.Shape[0]) != in {
+		return nil, nil, fmt.Errorf("cuda: %s: %s has shape %v, want [%d %d]", f.path, name, t.Shape, in, out)
+	}
+	if !rawTypes[t.Kind] {
+		return nil, nil, fmt.Errorf("%w: %s: %s has ggml type %d, which the GPU cannot dequantize (load the model and use Open)", ErrUnsupported, f.path, name, t.Kind)
+	}
+	return t, b, nil
 }

@@ -163,10 +163,11 @@ func TestFamilySharedPromptAndBlocks(t *testing.T) {
 // gradDiff is the largest relative L2 difference over the adapter's matrices.
 func gradDiff(a, b *Adapter) float64 {
 	var worst float64
+	bp := b.Params()
 	for k, g := range a.Params() {
 		var dn, nn float64
 		for i, v := range g {
-			d := float64(v - b.Params()[k][i])
+			d := float64(v - bp[k][i])
 			dn += d * d
 			nn += float64(v) * float64(v)
 		}

@@ -207,18 +207,7 @@ func TestSharedPromptMatchesSeparate(t *testing.T) {
 	if math.Abs(loss-group.Loss) > 1e-5*math.Abs(loss) {
 		t.Fatalf("loss %g alone vs %g in group", loss, group.Loss)
 	}
-	var maxRel float64
-	for k, g := range group.Grads.Params() {
-		var dn, nn float64
-		for i, v := range g {
-			d := float64(v - sum.Params()[k][i])
-			dn += d * d
-			nn += float64(v) * float64(v)
-		}
-		if nn > 0 {
-			maxRel = math.Max(maxRel, math.Sqrt(dn/nn))
-		}
-	}
+	maxRel := gradDiff(group.Grads, sum)
 	t.Logf("group rows %d vs %d separately; max relative gradient difference %.3g", group.Tokens, rows, maxRel)
 	if maxRel > 1e-4 {
 		t.Fatalf("shared-prompt gradients differ from separate runs: %g", maxRel)
@@ -336,9 +325,10 @@ func TestAttentionBlocksSameResult(t *testing.T) {
 		if math.Abs(res.Loss-ref.Loss) > 1e-5*math.Abs(ref.Loss) {
 			t.Fatalf("block %d: loss %g vs %g", blk, res.Loss, ref.Loss)
 		}
+		refParams := ref.Grads.Params()
 		for k, g := range res.Grads.Params() {
 			for i, v := range g {
-				r := ref.Grads.Params()[k][i]
+				r := refParams[k][i]
 				if math.Abs(float64(v-r)) > 1e-5*(1+math.Abs(float64(r))) {
 					t.Fatalf("block %d: gradient %d[%d] %g vs %g", blk, k, i, v, r)
 				}

@@ -149,9 +149,10 @@ func TestNonFiniteLaterUpdateSkipsWholeStep(t *testing.T) {
 		t.Fatalf("%d backward calls, want 4", eng.calls)
 	}
 	now := tr.primary()
+	startParams := start.Params()
 	for i, p := range now.lora.Params() {
 		for j := range p {
-			if p[j] != start.Params()[i][j] {
+			if p[j] != startParams[i][j] {
 				t.Fatalf("the skipped step left its first update applied (param %d[%d])", i, j)
 			}
 		}

@@ -66,6 +66,25 @@ func withRandomNorms(t *testing.T, src, dst string, seed uint64, kvSet map[strin
 	return changed
 }
 
+// imagePromptLogits is the sequence of an image prompt ("What is in the picture?") and the
+// completion "Two spheres.", and llama.cpp's logits for it.
+func imagePromptLogits(t *testing.T, m *llm.Model) (Sequence, [][]float32) {
+	t.Helper()
+	p, err := m.ChatPrompt("", "What is in the picture?", testmodel.TestImage(40, 30, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	completion, err := m.TokenizeText("Two spheres.", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := m.Logits(p, completion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return promptSequence(p, m.Info(), completion), ref
+}
+
 // TestFamilyRandomNormsParity: qwen2vl and gemma3 (q/k norms per head, post-attention and post-FFN
 // norms, output norm) with random norm weights agree with llama.cpp on an image prompt within the
 // emulated-flash-attention bound of TestFamilyImageParity. The gemma3 model is also given an
@@ -97,19 +116,7 @@ func TestFamilyRandomNormsParity(t *testing.T) {
 			if g := e.Config().Gemma; family == "gemma3" && (g == nil || g.SlidingWindow != 8 || e.Config().RopeBase != 1e6) {
 				t.Fatalf("gemma3 config not as written: %+v", e.Config())
 			}
-			p, err := m.ChatPrompt("", "What is in the picture?", testmodel.TestImage(40, 30, 2))
-			if err != nil {
-				t.Fatal(err)
-			}
-			completion, err := m.TokenizeText("Two spheres.", false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ref, err := m.Logits(p, completion)
-			if err != nil {
-				t.Fatal(err)
-			}
-			seq := promptSequence(p, m.Info(), completion)
+			seq, ref := imagePromptLogits(t, m)
 			ours, err := e.Logits(seq)
 			if err != nil {
 				t.Fatal(err)
@@ -176,20 +183,9 @@ func TestMRoPEWideSectionsParity(t *testing.T) {
 	if e.Config().RopeSections != [4]int{4, 6, 6, 0} {
 		t.Fatalf("sections %v", e.Config().RopeSections)
 	}
-	p, err := m.ChatPrompt("", "What is in the picture?", testmodel.TestImage(40, 30, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	completion, err := m.TokenizeText("Two spheres.", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := m.Logits(p, completion)
-	if err != nil {
-		t.Fatal(err)
-	}
+	seq, ref := imagePromptLogits(t, m)
 	e.emulateF16KV, e.emulateFlashAttn = true, true
-	emu, err := e.Logits(promptSequence(p, m.Info(), completion))
+	emu, err := e.Logits(seq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +195,7 @@ func TestMRoPEWideSectionsParity(t *testing.T) {
 	}
 	// The sections must matter at this bound: the default split gives other logits.
 	e.m.Cfg.RopeSections = [4]int{2, 3, 3, 0}
-	other, err := e.Logits(promptSequence(p, m.Info(), completion))
+	other, err := e.Logits(seq)
 	if err != nil {
 		t.Fatal(err)
 	}

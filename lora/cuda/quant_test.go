@@ -21,6 +21,20 @@ func quantConfig() lora.Config {
 		NCtx: 512, NRot: 64, RMSEps: 1e-5, RopeBase: 10000, RopeScale: 1, Rope: lora.RopeNorm}
 }
 
+// quantCase is the quantized fixture's file, its fully loaded model, an adapter, a GRPO-shaped
+// batch and the CPU reference's backward on them.
+func quantCase(t *testing.T) (path string, m *lora.Model, ad *lora.Adapter, b *lora.Batch, w [][]float32, ref *lora.Result) {
+	t.Helper()
+	path = writeQuantGGUF(t)
+	m, err := lora.LoadModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad = randomAdapter(t, m.Cfg, 4, 5)
+	b, w = groupBatch(m.Cfg, 3, 10, 6, 4)
+	return path, m, ad, b, w, cpuBackward(t, m, ad, b, w, 2)
+}
+
 // writeQuantGGUF writes the fixture and returns its path.
 func writeQuantGGUF(t testing.TB) string {
 	t.Helper()
@@ -59,14 +73,7 @@ func TestQuantFixture(t *testing.T) {
 // reference within the usual tolerances, in both precisions.
 func TestQuantizedParity(t *testing.T) {
 	needGPU(t)
-	path := writeQuantGGUF(t)
-	m, err := lora.LoadModel(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ad := randomAdapter(t, m.Cfg, 4, 5)
-	b, w := groupBatch(m.Cfg, 3, 10, 6, 4)
-	ref := cpuBackward(t, m, ad, b, w, 2)
+	path, m, ad, b, w, ref := quantCase(t)
 	for _, prec := range []Precision{F32, BF16} {
 		t.Run(prec.String(), func(t *testing.T) {
 			run := func(gguf string) (*lora.Result, Memory) {
@@ -153,14 +160,7 @@ func TestLightModel(t *testing.T) {
 // embedding expanded on the GPU) matches the CPU reference on the fully loaded model.
 func TestOpenFile(t *testing.T) {
 	needGPU(t)
-	path := writeQuantGGUF(t)
-	m, err := lora.LoadModel(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ad := randomAdapter(t, m.Cfg, 4, 5)
-	b, w := groupBatch(m.Cfg, 3, 10, 6, 4)
-	ref := cpuBackward(t, m, ad, b, w, 2)
+	path, m, ad, b, w, ref := quantCase(t)
 	e, err := OpenFile(path, Options{Precision: F32})
 	if err != nil {
 		t.Fatal(err)

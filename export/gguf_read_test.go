@@ -46,6 +46,20 @@ func ggufBytes(tensors []rawTensor, dataBytes int) []byte {
 	return b.Bytes()
 }
 
+// oneKeyHeader starts a GGUF v3 with no tensors and one key, up to the key's name: the caller
+// writes the value type and the value.
+func oneKeyHeader(key string) *bytes.Buffer {
+	var b bytes.Buffer
+	le := binary.LittleEndian
+	b.WriteString("GGUF")
+	binary.Write(&b, le, uint32(3))
+	binary.Write(&b, le, uint64(0))
+	binary.Write(&b, le, uint64(1))
+	binary.Write(&b, le, uint64(len(key)))
+	b.WriteString(key)
+	return &b
+}
+
 func writeTemp(t *testing.T, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
@@ -88,13 +102,7 @@ func TestReadGGUFHugeLengthsDoNotAllocate(t *testing.T) {
 		"string array": le.AppendUint64(le.AppendUint32(le.AppendUint32(nil, ggufArray), ggufString), 1<<30),
 	} {
 		t.Run(name, func(t *testing.T) {
-			var b bytes.Buffer
-			b.WriteString("GGUF")
-			binary.Write(&b, le, uint32(3))
-			binary.Write(&b, le, uint64(0))
-			binary.Write(&b, le, uint64(1))
-			binary.Write(&b, le, uint64(3))
-			b.WriteString("key")
+			b := oneKeyHeader("key")
 			b.Write(value)
 			b.WriteString("only a few bytes follow")
 			p := writeTemp(t, "huge.gguf", b.Bytes())
@@ -138,20 +146,14 @@ func FuzzReadGGUF(f *testing.F) {
 // is an error naming the key, not a recursion as deep as the file is long.
 func TestReadGGUFNestedArrays(t *testing.T) {
 	le := binary.LittleEndian
-	var b bytes.Buffer
-	b.WriteString("GGUF")
-	binary.Write(&b, le, uint32(3))
-	binary.Write(&b, le, uint64(0))
-	binary.Write(&b, le, uint64(1))
-	binary.Write(&b, le, uint64(6))
-	b.WriteString("nested")
-	binary.Write(&b, le, ggufArray)
+	b := oneKeyHeader("nested")
+	binary.Write(b, le, ggufArray)
 	for i := 0; i < 1000; i++ {
-		binary.Write(&b, le, ggufArray)
-		binary.Write(&b, le, uint64(1))
+		binary.Write(b, le, ggufArray)
+		binary.Write(b, le, uint64(1))
 	}
-	binary.Write(&b, le, ggufUint8)
-	binary.Write(&b, le, uint64(1))
+	binary.Write(b, le, ggufUint8)
+	binary.Write(b, le, uint64(1))
 	b.WriteByte(7)
 	p := writeTemp(t, "nested.gguf", b.Bytes())
 	_, err := readGGUF(p)

@@ -232,13 +232,9 @@ func TestInterruptedEvaluationKeepsStepWhole(t *testing.T) {
 	}
 }
 
-// TestSumNormUsesTheSamplesTokenLimit: seq-mean-token-sum-norm divides by the max new tokens the
-// step's samples were drawn with, not by the spy clue limit (a decision turn may be longer).
-func TestSumNormUsesTheSamplesTokenLimit(t *testing.T) {
-	s, _ := guardSetup(t, &faultyEngine{nanFrom: -1})
-	s.Config.Steps = 1
-	s.Config.Loss.LossAgg = string(optim.AggSeqMeanTokenSumNorm)
-	s.Config.Spy.ClueMaxTokens, s.Config.Spy.DecisionMaxTokens = 4, 4 // the digit game samples 12
+// lastStepMetrics runs the trainer the setup describes and returns its last step's metrics.
+func lastStepMetrics(t *testing.T, s Setup) selfplay.StepMetrics {
+	t.Helper()
 	tr, err := New(s)
 	if err != nil {
 		t.Fatal(err)
@@ -248,6 +244,17 @@ func TestSumNormUsesTheSamplesTokenLimit(t *testing.T) {
 	if err := tr.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// TestSumNormUsesTheSamplesTokenLimit: seq-mean-token-sum-norm divides by the max new tokens the
+// step's samples were drawn with, not by the spy clue limit (a decision turn may be longer).
+func TestSumNormUsesTheSamplesTokenLimit(t *testing.T) {
+	s, _ := guardSetup(t, &faultyEngine{nanFrom: -1})
+	s.Config.Steps = 1
+	s.Config.Loss.LossAgg = string(optim.AggSeqMeanTokenSumNorm)
+	s.Config.Spy.ClueMaxTokens, s.Config.Spy.DecisionMaxTokens = 4, 4 // the digit game samples 12
+	m := lastStepMetrics(t, s)
 	if m.CompletionLenMax > 12 || m.GradNorm == 0 {
 		t.Fatalf("step did not train: %+v", m)
 	}
@@ -275,15 +282,7 @@ func TestBackendDefaultTemperatureScoredAlike(t *testing.T) {
 	s, _ := guardSetup(t, &faultyEngine{nanFrom: -1})
 	s.Config.Steps = 1
 	s.Game.(*digitGame).backendTemp = true
-	tr, err := New(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m selfplay.StepMetrics
-	tr.OnStep = func(x selfplay.StepMetrics) { m = x }
-	if err := tr.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	m := lastStepMetrics(t, s)
 	if m.LogRatioMean > 0.02 { // 0.18 when scored at T = 1
 		t.Fatalf("|log pi_theta - log pi_b| = %g: the engine scored another temperature than the sampler's", m.LogRatioMean)
 	}

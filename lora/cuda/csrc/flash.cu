@@ -18,19 +18,6 @@ namespace {
 // most 128 registers, a few bytes spilled) beat one (79.5 vs 92.1 ms).
 constexpr int kFwdWarps = 8, kBwdMinBlocks = 2;
 
-template <int HD, int W>
-int set_fwd(Err &err) {
-  CUDA_CK(cudaFuncSetAttribute(flash::flash_fwd<HD, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               (int)flash::Smem<HD>::fwd(W)));
-  return 0;
-}
-template <int HD, int MINB>
-int set_bwd(Err &err) {
-  CUDA_CK(cudaFuncSetAttribute(flash::flash_bwd<HD, MINB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               (int)flash::Smem<HD>::bwd));
-  return 0;
-}
-
 template <int HD>
 int set_smem(Err &err, int optin) {
   using L = flash::Smem<HD>;
@@ -38,13 +25,16 @@ int set_smem(Err &err, int optin) {
   if ((size_t)optin < need)
     return vz_seterr(err, VZ_ERR_NODEVICE, "flash attention needs %zu bytes of shared memory per block, the device allows %d",
                      need, optin);
-  TRY((set_fwd<HD, kFwdWarps>(err)));
-  TRY((set_bwd<HD, kBwdMinBlocks>(err)));
+  CUDA_CK(cudaFuncSetAttribute(flash::flash_fwd<HD, kFwdWarps>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               (int)L::fwd(kFwdWarps)));
+  CUDA_CK(cudaFuncSetAttribute(flash::flash_bwd<HD, kBwdMinBlocks>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               (int)L::bwd));
   return 0;
 }
 
-template <int HD, int W>
+template <int HD>
 int forward(vz_engine *e, Err &err) {
+  constexpr int W = kFwdWarps;
   const vz_config &c = e->c;
   Work &w = e->w;
   float scale = (float)(1.0 / std::sqrt((double)HD));
@@ -57,7 +47,7 @@ int forward(vz_engine *e, Err &err) {
   return 0;
 }
 
-template <int HD, int MINB>
+template <int HD>
 int backward(vz_engine *e, Err &err) {
   const vz_config &c = e->c;
   Work &w = e->w;
@@ -67,7 +57,7 @@ int backward(vz_engine *e, Err &err) {
   TRY(to_compute(e, err, w.dao, (size_t)w.n * e->qd, w.dob, &doc));
   for (int s = 0; s < w.nseg; s++) {
     int r0 = w.seg[3 * s], m = w.seg[3 * s + 1] - r0, p = w.seg[3 * s + 2];
-    flash::flash_bwd<HD, MINB><<<flash::bwd_grid(m, p, c.n_head), flash::kThreads, flash::Smem<HD>::bwd, e->stream>>>(
+    flash::flash_bwd<HD, kBwdMinBlocks><<<flash::bwd_grid(m, p, c.n_head), flash::kThreads, flash::Smem<HD>::bwd, e->stream>>>(
         w.qb, w.kb, w.vb, (const __nv_bfloat16 *)doc, w.lse, w.D, w.dq, w.dk, w.dv, w.n, e->qd, e->kvd,
         c.n_head / c.n_head_kv, r0, m, p, scale);
     LAUNCH_CK();
@@ -86,9 +76,9 @@ int flash_init(const vz_config &c, Err &err) {
 }
 
 int flash_forward(vz_engine *e, Err &err) {
-  return e->c.head_dim == 64 ? forward<64, kFwdWarps>(e, err) : forward<128, kFwdWarps>(e, err);
+  return e->c.head_dim == 64 ? forward<64>(e, err) : forward<128>(e, err);
 }
 
 int flash_backward(vz_engine *e, Err &err) {
-  return e->c.head_dim == 64 ? backward<64, kBwdMinBlocks>(e, err) : backward<128, kBwdMinBlocks>(e, err);
+  return e->c.head_dim == 64 ? backward<64>(e, err) : backward<128>(e, err);
 }

@@ -37,7 +37,7 @@ using mma::pack_bf16;
 
 constexpr int kThreads = 256;  // backward block: 8 warps
 constexpr int kKeys = 64;      // keys per tile (forward) and per backward block
-constexpr int kBwdRows = 64;           // query rows per backward step
+constexpr int kBwdRows = 64;   // query rows per backward step
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
@@ -52,7 +52,8 @@ struct Smem {
   static constexpr int LDP = kKeys + 8;  // bf16 [64][LDP]: P, dS (backward)
   static constexpr size_t T = align128(kKeys * LDB * 2), P = align128(kBwdRows * LDP * 2), R = kBwdRows * 4;
   // Forward with W warps: Q (16 rows per warp) | K, V twice (double buffered).
-  __host__ __device__ static constexpr size_t fwd(int W) { return align128(16 * W * LDB * 2) + 4 * T; }
+  __host__ __device__ static constexpr size_t fwdQ(int W) { return align128(16 * W * LDB * 2); }
+  __host__ __device__ static constexpr size_t fwd(int W) { return fwdQ(W) + 4 * T; }
   static constexpr size_t bwd = 4 * T + 2 * P + 2 * R;  // K V Q dO | P dS | lse, D
 };
 
@@ -108,7 +109,7 @@ __global__ void __launch_bounds__(32 * W)
               int r0, int m, int p, float scale) {
   using L = Smem<HD>;
   constexpr int KB = HD / 16, DN = HD / 8, NB = kKeys / 8, ROWS = 16 * W, NT = 32 * W;
-  constexpr size_t QB = align128(ROWS * L::LDB * 2);
+  constexpr size_t QB = L::fwdQ(W);
   VZ_DYN_SMEM(smem);
   bf16 *Qs = (bf16 *)smem;
   auto Ks = [&](int b) { return (bf16 *)(smem + QB + 2 * b * L::T); };
@@ -119,12 +120,20 @@ __global__ void __launch_bounds__(32 * W)
   // Key tiles: the prompt's [0, p), then the segment's own keys [0, i0 + rows).
   const int npre = (p + kKeys - 1) / kKeys, own_end = i0 + rows;
   const int ntiles = npre + (own_end + kKeys - 1) / kKeys;
-  auto issue = [&](int t) {
+  struct Tile {
+    bool causal;  // the segment's own keys (else the prompt's)
+    int j0, keys;  // first key (segment-local, or prompt row) and how many
+  };
+  auto tile = [&](int t) {
     const bool causal = t >= npre;
-    const int j0 = (causal ? t - npre : t) * kKeys, keys = min(kKeys, (causal ? own_end : p) - j0);
-    const size_t krow = causal ? (size_t)r0 + j0 : (size_t)j0;
-    load_rows<HD, kKeys, NT>(Ks(t & 1), k + krow * ldkv + (size_t)hk * HD, ldkv, keys);
-    load_rows<HD, kKeys, NT>(Vs(t & 1), v + krow * ldkv + (size_t)hk * HD, ldkv, keys);
+    const int j0 = (causal ? t - npre : t) * kKeys;
+    return Tile{causal, j0, min(kKeys, (causal ? own_end : p) - j0)};
+  };
+  auto issue = [&](int t) {
+    const Tile tl = tile(t);
+    const size_t krow = tl.causal ? (size_t)r0 + tl.j0 : (size_t)tl.j0;
+    load_rows<HD, kKeys, NT>(Ks(t & 1), k + krow * ldkv + (size_t)hk * HD, ldkv, tl.keys);
+    load_rows<HD, kKeys, NT>(Vs(t & 1), v + krow * ldkv + (size_t)hk * HD, ldkv, tl.keys);
     mma::cp_async_commit();
   };
   load_rows<HD, ROWS, NT>(Qs, q + (size_t)(r0 + i0) * ldq + (size_t)h * HD, ldq, rows);
@@ -147,8 +156,7 @@ __global__ void __launch_bounds__(32 * W)
       mma::cp_async_wait<0>();
     }
     __syncthreads();  // tile t is in shared memory for every thread
-    const bool causal = t >= npre;
-    const int j0 = (causal ? t - npre : t) * kKeys, keys = min(kKeys, (causal ? own_end : p) - j0);
+    const auto [causal, j0, keys] = tile(t);
     if (live && !(causal && j0 > i0 + w0 + 15)) {  // else every key of the tile is in this warp's future
       const bf16 *K = Ks(t & 1), *V = Vs(t & 1);
       float s[NB][4] = {};
@@ -220,12 +228,12 @@ __global__ void __launch_bounds__(32 * W)
 }
 
 // flash_bwd: grid bwd_grid(m, p, n_head), kThreads threads, Smem<HD>::bwd bytes; MINB blocks per
-// SM for the register budget (2: at most 128 registers). Block (x, h) owns
-// one tile of keys (the prompt's tiles first, then the segment's own) and query head h: it walks
-// the query tiles that see those keys, rebuilding P = exp(scale q k^T - lse) and
-// dS = P (dO v^T - D), accumulates dV += P^T dO and dK += dS^T q in registers, and adds
-// dQ = scale dS k into dq per query tile; at the end it adds dK (times scale) and dV into dk, dv.
-// D [n_head][n] is rowsum(dO * O) (attn_rowdot).
+// SM for the register budget (2: at most 128 registers). Block (x, h) owns one tile of keys (the
+// prompt's tiles first, then the segment's own) and query head h: it walks the query tiles that
+// see those keys, rebuilding P = exp(scale q k^T - lse) and dS = P (dO v^T - D), accumulates
+// dV += P^T dO and dK += dS^T q in registers, and adds dQ = scale dS k into dq per query tile; at
+// the end it adds dK (times scale) and dV into dk, dv. D [n_head][n] is rowsum(dO * O)
+// (attn_rowdot).
 //
 // Warps: for S and dP, warp w has query rows 16(w%4).. and keys 32(w/4)..; for dK, dV and dQ, the
 // 16-row block w%4 (keys, resp. queries) and the head-dim half w/4.

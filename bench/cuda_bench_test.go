@@ -195,25 +195,7 @@ func BenchmarkCUDABackward(b *testing.B) {
 						b.Fatal(err)
 					}
 					batch, w, tokens, segs := cudaWorkload(c, wl.kind, wl.n, wl.g, wl.p, wl.completed)
-					// The trainer's call: gradients added into one buffer per update.
-					grads := ad.ZeroLike()
-					if _, err := e.BackwardInto(batch, w, grads); err != nil { // warm-up: workspace, cuBLAS heuristics
-						b.Fatal(err)
-					}
-					const reps = 3
-					times := make([]float64, 0, reps)
-					b.ResetTimer()
-					for range b.N {
-						for range reps {
-							t0 := time.Now()
-							if _, err := e.BackwardInto(batch, w, grads); err != nil {
-								b.Fatal(err)
-							}
-							times = append(times, time.Since(t0).Seconds())
-						}
-					}
-					b.StopTimer()
-					sec := cudaMedian(times)
+					sec := cudaStepTime(b, e, ad, batch, w)
 					flops := cudaModelFLOPs(c, tokens, segs)
 					mem := e.Memory()
 					dev, _ := cuda.Probe()
@@ -316,6 +298,30 @@ func BenchmarkCUDAQuantized7B(b *testing.B) {
 	}
 }
 
+// cudaStepTime is the median seconds of 3 x b.N backward passes after a warm-up (workspace,
+// cuBLAS heuristics), each through the trainer's call: the gradient added into one buffer.
+func cudaStepTime(b *testing.B, e *cuda.Engine, ad *lora.Adapter, batch *lora.Batch, w [][]float32) float64 {
+	b.Helper()
+	grads := ad.ZeroLike()
+	if _, err := e.BackwardInto(batch, w, grads); err != nil {
+		b.Fatal(err)
+	}
+	const reps = 3
+	times := make([]float64, 0, reps*b.N)
+	b.ResetTimer()
+	for range b.N {
+		for range reps {
+			t0 := time.Now()
+			if _, err := e.BackwardInto(batch, w, grads); err != nil {
+				b.Fatal(err)
+			}
+			times = append(times, time.Since(t0).Seconds())
+		}
+	}
+	b.StopTimer()
+	return cudaMedian(times)
+}
+
 func benchQuantized(b *testing.B, path string, c lora.Config, attn cuda.Attention) {
 	e, err := cuda.OpenFile(path, cuda.Options{Precision: cuda.BF16, Attention: attn})
 	if err != nil {
@@ -330,23 +336,7 @@ func benchQuantized(b *testing.B, path string, c lora.Config, attn cuda.Attentio
 		b.Fatal(err)
 	}
 	batch, w, tokens, segs := cudaWorkload(c, "group", 0, 8, 1024, 512)
-	grads := ad.ZeroLike() // the trainer's call, as in BenchmarkCUDABackward
-	if _, err := e.BackwardInto(batch, w, grads); err != nil {
-		b.Fatal(err)
-	}
-	var times []float64
-	b.ResetTimer()
-	for range b.N {
-		for range 3 {
-			t1 := time.Now()
-			if _, err := e.BackwardInto(batch, w, grads); err != nil {
-				b.Fatal(err)
-			}
-			times = append(times, time.Since(t1).Seconds())
-		}
-	}
-	b.StopTimer()
-	sec := cudaMedian(times)
+	sec := cudaStepTime(b, e, ad, batch, w)
 	mem := e.Memory()
 	dev, _ := cuda.Probe()
 	used := float64(dev.Total-dev.Free) / (1 << 30)

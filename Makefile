@@ -5,7 +5,7 @@
 #   make test      every test that runs without a GPU
 #   make bench     benchmarks; results in bench/README.md
 GO       := ./scripts/go
-APT_PKGS := nlohmann-json3-dev libstb-dev libopenblas-dev pkg-config gnome-backgrounds
+APT_PKGS := g++ nlohmann-json3-dev libstb-dev libopenblas-dev pkg-config gnome-backgrounds
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VZ_INC   := $(HOME)/.cache/vzlocal/include
 TOOLS    := $(HOME)/.cache/vzlocal/tools

@@ -3,7 +3,7 @@
 // tested on machines without a GPU (CI has none). Not a general CUDA emulator, and not a
 // performance model.
 //
-// Each block runs as blockDim.x host threads. __syncthreads and __syncwarp are std::barriers,
+// Each block runs as blockDim.x host threads. __syncthreads and the warp barriers are std::barriers,
 // shuffles exchange through a per-warp buffer between two warp barriers, atomicAdd is an atomic
 // fetch-add. mma.cuh's warp primitives (ldmatrix, mma.sync m16n8k16, cp.async) are emulated lane
 // by lane with the PTX register layouts: a lane's registers hold only its own share of a
@@ -23,7 +23,6 @@
 #include <cstring>
 #include <memory>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #define VZ_EMU 1
@@ -32,10 +31,6 @@ struct dim3 {
   unsigned x = 1, y = 1, z = 1;
   dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
-struct alignas(16) uint4 {
-  unsigned x, y, z, w;
-};
-inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
 
 // bf16 with round-to-nearest-even, as __float2bfloat16 does.
 struct __nv_bfloat16 {
@@ -60,12 +55,11 @@ namespace emu {
 struct Block {
   std::unique_ptr<std::barrier<>> bar;
   std::vector<std::unique_ptr<std::barrier<>>> warp_bar;
-  std::vector<uint64_t> shfl;  // [warps][32]
-  std::vector<uint64_t> xch;   // [warps][32][kXch]: operands the lanes of a warp exchange (ldmatrix, mma)
+  std::vector<uint64_t> xch;  // [warps][32][kXch]: what the lanes of a warp exchange (shuffles, ldmatrix, mma)
   unsigned char *smem = nullptr;
   size_t smem_bytes = 0;
 };
-constexpr int kXch = 12;
+constexpr int kXch = 6;  // an mma's a0..a3, b0, b1
 
 // A cp.async copy in flight: done at the wait that retires its group.
 struct Copy {
@@ -93,12 +87,11 @@ inline void check_smem(const void *p, size_t bytes, size_t align, const char *wh
 template <class T>
 T shfl_xor(T v, int mask) {
   static_assert(sizeof(T) <= 8);
-  uint64_t *buf = &blk->shfl[(tIdx.x / 32) * 32];
   int lane = tIdx.x % 32;
-  std::memcpy(&buf[lane], &v, sizeof(T));
+  std::memcpy(xch(lane), &v, sizeof(T));
   syncwarp();
   T r;
-  std::memcpy(&r, &buf[lane ^ mask], sizeof(T));
+  std::memcpy(&r, xch(lane ^ mask), sizeof(T));
   syncwarp();
   return r;
 }
@@ -124,7 +117,6 @@ void launch(dim3 grid, dim3 block, size_t smem_bytes, void (*kernel)(KArgs...), 
       Block &B = blocks[i];
       B.bar = std::make_unique<std::barrier<>>((std::ptrdiff_t)block.x);
       for (unsigned w = 0; w < block.x / 32; w++) B.warp_bar.push_back(std::make_unique<std::barrier<>>(32));
-      B.shfl.assign(block.x, 0);
       B.xch.assign((size_t)block.x * kXch, 0);
       B.smem_bytes = smem_bytes;
       mem[i].assign(smem_bytes + 2 * kCanary + 128, 0xA5);
@@ -162,7 +154,6 @@ void launch(dim3 grid, dim3 block, size_t smem_bytes, void (*kernel)(KArgs...), 
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __syncthreads() (emu::blk->bar->arrive_and_wait())
-inline void __syncwarp(unsigned = 0xffffffffu) { emu::syncwarp(); }
 template <class T>
 T __shfl_xor_sync(unsigned, T v, int mask) {
   return emu::shfl_xor(v, mask);

@@ -1,26 +1,32 @@
-// cuda_emu.h: a CPU emulation of the small CUDA subset that csrc/flash.cuh uses, so that the
-// flash-attention kernels' indexing, masking, tiling, fragment layouts and synchronization are
-// tested on machines without a GPU (CI has none). Not a general CUDA emulator, and not a
-// performance model.
+// cuda_emu.h: a CPU emulation of the CUDA subset that the engine's kernels (csrc/) use, so that
+// their indexing, masking, tiling, fragment layouts and synchronization are tested on machines
+// without a GPU (CI has none). Not a general CUDA emulator, and not a performance model. With
+// include/ (stand-ins for the toolkit headers) and runtime.cc (the runtime and cuBLAS calls on
+// host memory) it builds the whole engine as a CPU library (build.sh emu, docs/cuda.md).
 //
-// Each block runs as blockDim.x host threads. __syncthreads and the warp barriers are std::barriers,
-// shuffles exchange through a per-warp buffer between two warp barriers, atomicAdd is an atomic
-// fetch-add. mma.cuh's warp primitives (ldmatrix, mma.sync m16n8k16, cp.async) are emulated lane
-// by lane with the PTX register layouts: a lane's registers hold only its own share of a
-// fragment, so a wrong address or fragment index gives wrong numbers. ldmatrix and cp.async check
-// that their shared-memory addresses are inside the block's allocation and 16-byte aligned;
-// cp.async destinations read as NaN from the copy's start until the wait that retires its group; dynamic shared memory
-// starts as garbage and is fenced by canaries.
+// Each block runs on one host thread as blockDim.x fibers (ucontext), blocks of a grid on several
+// host threads at once (so the atomics race as on a GPU). A fiber runs until it waits at a
+// barrier: __syncthreads waits for every thread of the block, the warp-level operations
+// (shuffles, ldmatrix, mma) for the 32 lanes of the warp, and a barrier that some thread never
+// reaches (a thread returned, or diverged around it) is reported as a deadlock instead of hanging.
+// mma.cuh's warp primitives are emulated lane by lane with the PTX register layouts: a lane's
+// registers hold only its own share of a fragment, so a wrong address or fragment index gives
+// wrong numbers. ldmatrix and cp.async check that their shared-memory addresses are inside the
+// block's allocation and 16-byte aligned; cp.async destinations read as NaN from the copy's start
+// until the wait that retires its group; shared memory starts as garbage and the dynamic part is
+// fenced by canaries.
 #pragma once
+
+#include <ucontext.h>
 
 #include <algorithm>
 #include <atomic>
-#include <barrier>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -50,33 +56,97 @@ inline float __bfloat162float(__nv_bfloat16 b) {
   return f;
 }
 
+// IEEE half, for the f16 scales of ggml blocks (dequant.cu).
+struct __half {
+  uint16_t bits;
+};
+inline __half __ushort_as_half(unsigned short u) { return __half{u}; }
+inline float __half2float(__half h) {
+  uint32_t sign = (uint32_t)(h.bits >> 15) << 31, exp = (h.bits >> 10) & 31, man = h.bits & 1023, u;
+  if (exp == 31) u = sign | 0x7f800000u | man << 13;  // inf, NaN
+  else if (exp != 0) u = sign | (exp + 112) << 23 | man << 13;
+  else if (man == 0) u = sign;
+  else {  // subnormal: normalize
+    exp = 113;
+    while (!(man & 1024)) man <<= 1, exp--;
+    u = sign | exp << 23 | (man & 1023) << 13;
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline float __uint_as_float(unsigned u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+// The emulation is compiled with -ffp-contract=off, so plain operations round as the _rn
+// intrinsics do (never fused into an FMA).
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+
 namespace emu {
 
-struct Block {
-  std::unique_ptr<std::barrier<>> bar;
-  std::vector<std::unique_ptr<std::barrier<>>> warp_bar;
-  std::vector<uint64_t> xch;  // [warps][32][kXch]: what the lanes of a warp exchange (shuffles, ldmatrix, mma)
-  unsigned char *smem = nullptr;
-  size_t smem_bytes = 0;
+[[noreturn]] inline void fail(const char *what) {
+  std::fprintf(stderr, "cuda_emu: %s\n", what);
+  std::abort();
+}
+
+// A barrier among fibers of one block: the last to arrive opens it (a new generation) and goes on,
+// the others wait in the scheduler until it opens.
+struct Barrier {
+  int arrived = 0;
+  unsigned gen = 0;
 };
-constexpr int kXch = 6;  // an mma's a0..a3, b0, b1
 
 // A cp.async copy in flight: done at the wait that retires its group.
 struct Copy {
   void *dst;
   const void *src;  // nullptr: zero fill
 };
-inline thread_local std::vector<Copy> open_group;
-inline thread_local std::vector<std::vector<Copy>> in_flight;
+
+struct Fiber {
+  ucontext_t ctx;
+  dim3 tid;
+  bool done = false;
+  const Barrier *waiting = nullptr;
+  unsigned wait_gen = 0;
+  std::vector<Copy> open_group;                // cp.async copies not yet committed
+  std::vector<std::vector<Copy>> in_flight;    // committed groups, oldest first
+};
+
+constexpr int kXch = 6;  // what a lane posts to its warp: an mma's a0..a3, b0, b1
+constexpr size_t kCanary = 256;
+constexpr size_t kStack = 64 << 10;
+
+struct Block {
+  ucontext_t sched;
+  std::vector<Fiber> fibers;
+  Fiber *cur = nullptr;
+  Barrier bar;
+  std::vector<Barrier> warp_bar;
+  std::vector<uint64_t> xch;  // [warps][32][kXch]
+  unsigned char *smem = nullptr;
+  size_t smem_bytes = 0;
+  const std::function<void()> *body = nullptr;
+};
 
 inline thread_local dim3 tIdx, bIdx, bDim, gDim;
 inline thread_local Block *blk = nullptr;
 
-inline void fail(const char *what) {
-  std::fprintf(stderr, "cuda_emu: %s\n", what);
-  std::abort();
+inline Fiber *cur() { return blk->cur; }
+
+inline void arrive(Barrier &b, int expected) {
+  if (++b.arrived == expected) {
+    b.arrived = 0, b.gen++;
+    return;
+  }
+  Fiber *f = blk->cur;
+  f->waiting = &b, f->wait_gen = b.gen;
+  swapcontext(&f->ctx, &blk->sched);
 }
-inline void syncwarp() { blk->warp_bar[tIdx.x / 32]->arrive_and_wait(); }
+inline void syncthreads() { arrive(blk->bar, (int)bDim.x); }
+inline void syncwarp() { arrive(blk->warp_bar[tIdx.x / 32], 32); }
 inline uint64_t *xch(int lane) { return &blk->xch[((tIdx.x / 32) * 32 + lane) * kXch]; }
 inline void check_smem(const void *p, size_t bytes, size_t align, const char *what) {
   auto a = (uintptr_t)p, s = (uintptr_t)blk->smem;
@@ -96,50 +166,96 @@ T shfl_xor(T v, int mask) {
   return r;
 }
 
-constexpr size_t kCanary = 256;
+inline void fiber_main() {
+  (*blk->body)();
+  blk->cur->done = true;  // uc_link returns to the scheduler
+}
 
-// launch runs every block of the grid, `par` blocks at a time (concurrent blocks exercise the
-// atomics), each as block.x threads.
-template <class... KArgs, class... Args>
-void launch(dim3 grid, dim3 block, size_t smem_bytes, void (*kernel)(KArgs...), Args... args) {
-  if (block.y != 1 || block.z != 1 || block.x % 32 != 0) fail("blocks must be 1-D and a whole number of warps");
-  std::vector<dim3> ids;
-  for (unsigned z = 0; z < grid.z; z++)
-    for (unsigned y = 0; y < grid.y; y++)
-      for (unsigned x = 0; x < grid.x; x++) ids.push_back(dim3(x, y, z));
-  const size_t par = 3;
-  for (size_t b0 = 0; b0 < ids.size(); b0 += par) {
-    size_t nb = std::min(par, ids.size() - b0);
-    std::vector<Block> blocks(nb);
-    std::vector<std::vector<unsigned char>> mem(nb);
-    std::vector<std::thread> threads;
-    for (size_t i = 0; i < nb; i++) {
-      Block &B = blocks[i];
-      B.bar = std::make_unique<std::barrier<>>((std::ptrdiff_t)block.x);
-      for (unsigned w = 0; w < block.x / 32; w++) B.warp_bar.push_back(std::make_unique<std::barrier<>>(32));
-      B.xch.assign((size_t)block.x * kXch, 0);
-      B.smem_bytes = smem_bytes;
-      mem[i].assign(smem_bytes + 2 * kCanary + 128, 0xA5);
-      // 128-byte aligned start, with a canary zone on both sides.
-      uintptr_t base = (uintptr_t)mem[i].data() + kCanary;
-      base = (base + 127) & ~(uintptr_t)127;
-      B.smem = (unsigned char *)base;
-      for (unsigned t = 0; t < block.x; t++) {
-        threads.emplace_back([&, i, t] {
-          tIdx = dim3(t), bIdx = ids[b0 + i], bDim = block, gDim = grid;
-          blk = &blocks[i];
-          open_group.clear(), in_flight.clear();
-          kernel(args...);
-        });
+// run_block runs one block's threads as fibers until all return; stacks are this host thread's.
+inline void run_block(Block &B, dim3 block) {
+  thread_local std::vector<std::unique_ptr<char[]>> stacks;
+  while (stacks.size() < block.x) stacks.emplace_back(new char[kStack]);
+  B.fibers.assign(block.x, Fiber{});
+  for (unsigned t = 0; t < block.x; t++) {
+    Fiber &f = B.fibers[t];
+    f.tid = dim3(t);
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = stacks[t].get();
+    f.ctx.uc_stack.ss_size = kStack;
+    f.ctx.uc_link = &B.sched;
+    makecontext(&f.ctx, fiber_main, 0);
+  }
+  blk = &B;
+  // Warps run one at a time, each as far as it can (to the next __syncthreads): nothing orders
+  // two warps between block barriers, so they are kept as far apart as possible, in an order that
+  // differs between blocks (ascending, descending, from the middle), so that a missing barrier
+  // shows as a read of data not yet written, or an overwrite of data not yet read.
+  const unsigned nw = block.x / 32, id = bIdx.x + 7 * bIdx.y + 13 * bIdx.z;
+  std::vector<unsigned> order(nw);
+  for (unsigned i = 0; i < nw; i++) order[i] = (id % 2 ? nw - 1 - i : i);
+  if (id % 4 >= 2) std::rotate(order.begin(), order.begin() + nw / 2, order.end());
+  auto runnable = [](const Fiber &f) { return !f.done && !(f.waiting && f.waiting->gen == f.wait_gen); };
+  for (;;) {
+    bool ran = false, left = false;
+    for (unsigned w : order) {
+      for (bool again = true; again;) {
+        again = false;
+        for (unsigned l = 0; l < 32; l++) {
+          Fiber &f = B.fibers[w * 32 + l];
+          if (!f.done) left = true;
+          if (!runnable(f)) continue;
+          f.waiting = nullptr;
+          B.cur = &f, tIdx = f.tid;
+          swapcontext(&B.sched, &f.ctx);
+          ran = again = true;
+        }
       }
     }
-    for (auto &th : threads) th.join();
-    for (size_t i = 0; i < nb; i++) {
-      unsigned char *s = blocks[i].smem;
-      for (size_t c = 0; c < kCanary; c++)
-        if (s[smem_bytes + c] != 0xA5 || s[-(ptrdiff_t)c - 1] != 0xA5) fail("shared memory written out of bounds");
-    }
+    if (!left) break;
+    if (!ran) fail("deadlock: a barrier (__syncthreads or a warp operation) that not every thread reaches");
   }
+  for (Fiber &f : B.fibers)
+    if (!f.open_group.empty() || !f.in_flight.empty()) fail("a thread returned with cp.async copies not waited for");
+  blk = nullptr;
+}
+
+// max_host_threads: how many blocks run at once (at least 2, so that atomics always race).
+inline unsigned max_host_threads() { return std::max(2u, std::thread::hardware_concurrency()); }
+
+// launch runs every block of the grid, several at a time on host threads, each as block.x fibers.
+// It returns a description of a bad launch configuration instead of running (nullptr when fine).
+template <class... KArgs, class... Args>
+const char *launch(dim3 grid, dim3 block, size_t smem_bytes, void (*kernel)(KArgs...), Args... args) {
+  if (block.y != 1 || block.z != 1 || block.x % 32 != 0 || block.x == 0 || block.x > 1024)
+    return "blocks must be 1-D, a whole number of warps, at most 1024 threads";
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535) return "invalid grid";
+  const size_t n = (size_t)grid.x * grid.y * grid.z;
+  std::function<void()> body = [&] { kernel(args...); };
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    std::vector<unsigned char> mem(smem_bytes + 2 * kCanary + 128);
+    for (size_t id; (id = next.fetch_add(1)) < n;) {
+      Block B;
+      B.warp_bar.assign(block.x / 32, Barrier{});
+      B.xch.assign((size_t)block.x * kXch, 0);
+      B.smem_bytes = smem_bytes;
+      B.body = &body;
+      std::fill(mem.begin(), mem.end(), 0xA5);  // garbage, and the canaries
+      uintptr_t base = ((uintptr_t)mem.data() + kCanary + 127) & ~(uintptr_t)127;  // 128-byte aligned
+      B.smem = (unsigned char *)base;
+      bIdx = dim3((unsigned)(id % grid.x), (unsigned)(id / grid.x % grid.y), (unsigned)(id / grid.x / grid.y));
+      bDim = block, gDim = grid;
+      run_block(B, block);
+      for (size_t c = 0; c < kCanary; c++)
+        if (B.smem[smem_bytes + c] != 0xA5 || B.smem[-(ptrdiff_t)c - 1] != 0xA5) fail("shared memory written out of bounds");
+    }
+  };
+  const size_t nt = std::min<size_t>(n, max_host_threads());
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < nt; i++) threads.emplace_back(worker);
+  worker();
+  for (auto &t : threads) t.join();
+  return nullptr;
 }
 
 }  // namespace emu
@@ -153,15 +269,18 @@ void launch(dim3 grid, dim3 block, size_t smem_bytes, void (*kernel)(KArgs...), 
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
-#define __syncthreads() (emu::blk->bar->arrive_and_wait())
+#define __align__(n) alignas(n)
+// Static shared memory: one copy per host thread, and a host thread runs one block at a time.
+#define __shared__ static thread_local
+#define __syncthreads() (emu::syncthreads())
 template <class T>
 T __shfl_xor_sync(unsigned, T v, int mask) {
   return emu::shfl_xor(v, mask);
 }
 inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
 inline float atomicAdd(float *p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
 #define VZ_DYN_SMEM(p) unsigned char *p = emu::blk->smem
-
 
 // mma.cuh's primitives, lane by lane as the PTX ISA lays them out (see mma.cuh): each lane posts
 // its operands to the warp's exchange area, and after a warp barrier computes its own outputs
@@ -224,22 +343,22 @@ inline void cp_async16(void *dst, const void *src, bool valid) {
   // NaN here, so that reading it too early (no wait) or overwriting a tile another warp is still
   // reading (no barrier before the next copy) poisons the results.
   std::memset(dst, 0xff, 16);
-  emu::open_group.push_back(emu::Copy{dst, valid ? src : nullptr});
+  emu::cur()->open_group.push_back(emu::Copy{dst, valid ? src : nullptr});
 }
 inline void cp_async_commit() {
-  emu::in_flight.push_back(std::move(emu::open_group));
-  emu::open_group.clear();
+  emu::cur()->in_flight.push_back(std::move(emu::cur()->open_group));
+  emu::cur()->open_group.clear();
 }
 // cp_async_wait<N> completes the oldest groups until N remain: a wait too few leaves the tile's
 // shared memory as it was (garbage), which the test sees.
 template <int N>
 void cp_async_wait() {
-  while (emu::in_flight.size() > (size_t)N) {
-    for (const emu::Copy &c : emu::in_flight.front()) {
+  while (emu::cur()->in_flight.size() > (size_t)N) {
+    for (const emu::Copy &c : emu::cur()->in_flight.front()) {
       if (c.src) std::memcpy(c.dst, c.src, 16);
       else std::memset(c.dst, 0, 16);
     }
-    emu::in_flight.erase(emu::in_flight.begin());
+    emu::cur()->in_flight.erase(emu::cur()->in_flight.begin());
   }
 }
 

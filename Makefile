@@ -63,10 +63,15 @@ clean:
 #                    SKIPPED message when there is none; CUDA_CHECK_REQUIRED=1 makes that an error)
 # CUDA_ARCH=90 (H100/H200) by default; NVCC=/path/to/nvcc to choose a compiler; CUDA_GGML=0 skips
 # the ggml backend (125 nvcc compiles: minutes on 16 cores, an hour or more on 2).
-.PHONY: cuda cuda-check
+#   make cuda-emu    bin/libvzlocal_cuda_emu.so: the same engine on a CPU emulation of CUDA (for
+#                    debugging kernels without a GPU: VZLOCAL_CUDA_LIB=bin/libvzlocal_cuda_emu.so;
+#                    make test runs the GPU tests on it, TestEngineOnCPUEmulation)
+.PHONY: cuda cuda-check cuda-emu
 cuda:
 	lora/cuda/build.sh lib
 	[ "$(CUDA_GGML)" = 0 ] || lora/cuda/build.sh ggml
 
 cuda-check:
 	lora/cuda/build.sh check
+cuda-emu:
+	lora/cuda/build.sh emu

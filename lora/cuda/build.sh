@@ -5,6 +5,9 @@
 #   build.sh check   compile and link the engine's sources into a temporary folder and check the
 #                    exported symbols: catches compile errors on a machine without a GPU. With no
 #                    nvcc it prints why and exits 0 (set CUDA_CHECK_REQUIRED=1 to make that fail).
+#   build.sh emu [out]  the same engine compiled for the CPU emulation of CUDA and cuBLAS (emu/,
+#                    docs/cuda.md) with the host C++ compiler: default bin/libvzlocal_cuda_emu.so.
+#                    TestEngineOnCPUEmulation builds it and runs the GPU tests on it.
 #   build.sh ggml-src  copy the CMake sources of ggml from the Ollama Go module to bin/ollama-src
 #                    (writable, and small enough to carry to a machine without Go)
 #   build.sh ggml    build ggml's CUDA backend from bin/ollama-src with CMake and install
@@ -43,6 +46,32 @@ build_lib() { # $1 = output .so
   mv "$1.tmp" "$1"
 }
 
+# build_emu: the kernels' <<<grid, block, smem, stream>>> launches are rewritten as
+# `kernel * emu::Launch(grid, block, smem, stream)(args)` (emu/include/cuda_runtime.h) in a copy of
+# the sources; everything else compiles as it is, against emu/include's toolkit stand-ins.
+build_emu() { # $1 = output .so
+  local cxx=${CXX:-g++} tmp
+  command -v "$cxx" >/dev/null || { echo "build.sh: no $cxx (make setup installs g++)" >&2; exit 1; }
+  tmp=$(mktemp -d)
+  cp "$here"/csrc/*.cu "$here"/csrc/*.cuh "$here"/csrc/*.h "$tmp/"
+  sed -i 's/<<</ * emu::Launch(/g; s/>>>(/)(/g' "$tmp"/*.cu "$tmp"/*.cuh
+  mkdir -p "$(dirname "$1")"
+  local objs=() pids=() f
+  for f in "${srcs[@]}" runtime.cc; do
+    local src=$tmp/$f lang=(-x c++)
+    [ "$f" = runtime.cc ] && src=$here/emu/runtime.cc lang=()
+    "$cxx" "${lang[@]}" -std=c++20 -O2 -fPIC -ffp-contract=off -fvisibility=hidden -pthread -Wall \
+      -Wno-unknown-pragmas -I "$here/emu/include" -c "$src" -o "$tmp/$f.o" &
+    pids+=($!) objs+=("$tmp/$f.o")
+  done
+  local p rc=0
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  [ "$rc" = 0 ] || { rm -rf "$tmp"; echo "build.sh emu: compile failed" >&2; exit 1; }
+  "$cxx" -shared -pthread -o "$1.tmp" "${objs[@]}"
+  mv "$1.tmp" "$1"
+  rm -rf "$tmp"
+}
+
 check_exports() { # $1 = .so: the exported vz_* functions must be exactly those of vz_cuda.h
   local want got
   command -v nm >/dev/null || { echo "(no nm: export check skipped)"; return; }
@@ -70,6 +99,12 @@ check)
   build_lib "$tmp/libvzlocal_cuda.so"
   check_exports "$tmp/libvzlocal_cuda.so"
   echo "cuda-check: OK (compiled and linked for sm_$arch; exports match vz_cuda.h)"
+  ;;
+emu)
+  lib=${2:-$out/libvzlocal_cuda_emu.so}
+  build_emu "$lib"
+  check_exports "$lib"
+  echo "built $lib (CPU emulation; not for training)"
   ;;
 ggml-src)
   src=${OLLAMA_SRC:-$(go env GOMODCACHE)/github.com/ollama/ollama@v0.17.4}
@@ -118,7 +153,7 @@ ggml)
   echo "ggml CUDA backend installed in $out/lib/ollama/$dir; run: eval \$(lora/cuda/env.sh)"
   ;;
 *)
-  echo "usage: $0 lib|check|ggml-src|ggml" >&2
+  echo "usage: $0 lib|check|emu [out]|ggml-src|ggml" >&2
   exit 2
   ;;
 esac

@@ -37,14 +37,17 @@ func TestFlashParity(t *testing.T) {
 				t.Logf("%s vs CPU: %s; workspace estimate %.2f MiB", attn, diffs[attn], mb(workspace[attn]))
 			}
 			// The GEMM path within the 0.5B model's BF16 tolerances; flash no further from the CPU
-			// than 3x the GEMM path's error (or the tiny model's BF16 tolerance, if larger).
+			// than 3x the GEMM path's error, or than a floor if larger: the tiny model's BF16
+			// tolerances, and 3e-4 for the loss (a sum over ~500 completion tokens, each off by
+			// flash's own rounding of P: measured 1.2e-4 on the CPU emulation, where the GEMM
+			// path's error is smaller than on a GPU because the emulated GEMMs are exact).
 			g, f, tol, tiny := diffs[AttnGEMM], diffs[AttnFlash], tolerances["0.5b"][BF16], tolerances["tiny"][BF16]
 			if !(g.lpRel <= tol.lpRel) || !(g.lossRel <= tol.loss) || !(g.grad <= tol.grad) {
 				t.Errorf("gemm: parity with the CPU fails (tolerances: log-probs rel %.3g, loss %.3g, gradients %.3g)",
 					tol.lpRel, tol.loss, tol.grad)
 			}
 			bound := func(gemm, floor float64) float64 { return math.Max(3*gemm, floor) }
-			if !(f.lpRel <= bound(g.lpRel, tiny.lpRel)) || !(f.lossRel <= bound(g.lossRel, tiny.loss)) ||
+			if !(f.lpRel <= bound(g.lpRel, tiny.lpRel)) || !(f.lossRel <= bound(g.lossRel, 3e-4)) ||
 				!(f.grad <= bound(g.grad, tiny.grad)) {
 				t.Errorf("flash is further from the CPU than 3x the gemm path (flash: %s)", f)
 			}

@@ -4,7 +4,7 @@
 // include/ (stand-ins for the toolkit headers) and runtime.cc (the runtime and cuBLAS calls on
 // host memory) it builds the whole engine as a CPU library (build.sh emu, docs/cuda.md).
 //
-// Each block runs on one host thread as blockDim.x fibers (ucontext), blocks of a grid on several
+// Each block runs on one host thread as blockDim.x fibers (user-space threads), blocks of a grid on several
 // host threads at once (so the atomics race as on a GPU). A fiber runs until it waits at a
 // barrier: __syncthreads waits for every thread of the block, the warp-level operations
 // (shuffles, ldmatrix, mma) for the 32 lanes of the warp, and a barrier that some thread never
@@ -105,8 +105,66 @@ struct Copy {
   const void *src;  // nullptr: zero fill
 };
 
+// Context: a fiber's saved machine state. On x86-64 a switch saves and restores only the
+// callee-saved registers and the stack pointer (a few nanoseconds, where swapcontext also makes a
+// signal-mask system call: the emulated kernels switch millions of times); elsewhere it is a
+// ucontext.
+#if defined(__x86_64__)
+struct Context {
+  void *sp = nullptr;
+};
+// vz_emu_switch(from, to): saves the callee-saved registers on this stack and its stack pointer
+// in *from, then continues from to's saved stack pointer. Weak and hidden: every translation unit
+// that includes this header defines it, the linker keeps one.
+extern "C" void vz_emu_switch(void **from, void *to);
+asm(R"(
+  .text
+  .weak vz_emu_switch
+  .hidden vz_emu_switch
+  .type vz_emu_switch, @function
+vz_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size vz_emu_switch, .-vz_emu_switch
+)");
+inline void ctx_switch(Context &from, Context &to) { vz_emu_switch(&from.sp, to.sp); }
+// ctx_make prepares a context that starts entry() on the given stack (entry must never return).
+inline void ctx_make(Context &c, char *stack, size_t size, void (*entry)()) {
+  auto *top = (void **)(((uintptr_t)stack + size) & ~(uintptr_t)15);
+  *--top = nullptr;           // entry's return address slot: rsp % 16 == 8 at its first instruction
+  *--top = (void *)entry;     // where vz_emu_switch's ret goes
+  for (int i = 0; i < 6; i++) *--top = nullptr;  // rbp rbx r12 r13 r14 r15
+  c.sp = top;
+}
+#else
+struct Context {
+  ucontext_t uc;
+};
+inline void ctx_switch(Context &from, Context &to) { swapcontext(&from.uc, &to.uc); }
+inline void ctx_make(Context &c, char *stack, size_t size, void (*entry)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = size;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, entry, 0);
+}
+#endif
+
 struct Fiber {
-  ucontext_t ctx;
+  Context ctx;
   dim3 tid;
   bool done = false;
   const Barrier *waiting = nullptr;
@@ -120,7 +178,7 @@ constexpr size_t kCanary = 256;
 constexpr size_t kStack = 64 << 10;
 
 struct Block {
-  ucontext_t sched;
+  Context sched;
   std::vector<Fiber> fibers;
   Fiber *cur = nullptr;
   Barrier bar;
@@ -143,7 +201,7 @@ inline void arrive(Barrier &b, int expected) {
   }
   Fiber *f = blk->cur;
   f->waiting = &b, f->wait_gen = b.gen;
-  swapcontext(&f->ctx, &blk->sched);
+  ctx_switch(f->ctx, blk->sched);
 }
 inline void syncthreads() { arrive(blk->bar, (int)bDim.x); }
 inline void syncwarp() { arrive(blk->warp_bar[tIdx.x / 32], 32); }
@@ -166,9 +224,12 @@ T shfl_xor(T v, int mask) {
   return r;
 }
 
+// fiber_main runs the kernel as the current fiber, then hands control back for good.
 inline void fiber_main() {
   (*blk->body)();
-  blk->cur->done = true;  // uc_link returns to the scheduler
+  blk->cur->done = true;
+  ctx_switch(blk->cur->ctx, blk->sched);
+  fail("a finished fiber was resumed");
 }
 
 // run_block runs one block's threads as fibers until all return; stacks are this host thread's.
@@ -179,11 +240,7 @@ inline void run_block(Block &B, dim3 block) {
   for (unsigned t = 0; t < block.x; t++) {
     Fiber &f = B.fibers[t];
     f.tid = dim3(t);
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = stacks[t].get();
-    f.ctx.uc_stack.ss_size = kStack;
-    f.ctx.uc_link = &B.sched;
-    makecontext(&f.ctx, fiber_main, 0);
+    ctx_make(f.ctx, stacks[t].get(), kStack, fiber_main);
   }
   blk = &B;
   // Warps run one at a time, each as far as it can (to the next __syncthreads): nothing orders
@@ -206,7 +263,7 @@ inline void run_block(Block &B, dim3 block) {
           if (!runnable(f)) continue;
           f.waiting = nullptr;
           B.cur = &f, tIdx = f.tid;
-          swapcontext(&B.sched, &f.ctx);
+          ctx_switch(B.sched, f.ctx);
           ran = again = true;
         }
       }

@@ -65,9 +65,11 @@ template <typename T> __device__ void store(T *dst, size_t i, float v);
 template <> __device__ void store<float>(float *dst, size_t i, float v) { dst[i] = v; }
 template <> __device__ void store<__nv_bfloat16>(__nv_bfloat16 *dst, size_t i, float v) { dst[i] = __float2bfloat16(v); }
 
-template <typename T> __global__ void dequant(T *dst, const uint8_t *src, int type, size_t n) {
+// dequant: element i of the [n / cols][cols] matrix goes to row i / cols, column i % cols of a
+// destination with row stride ld.
+template <typename T> __global__ void dequant(T *dst, const uint8_t *src, int type, size_t n, int cols, int ld) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-    store(dst, i, dequant_one(type, src, i));
+    store(dst, i / cols * ld + i % cols, dequant_one(type, src, i));
 }
 
 }  // namespace
@@ -83,14 +85,15 @@ int ggml_block(int type, int *elems, int *bytes) {
   return -1;
 }
 
-int k_dequant(vz_engine *e, Err &err, void *dst, const void *src, int type, size_t n) {
+int k_dequant(vz_engine *e, Err &err, void *dst, const void *src, int type, int rows, int cols, int ld) {
+  size_t n = (size_t)rows * cols;
   if (n == 0) return 0;
   size_t g = (n + 255) / 256;
   unsigned grid = (unsigned)(g > (1u << 30) ? (1u << 30) : g);
   if (e->wtype == CUDA_R_16BF)
-    dequant<__nv_bfloat16><<<grid, 256, 0, e->stream>>>((__nv_bfloat16 *)dst, (const uint8_t *)src, type, n);
+    dequant<__nv_bfloat16><<<grid, 256, 0, e->stream>>>((__nv_bfloat16 *)dst, (const uint8_t *)src, type, n, cols, ld);
   else
-    dequant<float><<<grid, 256, 0, e->stream>>>((float *)dst, (const uint8_t *)src, type, n);
+    dequant<float><<<grid, 256, 0, e->stream>>>((float *)dst, (const uint8_t *)src, type, n, cols, ld);
   LAUNCH_CK();
   return 0;
 }
@@ -99,7 +102,7 @@ int k_dequant_f32(vz_engine *e, Err &err, float *dst, const void *src, int type,
   if (n == 0) return 0;
   size_t g = (n + 255) / 256;
   unsigned grid = (unsigned)(g > (1u << 30) ? (1u << 30) : g);
-  dequant<float><<<grid, 256, 0, e->stream>>>(dst, (const uint8_t *)src, type, n);
+  dequant<float><<<grid, 256, 0, e->stream>>>(dst, (const uint8_t *)src, type, n, 1, 1);
   LAUNCH_CK();
   return 0;
 }

@@ -81,7 +81,13 @@ void **weight_slot(vz_engine *e, int layer, int kind) {
   }
 }
 
+// weight_bytes: a target matrix in the folded layout (fold.cu) has lrp more rows and columns.
 size_t weight_bytes(const vz_engine *e, int kind) {
+  if (kind < VZ_NTARGET && e->lrp > 0) {
+    int in, out;
+    target_shape(e, kind, &in, &out);
+    return (size_t)(out + e->lrp) * (in + e->lrp) * 2;
+  }
   return weight_elems(e, kind) * (is_matrix(kind) && e->wtype == CUDA_R_16BF ? 2 : 4);
 }
 
@@ -283,7 +289,7 @@ int set_output_raw(vz_engine *e, Err &err, int ggml_type, const void *data, int6
   void *tmp;
   TRY(dalloc(e, &tmp, (size_t)nbytes, err));
   int rc = h2d(e, err, tmp, data, (size_t)nbytes);
-  if (rc == 0) rc = k_dequant(e, err, e->output, tmp, ggml_type, (size_t)c.n_vocab * c.n_embd);
+  if (rc == 0) rc = k_dequant(e, err, e->output, tmp, ggml_type, c.n_vocab, c.n_embd, c.n_embd);
   if (rc == 0) {
     cudaError_t ce = cudaStreamSynchronize(e->stream);
     if (ce != cudaSuccess) rc = vz_seterr(err, VZ_ERR_CUDA, "raw head: %s", cudaGetErrorString(ce));
@@ -360,6 +366,8 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
   e->c = c;
   e->flash = flash;
   e->keep = c.keep_layers;
+  const char *fold = getenv("VZLOCAL_CUDA_FOLD");
+  e->fold = wtype == CUDA_R_16BF && !(fold != nullptr && fold[0] == '0');
   if (e->c.head_chunk <= 0) e->c.head_chunk = 256;
   e->qd = c.n_head * c.head_dim;
   e->kvd = c.n_head_kv * c.head_dim;
@@ -415,6 +423,9 @@ int vz_set_weight(vz_engine *e, int layer, int kind, const float *data, int64_t 
                      weight_elems(e, kind));
   if (kind < VZ_NTARGET && e->layers[layer].raw[kind])
     return vz_seterr(err, VZ_ERR_ARG, "weight kind %d of layer %d was uploaded raw", kind, layer);
+  if (kind < VZ_NTARGET && e->lrp > 0)
+    return vz_seterr(err, VZ_ERR_ARG, "weight kind %d of layer %d: layer matrices are uploaded before the first adapter",
+                     kind, layer);
   void **slot = weight_slot(e, layer, kind);
   size_t bytes = weight_bytes(e, kind);
   if (*slot == nullptr) {
@@ -494,6 +505,7 @@ int vz_dequantize(vz_engine *e, int ggml_type, const void *data, int64_t nbytes,
 int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, const float *flat, int64_t n_flat,
                    char *errbuf, int errlen) {
   ENTER(e);
+  if (e->broken) return vz_seterr(err, VZ_ERR_CUDA, "engine unusable after a failed weight relayout; reopen it");
   CUDA_CK(cudaStreamSynchronize(e->stream));
   if (rank == 0) {
     // Keep the slabs (and the pinned stage, whose allocation page-locks 161 MB at 7B rank 16):
@@ -540,11 +552,17 @@ int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, 
   e->rank = rank;
   e->scale = scale;
   memcpy(e->host_stage, flat, (size_t)n_flat * 4);
-  return h2d(e, err, e->lora_slab, e->host_stage, (size_t)n_flat * 4);
+  TRY(h2d(e, err, e->lora_slab, e->host_stage, (size_t)n_flat * 4));
+  if (!e->fold) return 0;
+  TRY(relayout_weights(e, err, (rank + 7) / 8 * 8));
+  TRY(pack_resident(e, err));
+  CUDA_CK(cudaStreamSynchronize(e->stream));
+  return 0;
 }
 
 int vz_run(vz_engine *e, const vz_batch *b, float *logp, float *grads, char *errbuf, int errlen) {
   ENTER(e);
+  if (e->broken) return vz_seterr(err, VZ_ERR_CUDA, "engine unusable after a failed weight relayout; reopen it");
   return run(e, err, b, logp, grads);
 }
 

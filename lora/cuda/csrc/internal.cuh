@@ -129,6 +129,9 @@ struct vz_engine {
   bool debug_sync = false;          // VZLOCAL_CUDA_SYNC=1: synchronize after every kernel and GEMM
   bool flash = false;               // attention through flash.cuh's kernels (vz_config.attention)
   int keep = 0;                     // vz_config.keep_layers
+  bool fold = false;                // bf16 mode: LoRA folded into the base GEMMs (fold.cu); VZLOCAL_CUDA_FOLD=0 turns it off
+  int lrp = 0;                      // the target matrices' folded layout: rank rounded up to 8 (0: plain [out][in])
+  bool broken = false;              // a relayout failed part way (out of memory): no more work
   Profile prof;                     // VZLOCAL_CUDA_PROFILE=1: time the phases of vz_run (profile.cu)
   std::vector<LayerW> layers;
   float *out_norm = nullptr;
@@ -200,11 +203,23 @@ int k_attn_sum_heads(vz_engine *e, Err &err, float *dst, const float *tmp, int G
 // vz_probe_kernel_ptr names one of this library's kernels (kernels.cu).
 void *vz_probe_kernel_ptr();
 
-// Dequantization (dequant.cu): ggml_block gives a type's block shape; k_dequant writes n values
-// of the engine's precision.
+// Dequantization (dequant.cu): ggml_block gives a type's block shape; k_dequant writes a
+// [rows][cols] matrix in the engine's precision with row stride ld.
 int ggml_block(int type, int *elems, int *bytes);
-int k_dequant(vz_engine *e, Err &err, void *dst, const void *src, int type, size_t n);
+int k_dequant(vz_engine *e, Err &err, void *dst, const void *src, int type, int rows, int cols, int ld);
 int k_dequant_f32(vz_engine *e, Err &err, float *dst, const void *src, int type, size_t n);
+
+// LoRA folded into the base GEMMs (fold.cu). relayout_weights gives the target matrices room for
+// a padded rank rp; pack_lora writes layer il's adapter into target t's matrix M (resident or the
+// dequantized scratch), pack_resident into every resident one. k_convert_bf16_ld converts a
+// contiguous [rows][cols] into a bf16 destination of row stride ldd; k_scaled_cols writes
+// bf16(scale src) [rows][r] into columns col0.. of dst, zero up to rp columns.
+int relayout_weights(vz_engine *e, Err &err, int rp);
+int pack_lora(vz_engine *e, Err &err, int il, int t, void *M);
+int pack_resident(vz_engine *e, Err &err);
+int k_convert_bf16_ld(vz_engine *e, Err &err, __nv_bfloat16 *dst, int ldd, const float *src, int rows, int cols);
+int k_scaled_cols(vz_engine *e, Err &err, __nv_bfloat16 *dst, int ldd, int col0, const float *src, int rows, int r,
+                  int rp, float scale);
 
 // Layers (layers.cu) and attention (attention.cu).
 int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y);

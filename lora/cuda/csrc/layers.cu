@@ -1,9 +1,11 @@
 // layers.cu: one decoder block forward and backward, line for line the CPU reference's
 // layerForward/layerBackward (lora/forward.go) and linear.forward/backward (lora/layers.go).
 //
-// Base GEMMs take their activation operand in the engine's precision (to_compute: the fp32 buffer
-// itself, or a bf16 copy in the shared operand slot); every LoRA product is fp32 (A, B, x A^T and
-// the gradients), so the adapter's gradients never see bf16 rounding of their own factors.
+// Base GEMMs take their activation operand in the engine's precision (operand(): the fp32 buffer
+// itself, or a bf16 copy in the shared operand slot). In fp32 mode every LoRA product is a
+// separate fp32 GEMM; in bf16 mode the adapter's products with the activations run inside the
+// base GEMMs (fold.cu: x A^T, and the extra K columns of [x | s x A^T] [W | B]^T, in bf16 with
+// fp32 accumulation, as PEFT runs them), while the gradients of A and B stay fp32 GEMMs.
 #include "internal.cuh"
 
 void target_shape(const vz_engine *e, int t, int *in, int *out) {
@@ -24,25 +26,54 @@ struct Lin {
   const float *bias;
   const LoraPair *lp;  // nullptr: not adapted
   int in, out;
+  int ldw;    // w's row stride: in, or in + lrp in the folded layout (fold.cu)
+  bool fold;  // the adapter's product runs inside the base GEMMs (fold.cu)
 };
 
 Lin lin(vz_engine *e, int il, int t) {
   LayerW &L = e->layers[il];
-  Lin l{L.w[t] ? L.w[t] : e->deq[t], nullptr, nullptr, 0, 0};
+  Lin l{L.w[t] ? L.w[t] : e->deq[t], nullptr, nullptr, 0, 0, 0, false};
   target_shape(e, t, &l.in, &l.out);
+  l.ldw = l.in + e->lrp;
   if (t == VZ_W_Q) l.bias = L.bq;
   if (t == VZ_W_K) l.bias = L.bk;
   if (t == VZ_W_V) l.bias = L.bv;
   if (e->rank > 0 && L.lora[t].a != nullptr) l.lp = &L.lora[t];
+  l.fold = l.lp && e->lrp > 0;
   return l;
 }
 
-// lin_forward: y = x W^T + b + scale (x A^T) B^T; lu keeps x A^T. xc is x as a GEMM operand.
-int lin_forward(vz_engine *e, Err &err, const Lin &l, float *y, const float *x, const void *xc, float *lu, int n) {
-  TRY(gemm(e, err, false, true, n, l.out, l.in, 1.f, xc, l.in, l.w, l.in, 0.f, y, l.out, e->wtype));
+// operand returns x [rows][cols] as a base-GEMM operand and its row stride: x itself in fp32
+// mode, else a bf16 copy in the operand slot, rows lrp wider than x (room for the folded
+// adapter's columns).
+int operand(vz_engine *e, Err &err, const float *x, int rows, int cols, const void **out, int *ld) {
+  *ld = cols;
+  if (e->wtype == CUDA_R_32F) {
+    *out = x;
+    return 0;
+  }
+  *ld = cols + e->lrp;
+  TRY(k_convert_bf16_ld(e, err, e->w.slot, *ld, x, rows, cols));
+  *out = e->w.slot;
+  return 0;
+}
+
+// lin_forward: y = x W^T + b + scale (x A^T) B^T; lu keeps x A^T. xc (row stride ldx) is x as a
+// GEMM operand (operand()); folded, its last lrp columns are overwritten with scale x A^T.
+int lin_forward(vz_engine *e, Err &err, const Lin &l, float *y, const float *x, const void *xc, int ldx, float *lu,
+                int n) {
+  int r = e->rank;
+  if (l.fold) {
+    const __nv_bfloat16 *M = (const __nv_bfloat16 *)l.w, *A = M + (size_t)l.out * l.ldw;
+    TRY(gemm(e, err, false, true, n, r, l.in, 1.f, xc, ldx, A, l.ldw, 0.f, lu, r, e->wtype));
+    TRY(k_scaled_cols(e, err, (__nv_bfloat16 *)xc, ldx, l.in, lu, n, r, e->lrp, e->scale));
+    TRY(gemm(e, err, false, true, n, l.out, l.in + e->lrp, 1.f, xc, ldx, M, l.ldw, 0.f, y, l.out, e->wtype));
+    if (l.bias) TRY(k_add_bias(e, err, y, l.bias, n, l.out));
+    return 0;
+  }
+  TRY(gemm(e, err, false, true, n, l.out, l.in, 1.f, xc, ldx, l.w, l.ldw, 0.f, y, l.out, e->wtype));
   if (l.bias) TRY(k_add_bias(e, err, y, l.bias, n, l.out));
   if (l.lp) {
-    int r = e->rank;
     TRY(gemm(e, err, false, true, n, r, l.in, 1.f, x, l.in, l.lp->a, l.in, 0.f, lu, r, CUDA_R_32F));
     TRY(gemm(e, err, false, true, n, l.out, r, e->scale, lu, r, l.lp->b, r, 1.f, y, l.out, CUDA_R_32F));
   }
@@ -53,18 +84,28 @@ int lin_forward(vz_engine *e, Err &err, const Lin &l, float *y, const float *x, 
 int lin_backward(vz_engine *e, Err &err, const Lin &l, float *dx, const float *dy, const float *x,
                  const float *lu, int n) {
   Work &w = e->w;
-  if (dx) {
-    const void *dyc;
-    TRY(to_compute(e, err, dy, (size_t)n * l.out, w.slot, &dyc));
-    TRY(gemm(e, err, false, false, n, l.in, l.out, 1.f, dyc, l.out, l.w, l.in, 1.f, dx, l.in, e->wtype));
-  }
-  if (!l.lp) return 0;
   int r = e->rank;
   float s = e->scale;
-  TRY(gemm(e, err, false, false, n, r, l.out, 1.f, dy, l.out, l.lp->b, r, 0.f, w.tmp, r, CUDA_R_32F));
+  if (dx && l.fold) {
+    // dy' = [dy | s dy B] (dy B from M's B block), then dx += dy' M[:, 0:in] in one GEMM.
+    const void *dyc;
+    int ld;
+    TRY(operand(e, err, dy, n, l.out, &dyc, &ld));
+    const __nv_bfloat16 *M = (const __nv_bfloat16 *)l.w;
+    TRY(gemm(e, err, false, false, n, r, l.out, 1.f, dyc, ld, M + l.in, l.ldw, 0.f, w.tmp, r, e->wtype));
+    TRY(k_scaled_cols(e, err, w.slot, ld, l.out, w.tmp, n, r, e->lrp, s));
+    TRY(gemm(e, err, false, false, n, l.in, l.out + e->lrp, 1.f, dyc, ld, M, l.ldw, 1.f, dx, l.in, e->wtype));
+  } else if (dx) {
+    const void *dyc;
+    int ld;
+    TRY(operand(e, err, dy, n, l.out, &dyc, &ld));
+    TRY(gemm(e, err, false, false, n, l.in, l.out, 1.f, dyc, ld, l.w, l.ldw, 1.f, dx, l.in, e->wtype));
+  }
+  if (!l.lp) return 0;
+  if (!(dx && l.fold)) TRY(gemm(e, err, false, false, n, r, l.out, 1.f, dy, l.out, l.lp->b, r, 0.f, w.tmp, r, CUDA_R_32F));
   TRY(gemm(e, err, true, false, l.out, r, n, s, dy, l.out, lu, r, 1.f, l.lp->gb, r, CUDA_R_32F));
   TRY(gemm(e, err, true, false, r, l.in, n, s, w.tmp, r, x, l.in, 1.f, l.lp->ga, l.in, CUDA_R_32F));
-  if (dx) TRY(gemm(e, err, false, false, n, l.in, r, s, w.tmp, r, l.lp->a, l.in, 1.f, dx, l.in, CUDA_R_32F));
+  if (dx && !l.fold) TRY(gemm(e, err, false, false, n, l.in, r, s, w.tmp, r, l.lp->a, l.in, 1.f, dx, l.in, CUDA_R_32F));
   return 0;
 }
 
@@ -77,7 +118,8 @@ int prepare_layer(vz_engine *e, Err &err, int il) {
     if (!L.raw[t]) continue;
     int in, out;
     target_shape(e, t, &in, &out);
-    TRY(k_dequant(e, err, e->deq[t], L.raw[t], L.rtype[t], (size_t)in * out));
+    TRY(k_dequant(e, err, e->deq[t], L.raw[t], L.rtype[t], out, in, in + e->lrp));
+    TRY(pack_lora(e, err, il, t, e->deq[t]));
   }
   e->deq_layer = il;
   return 0;
@@ -93,12 +135,13 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   LayerW &L = e->layers[il];
   int n = w.n, E = c.n_embd;
   const void *xc;
+  int ld;
   TRY(prepare_layer(e, err, il));
   TRY(k_rmsnorm_fwd(e, err, w.xn1, w.rstd1, x, L.attn_norm, n, E));
-  TRY(to_compute(e, err, w.xn1, (size_t)n * E, w.slot, &xc));
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_Q), w.q, w.xn1, xc, w.lu[VZ_W_Q], n));
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_K), w.k, w.xn1, xc, w.lu[VZ_W_K], n));
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_V), w.v, w.xn1, xc, w.lu[VZ_W_V], n));
+  TRY(operand(e, err, w.xn1, n, E, &xc, &ld));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_Q), w.q, w.xn1, xc, ld, w.lu[VZ_W_Q], n));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_K), w.k, w.xn1, xc, ld, w.lu[VZ_W_K], n));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_V), w.v, w.xn1, xc, ld, w.lu[VZ_W_V], n));
   TRY(k_rope(e, err, w.q, n, c.n_head, false));
   TRY(k_rope(e, err, w.k, n, c.n_head_kv, false));
   if (e->wtype == CUDA_R_16BF) {
@@ -109,16 +152,16 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   prof_mark(e, P_FWD_LIN);
   TRY(attention_forward(e, err));
   prof_mark(e, P_FWD_ATTN);
-  TRY(to_compute(e, err, w.ao, (size_t)n * e->qd, w.slot, &xc));
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_O), w.x2, w.ao, xc, w.lu[VZ_W_O], n));
+  TRY(operand(e, err, w.ao, n, e->qd, &xc, &ld));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_O), w.x2, w.ao, xc, ld, w.lu[VZ_W_O], n));
   TRY(k_add(e, err, w.x2, x, (size_t)n * E));
   TRY(k_rmsnorm_fwd(e, err, w.xn2, w.rstd2, w.x2, L.ffn_norm, n, E));
-  TRY(to_compute(e, err, w.xn2, (size_t)n * E, w.slot, &xc));
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_GATE), w.g, w.xn2, xc, w.lu[VZ_W_GATE], n));
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_UP), w.u, w.xn2, xc, w.lu[VZ_W_UP], n));
+  TRY(operand(e, err, w.xn2, n, E, &xc, &ld));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_GATE), w.g, w.xn2, xc, ld, w.lu[VZ_W_GATE], n));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_UP), w.u, w.xn2, xc, ld, w.lu[VZ_W_UP], n));
   TRY(k_swiglu_fwd(e, err, w.h, w.g, w.u, (size_t)n * c.n_ff));
-  TRY(to_compute(e, err, w.h, (size_t)n * c.n_ff, w.slot, &xc));
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_DOWN), y, w.h, xc, w.lu[VZ_W_DOWN], n));
+  TRY(operand(e, err, w.h, n, c.n_ff, &xc, &ld));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_DOWN), y, w.h, xc, ld, w.lu[VZ_W_DOWN], n));
   TRY(k_add(e, err, y, w.x2, (size_t)n * E));
   prof_mark(e, P_FWD_LIN);
   return 0;

@@ -56,7 +56,7 @@ size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxs
   k.dP = backward && scores ? f32(scores) : nullptr;
   k.D = backward ? f32(H * N) : nullptr;
   if (bf16) {
-    size_t slot = N * (E > Q ? (E > F ? E : F) : (Q > F ? Q : F));
+    size_t slot = N * ((E > Q ? (E > F ? E : F) : (Q > F ? Q : F)) + e->lrp);  // + the folded adapter's columns
     if (scores > slot) slot = scores;
     if (R * V > slot) slot = R * V;
     k.dob = backward ? bf(N * Q) : nullptr;

@@ -180,7 +180,10 @@ int k_rmsnorm_fwd(vz_engine *e, Err &err, float *y, float *rstd, const float *x,
 int k_rmsnorm_bwd(vz_engine *e, Err &err, float *dx, const float *dy, const float *x, const float *w,
                   const float *rstd, int n, int d);
 int k_rope(vz_engine *e, Err &err, float *x, int n, int heads, bool inverse);
-int k_swiglu_fwd(vz_engine *e, Err &err, float *h, const float *g, const float *u, size_t n);
+// k_swiglu_fwd: h = silu(g) u over n = rows x cols values; hb (may be null) gets h in bf16 with
+// row stride ldb.
+int k_swiglu_fwd(vz_engine *e, Err &err, float *h, __nv_bfloat16 *hb, int cols, int ldb, const float *g,
+                 const float *u, size_t n);
 int k_swiglu_bwd(vz_engine *e, Err &err, float *dg, float *du, const float *dh, const float *g,
                  const float *u, size_t n);
 int k_add_bias(vz_engine *e, Err &err, float *y, const float *b, int n, int d);

@@ -108,10 +108,14 @@ __global__ void rope(float *x, const float *cs, const float *sn, int n, int head
   }
 }
 
-__global__ void swiglu_fwd(float *h, const float *g, const float *u, size_t n) {
+// swiglu_fwd: h = silu(g) u; with hb also the down projection's bf16 operand (row stride ldb),
+// saving the pass that would read h back to convert it.
+__global__ void swiglu_fwd(float *h, __nv_bfloat16 *hb, int cols, int ldb, const float *g, const float *u, size_t n) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     float gv = g[i];
-    h[i] = gv / (1.f + expf(-gv)) * u[i];
+    float v = gv / (1.f + expf(-gv)) * u[i];
+    h[i] = v;
+    if (hb) hb[i / cols * ldb + i % cols] = __float2bfloat16(v);
   }
 }
 
@@ -275,9 +279,10 @@ int k_rope(vz_engine *e, Err &err, float *x, int n, int heads, bool inverse) {
   return 0;
 }
 
-int k_swiglu_fwd(vz_engine *e, Err &err, float *h, const float *g, const float *u, size_t n) {
+int k_swiglu_fwd(vz_engine *e, Err &err, float *h, __nv_bfloat16 *hb, int cols, int ldb, const float *g,
+                 const float *u, size_t n) {
   if (n == 0) return 0;
-  swiglu_fwd<<<grid_for(n), kBlock, 0, e->stream>>>(h, g, u, n);
+  swiglu_fwd<<<grid_for(n), kBlock, 0, e->stream>>>(h, hb, cols, ldb, g, u, n);
   LAUNCH_CK();
   return 0;
 }

@@ -80,12 +80,13 @@ int lin_forward(vz_engine *e, Err &err, const Lin &l, float *y, const float *x, 
   return 0;
 }
 
-// lin_backward: dx += dy W + scale (dy B) A (dx may be null), dB += scale dy^T lu, dA += scale (dy B)^T x.
-int lin_backward(vz_engine *e, Err &err, const Lin &l, float *dx, const float *dy, const float *x,
+// lin_backward: dx (+)= dy W + scale (dy B) A (dx may be null; add: accumulate into dx, else
+// overwrite it, which spares the caller a memset), dB += scale dy^T lu, dA += scale (dy B)^T x.
+int lin_backward(vz_engine *e, Err &err, const Lin &l, float *dx, bool add, const float *dy, const float *x,
                  const float *lu, int n) {
   Work &w = e->w;
   int r = e->rank;
-  float s = e->scale;
+  float s = e->scale, beta = add ? 1.f : 0.f;
   if (dx && l.fold) {
     // dy' = [dy | s dy B] (dy B from M's B block), then dx += dy' M[:, 0:in] in one GEMM.
     const void *dyc;
@@ -94,12 +95,12 @@ int lin_backward(vz_engine *e, Err &err, const Lin &l, float *dx, const float *d
     const __nv_bfloat16 *M = (const __nv_bfloat16 *)l.w;
     TRY(gemm(e, err, false, false, n, r, l.out, 1.f, dyc, ld, M + l.in, l.ldw, 0.f, w.tmp, r, e->wtype));
     TRY(k_scaled_cols(e, err, w.slot, ld, l.out, w.tmp, n, r, e->lrp, s));
-    TRY(gemm(e, err, false, false, n, l.in, l.out + e->lrp, 1.f, dyc, ld, M, l.ldw, 1.f, dx, l.in, e->wtype));
+    TRY(gemm(e, err, false, false, n, l.in, l.out + e->lrp, 1.f, dyc, ld, M, l.ldw, beta, dx, l.in, e->wtype));
   } else if (dx) {
     const void *dyc;
     int ld;
     TRY(operand(e, err, dy, n, l.out, &dyc, &ld));
-    TRY(gemm(e, err, false, false, n, l.in, l.out, 1.f, dyc, ld, l.w, l.ldw, 1.f, dx, l.in, e->wtype));
+    TRY(gemm(e, err, false, false, n, l.in, l.out, 1.f, dyc, ld, l.w, l.ldw, beta, dx, l.in, e->wtype));
   }
   if (!l.lp) return 0;
   if (!(dx && l.fold)) TRY(gemm(e, err, false, false, n, r, l.out, 1.f, dy, l.out, l.lp->b, r, 0.f, w.tmp, r, CUDA_R_32F));
@@ -159,8 +160,12 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   TRY(operand(e, err, w.xn2, n, E, &xc, &ld));
   TRY(lin_forward(e, err, lin(e, il, VZ_W_GATE), w.g, w.xn2, xc, ld, w.lu[VZ_W_GATE], n));
   TRY(lin_forward(e, err, lin(e, il, VZ_W_UP), w.u, w.xn2, xc, ld, w.lu[VZ_W_UP], n));
-  TRY(k_swiglu_fwd(e, err, w.h, w.g, w.u, (size_t)n * c.n_ff));
-  TRY(operand(e, err, w.h, n, c.n_ff, &xc, &ld));
+  // SwiGLU writes the down projection's operand itself (bf16 mode), as operand() would lay it out.
+  const int F = c.n_ff;
+  const bool bf16 = e->wtype == CUDA_R_16BF;
+  ld = bf16 ? F + e->lrp : F;
+  TRY(k_swiglu_fwd(e, err, w.h, bf16 ? w.slot : nullptr, F, ld, w.g, w.u, (size_t)n * F));
+  xc = bf16 ? (const void *)w.slot : (const void *)w.h;
   TRY(lin_forward(e, err, lin(e, il, VZ_W_DOWN), y, w.h, xc, ld, w.lu[VZ_W_DOWN], n));
   TRY(k_add(e, err, y, w.x2, (size_t)n * E));
   prof_mark(e, P_FWD_LIN);
@@ -175,7 +180,7 @@ int layer_restore(vz_engine *e, Err &err, int il, const float *x) {
   TRY(prepare_layer(e, err, il));
   TRY(k_rmsnorm_fwd(e, err, w.xn1, w.rstd1, x, L.attn_norm, n, E));
   TRY(k_rmsnorm_fwd(e, err, w.xn2, w.rstd2, w.x2, L.ffn_norm, n, E));
-  TRY(k_swiglu_fwd(e, err, w.h, w.g, w.u, (size_t)n * c.n_ff));
+  TRY(k_swiglu_fwd(e, err, w.h, nullptr, c.n_ff, c.n_ff, w.g, w.u, (size_t)n * c.n_ff));
   return 0;
 }
 
@@ -190,15 +195,12 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
   size_t nE = (size_t)n * E, nF = (size_t)n * c.n_ff, nQ = (size_t)n * e->qd, nKV = (size_t)n * e->kvd;
   cudaStream_t st = e->stream;
   CUDA_CK(cudaMemcpyAsync(w.dx2, dy, nE * 4, cudaMemcpyDeviceToDevice, st));
-  CUDA_CK(cudaMemsetAsync(w.dh, 0, nF * 4, st));
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_DOWN), w.dh, dy, w.h, w.lu[VZ_W_DOWN], n));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_DOWN), w.dh, false, dy, w.h, w.lu[VZ_W_DOWN], n));
   TRY(k_swiglu_bwd(e, err, w.dg, w.du, w.dh, w.g, w.u, nF));
-  CUDA_CK(cudaMemsetAsync(w.dxn, 0, nE * 4, st));
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_GATE), w.dxn, w.dg, w.xn2, w.lu[VZ_W_GATE], n));
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_UP), w.dxn, w.du, w.xn2, w.lu[VZ_W_UP], n));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_GATE), w.dxn, false, w.dg, w.xn2, w.lu[VZ_W_GATE], n));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_UP), w.dxn, true, w.du, w.xn2, w.lu[VZ_W_UP], n));
   TRY(k_rmsnorm_bwd(e, err, w.dx2, w.dxn, w.x2, L.ffn_norm, w.rstd2, n, E));
-  CUDA_CK(cudaMemsetAsync(w.dao, 0, nQ * 4, st));
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_O), w.dao, w.dx2, w.ao, w.lu[VZ_W_O], n));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_O), w.dao, false, w.dx2, w.ao, w.lu[VZ_W_O], n));
   CUDA_CK(cudaMemsetAsync(w.dq, 0, nQ * 4, st));
   CUDA_CK(cudaMemsetAsync(w.dk, 0, nKV * 4, st));
   CUDA_CK(cudaMemsetAsync(w.dv, 0, nKV * 4, st));
@@ -207,14 +209,10 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
   prof_mark(e, P_BWD_ATTN);
   TRY(k_rope(e, err, w.dq, n, c.n_head, true));
   TRY(k_rope(e, err, w.dk, n, c.n_head_kv, true));
-  float *dxn = nullptr;
-  if (dx) {
-    dxn = w.dxn;
-    CUDA_CK(cudaMemsetAsync(dxn, 0, nE * 4, st));
-  }
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_Q), dxn, w.dq, w.xn1, w.lu[VZ_W_Q], n));
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_K), dxn, w.dk, w.xn1, w.lu[VZ_W_K], n));
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_V), dxn, w.dv, w.xn1, w.lu[VZ_W_V], n));
+  float *dxn = dx ? w.dxn : nullptr;
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_Q), dxn, false, w.dq, w.xn1, w.lu[VZ_W_Q], n));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_K), dxn, true, w.dk, w.xn1, w.lu[VZ_W_K], n));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_V), dxn, true, w.dv, w.xn1, w.lu[VZ_W_V], n));
   if (dx) {
     CUDA_CK(cudaMemcpyAsync(dx, w.dx2, nE * 4, cudaMemcpyDeviceToDevice, st));
     TRY(k_rmsnorm_bwd(e, err, dx, dxn, x, L.attn_norm, w.rstd1, n, E));

@@ -88,21 +88,19 @@ int ggml_block(int type, int *elems, int *bytes) {
 int k_dequant(vz_engine *e, Err &err, void *dst, const void *src, int type, int rows, int cols, int ld) {
   size_t n = (size_t)rows * cols;
   if (n == 0) return 0;
-  size_t g = (n + 255) / 256;
-  unsigned grid = (unsigned)(g > (1u << 30) ? (1u << 30) : g);
+  unsigned grid = grid_for(n);
   if (e->wtype == CUDA_R_16BF)
-    dequant<__nv_bfloat16><<<grid, 256, 0, e->stream>>>((__nv_bfloat16 *)dst, (const uint8_t *)src, type, n, cols, ld);
+    dequant<__nv_bfloat16><<<grid, kBlock, 0, e->stream>>>((__nv_bfloat16 *)dst, (const uint8_t *)src, type, n, cols, ld);
   else
-    dequant<float><<<grid, 256, 0, e->stream>>>((float *)dst, (const uint8_t *)src, type, n, cols, ld);
+    dequant<float><<<grid, kBlock, 0, e->stream>>>((float *)dst, (const uint8_t *)src, type, n, cols, ld);
   LAUNCH_CK();
   return 0;
 }
 
 int k_dequant_f32(vz_engine *e, Err &err, float *dst, const void *src, int type, size_t n) {
   if (n == 0) return 0;
-  size_t g = (n + 255) / 256;
-  unsigned grid = (unsigned)(g > (1u << 30) ? (1u << 30) : g);
-  dequant<float><<<grid, 256, 0, e->stream>>>(dst, (const uint8_t *)src, type, n, 1, 1);
+  unsigned grid = grid_for(n);
+  dequant<float><<<grid, kBlock, 0, e->stream>>>(dst, (const uint8_t *)src, type, n, 1, 1);
   LAUNCH_CK();
   return 0;
 }

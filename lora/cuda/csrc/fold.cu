@@ -19,13 +19,6 @@
 
 namespace {
 
-constexpr int kBlock = 256;
-
-unsigned grid_for(size_t n) {
-  size_t g = (n + kBlock - 1) / kBlock;
-  return (unsigned)(g < 1 ? 1 : (g > 1u << 30 ? 1u << 30 : g));
-}
-
 // copy_rows: dst[i][j] = src[i][j] for j < cols (row strides ldd, lds).
 __global__ void copy_rows(__nv_bfloat16 *dst, int ldd, const __nv_bfloat16 *src, int lds, int rows, int cols) {
   size_t total = (size_t)rows * cols;

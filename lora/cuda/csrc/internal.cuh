@@ -57,6 +57,14 @@ int vz_seterr(Err &err, int code, const char *fmt, ...);
     if (rc_ != 0) return rc_;                                                                      \
   } while (0)
 
+// Element-wise launches: kBlock threads a block, enough blocks for n elements (grid-stride loops
+// cover the rest past the grid's limit).
+constexpr int kBlock = 256;
+inline unsigned grid_for(size_t n) {
+  size_t g = (n + kBlock - 1) / kBlock;
+  return (unsigned)(g < 1 ? 1 : (g > 1u << 30 ? 1u << 30 : g));
+}
+
 // One LoRA-adapted linear layer's device pointers (A [r][in], B [out][r], fp32) and their grads.
 struct LoraPair {
   float *a = nullptr, *b = nullptr, *ga = nullptr, *gb = nullptr;

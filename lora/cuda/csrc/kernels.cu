@@ -7,12 +7,6 @@
 
 namespace {
 
-constexpr int kBlock = 256;
-
-unsigned grid_for(size_t n, int block = kBlock) {
-  size_t g = (n + block - 1) / block;
-  return (unsigned)(g < 1 ? 1 : (g > 1u << 30 ? 1u << 30 : g));
-}
 
 __device__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

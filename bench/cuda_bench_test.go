@@ -157,6 +157,10 @@ func BenchmarkCUDABackward(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	folds, err := benchFolds(os.Getenv("VZLOCAL_BENCH_FOLD")) // e.g. "0,1"; 1 by default
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, sz := range cudaSizes {
 		if only != "" && !strings.Contains(only, sz.name) {
 			continue
@@ -168,9 +172,10 @@ func BenchmarkCUDABackward(b *testing.B) {
 			kind               string
 			n, g, p, completed int
 		}{{"seq=1024", "seq", 1024, 0, 0, 0}, {"seq=4096", "seq", 4096, 0, 0, 0}, {"group=8x512+1024", "group", 0, 8, 1024, 512}} {
-			for _, v := range benchVariants(attns, keeps) {
+			for _, v := range benchVariants(attns, keeps, folds) {
 				attn, keep := v.attn, v.keep
 				b.Run(sz.name+"/"+wl.name+"/"+v.name, func(b *testing.B) {
+					b.Setenv("VZLOCAL_CUDA_FOLD", v.fold) // read when the engine is created
 					// A fresh engine per workload, so that its peak memory is this workload's alone.
 					t0 := time.Now()
 					if m == nil {
@@ -207,8 +212,8 @@ func BenchmarkCUDABackward(b *testing.B) {
 					b.ReportMetric(float64(mem.Peak)/(1<<30), "peak_GiB")
 					b.ReportMetric(float64(mem.Weights)/(1<<30), "weights_GiB")
 					b.ReportMetric(float64(dev.Total-dev.Free)/(1<<30), "device_used_GiB")
-					fmt.Printf("cuda\t%s\t%s\tattn=%s\ttokens=%d\t%.3f s\t%.0f tok/s\t%.1f TFLOP/s\tpeak %.2f GiB\n",
-						sz.name, wl.name, attn, tokens, sec, float64(tokens)/sec, flops/sec/1e12, float64(mem.Peak)/(1<<30))
+					fmt.Printf("cuda\t%s\t%s\t%s\ttokens=%d\t%.3f s\t%.0f tok/s\t%.1f TFLOP/s\tpeak %.2f GiB\n",
+						sz.name, wl.name, v.name, tokens, sec, float64(tokens)/sec, flops/sec/1e12, float64(mem.Peak)/(1<<30))
 				})
 			}
 		}
@@ -231,17 +236,37 @@ func benchKeeps(s string) ([]int, error) {
 	return out, nil
 }
 
+// benchFolds reads VZLOCAL_BENCH_FOLD: comma-separated 0/1, whether the LoRA products run inside
+// the base GEMMs (the engine's VZLOCAL_CUDA_FOLD; default 1 alone).
+func benchFolds(s string) ([]string, error) {
+	if s == "" {
+		return []string{"1"}, nil
+	}
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f != "0" && f != "1" {
+			return nil, fmt.Errorf("VZLOCAL_BENCH_FOLD: %q: want 0 or 1", f)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
 type benchVariant struct {
 	name string
 	attn cuda.Attention
 	keep int
+	fold string // VZLOCAL_CUDA_FOLD for the engine
 }
 
-func benchVariants(attns []cuda.Attention, keeps []int) []benchVariant {
+func benchVariants(attns []cuda.Attention, keeps []int, folds []string) []benchVariant {
 	var out []benchVariant
 	for _, a := range attns {
 		for _, k := range keeps {
-			out = append(out, benchVariant{fmt.Sprintf("attn=%s,keep=%d", a, k), a, k})
+			for _, f := range folds {
+				out = append(out, benchVariant{fmt.Sprintf("attn=%s,keep=%d,fold=%s", a, k, f), a, k, f})
+			}
 		}
 	}
 	return out

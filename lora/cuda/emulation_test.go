@@ -36,7 +36,7 @@ func TestEngineOnCPUEmulation(t *testing.T) {
 		t.Fatalf("the tests on the emulated engine: %v", err)
 	}
 	// Each GPU test must have run, not skipped: a skip here means the library did not load.
-	if strings.Contains(string(out), "needs libvzlocal_cuda.so") {
+	if strings.Contains(string(out), skipNoGPU) {
 		t.Fatal("a GPU test skipped on the emulated engine")
 	}
 }

@@ -33,11 +33,14 @@ var tolerances = map[string]map[Precision]tolerance{
 	"0.5b": {F32: {1e-3, 2e-6, 2e-6, 2e-5, 3e-6}, BF16: {5, 6e-3, 3e-3, 0.1, 7e-2}},
 }
 
+// skipNoGPU opens needGPU's skip message (TestEngineOnCPUEmulation looks for it).
+const skipNoGPU = "needs libvzlocal_cuda.so and a GPU"
+
 // needGPU skips the test when the engine cannot run here, with the reason.
 func needGPU(t *testing.T) {
 	t.Helper()
 	if ok, msg := Available(); !ok {
-		t.Skipf("needs libvzlocal_cuda.so and a GPU (make cuda, then run on the GPU machine): %s", msg)
+		t.Skipf("%s (make cuda, then run on the GPU machine): %s", skipNoGPU, msg)
 	}
 }
 

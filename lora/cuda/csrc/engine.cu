@@ -13,10 +13,11 @@
 namespace {
 
 // The device is per host thread in the CUDA runtime and Go moves goroutines between threads, so
-// every entry point selects it again.
+// every entry point selects it again (and refuses an engine a failed relayout left inconsistent).
 #define ENTER(e)                                                                                   \
   Err err{errbuf, errlen};                                                                         \
   if ((e) == nullptr) return vz_seterr(err, VZ_ERR_ARG, "nil engine");                             \
+  if ((e)->broken) return vz_seterr(err, VZ_ERR_CUDA, "engine unusable after a failed relayout; reopen");   \
   CUDA_CK(cudaSetDevice((e)->c.device))
 
 size_t weight_elems(const vz_engine *e, int kind) {
@@ -505,7 +506,6 @@ int vz_dequantize(vz_engine *e, int ggml_type, const void *data, int64_t nbytes,
 int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, const float *flat, int64_t n_flat,
                    char *errbuf, int errlen) {
   ENTER(e);
-  if (e->broken) return vz_seterr(err, VZ_ERR_CUDA, "engine unusable after a failed weight relayout; reopen it");
   CUDA_CK(cudaStreamSynchronize(e->stream));
   if (rank == 0) {
     // Keep the slabs (and the pinned stage, whose allocation page-locks 161 MB at 7B rank 16):
@@ -555,14 +555,11 @@ int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, 
   TRY(h2d(e, err, e->lora_slab, e->host_stage, (size_t)n_flat * 4));
   if (!e->fold) return 0;
   TRY(relayout_weights(e, err, (rank + 7) / 8 * 8));
-  TRY(pack_resident(e, err));
-  CUDA_CK(cudaStreamSynchronize(e->stream));
-  return 0;
+  return pack_resident(e, err);  // stream-ordered before the next vz_run
 }
 
 int vz_run(vz_engine *e, const vz_batch *b, float *logp, float *grads, char *errbuf, int errlen) {
   ENTER(e);
-  if (e->broken) return vz_seterr(err, VZ_ERR_CUDA, "engine unusable after a failed weight relayout; reopen it");
   return run(e, err, b, logp, grads);
 }
 

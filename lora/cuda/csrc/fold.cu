@@ -45,13 +45,6 @@ __global__ void pack(__nv_bfloat16 *M, int ld, int in, int out, int r, int rp, c
   }
 }
 
-// convert_ld: dst[i][j] = bf16(src[i][j]) for a contiguous src [rows][cols] and dst row stride ldd.
-__global__ void convert_ld(__nv_bfloat16 *dst, int ldd, const float *src, int rows, int cols) {
-  size_t total = (size_t)rows * cols;
-  for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total; t += (size_t)gridDim.x * blockDim.x)
-    dst[t / cols * ldd + t % cols] = __float2bfloat16(src[t]);
-}
-
 // scaled_cols: dst[i][col0 + j] = bf16(scale src[i][j]) for j < r, 0 for r <= j < rp.
 __global__ void scaled_cols(__nv_bfloat16 *dst, int ldd, int col0, const float *src, int rows, int r, int rp,
                             float scale) {
@@ -64,13 +57,6 @@ __global__ void scaled_cols(__nv_bfloat16 *dst, int ldd, int col0, const float *
 }
 
 }  // namespace
-
-int k_convert_bf16_ld(vz_engine *e, Err &err, __nv_bfloat16 *dst, int ldd, const float *src, int rows, int cols) {
-  if ((size_t)rows * cols == 0) return 0;
-  convert_ld<<<grid_for((size_t)rows * cols), kBlock, 0, e->stream>>>(dst, ldd, src, rows, cols);
-  LAUNCH_CK();
-  return 0;
-}
 
 int k_scaled_cols(vz_engine *e, Err &err, __nv_bfloat16 *dst, int ldd, int col0, const float *src, int rows, int r,
                   int rp, float scale) {

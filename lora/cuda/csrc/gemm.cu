@@ -37,3 +37,16 @@ int to_compute(vz_engine *e, Err &err, const float *x, size_t count, __nv_bfloat
   *out = dst;
   return 0;
 }
+
+int operand_ld(const vz_engine *e, int cols) { return e->wtype == CUDA_R_32F ? cols : cols + e->lrp; }
+
+int operand(vz_engine *e, Err &err, const float *x, int rows, int cols, const void **out, int *ld) {
+  *ld = operand_ld(e, cols);
+  if (e->wtype == CUDA_R_32F) {
+    *out = x;
+    return 0;
+  }
+  TRY(k_convert_bf16_ld(e, err, e->w.slot, *ld, x, rows, cols));
+  *out = e->w.slot;
+  return 0;
+}

@@ -181,9 +181,16 @@ int gemm_batched(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, 
 // to_compute returns x itself in fp32 mode, or x rounded to bf16 in dst (count values).
 int to_compute(vz_engine *e, Err &err, const float *x, size_t count, __nv_bfloat16 *dst,
                const void **out);
+// operand returns a layer activation x [rows][cols] as a base-GEMM operand with its row stride
+// operand_ld: x itself in fp32 mode, else a bf16 copy in the operand slot, lrp columns wider
+// than x (room for the folded adapter's columns, fold.cu).
+int operand_ld(const vz_engine *e, int cols);
+int operand(vz_engine *e, Err &err, const float *x, int rows, int cols, const void **out, int *ld);
 
 // Kernels (kernels.cu); each launcher checks its launch.
 int k_convert_bf16(vz_engine *e, Err &err, __nv_bfloat16 *dst, const float *src, size_t n);
+// k_convert_bf16_ld: a contiguous [rows][cols] into a bf16 destination of row stride ldd.
+int k_convert_bf16_ld(vz_engine *e, Err &err, __nv_bfloat16 *dst, int ldd, const float *src, int rows, int cols);
 int k_rmsnorm_fwd(vz_engine *e, Err &err, float *y, float *rstd, const float *x, const float *w, int n, int d);
 int k_rmsnorm_bwd(vz_engine *e, Err &err, float *dx, const float *dy, const float *x, const float *w,
                   const float *rstd, int n, int d);
@@ -222,13 +229,11 @@ int k_dequant_f32(vz_engine *e, Err &err, float *dst, const void *src, int type,
 
 // LoRA folded into the base GEMMs (fold.cu). relayout_weights gives the target matrices room for
 // a padded rank rp; pack_lora writes layer il's adapter into target t's matrix M (resident or the
-// dequantized scratch), pack_resident into every resident one. k_convert_bf16_ld converts a
-// contiguous [rows][cols] into a bf16 destination of row stride ldd; k_scaled_cols writes
+// dequantized scratch), pack_resident into every resident one. k_scaled_cols writes
 // bf16(scale src) [rows][r] into columns col0.. of dst, zero up to rp columns.
 int relayout_weights(vz_engine *e, Err &err, int rp);
 int pack_lora(vz_engine *e, Err &err, int il, int t, void *M);
 int pack_resident(vz_engine *e, Err &err);
-int k_convert_bf16_ld(vz_engine *e, Err &err, __nv_bfloat16 *dst, int ldd, const float *src, int rows, int cols);
 int k_scaled_cols(vz_engine *e, Err &err, __nv_bfloat16 *dst, int ldd, int col0, const float *src, int rows, int r,
                   int rp, float scale);
 

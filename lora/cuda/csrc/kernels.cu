@@ -7,7 +7,6 @@
 
 namespace {
 
-
 __device__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
@@ -56,6 +55,13 @@ __device__ float block_max(float v) {
 __global__ void convert_bf16(__nv_bfloat16 *dst, const float *src, size_t n) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
     dst[i] = __float2bfloat16(src[i]);  // round to nearest even
+}
+
+// convert_ld: dst[i][j] = bf16(src[i][j]) for a contiguous src [rows][cols] and dst row stride ldd.
+__global__ void convert_ld(__nv_bfloat16 *dst, int ldd, const float *src, int rows, int cols) {
+  size_t total = (size_t)rows * cols;
+  for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total; t += (size_t)gridDim.x * blockDim.x)
+    dst[t / cols * ldd + t % cols] = __float2bfloat16(src[t]);
 }
 
 // rmsnorm_fwd: y = x / sqrt(mean(x^2) + eps) * w (lora.rmsnormForward); one block per row.
@@ -245,6 +251,13 @@ __global__ void attn_sum_heads(float *dst, const float *tmp, int G, int nk, int 
 int k_convert_bf16(vz_engine *e, Err &err, __nv_bfloat16 *dst, const float *src, size_t n) {
   if (n == 0) return 0;
   convert_bf16<<<grid_for(n), kBlock, 0, e->stream>>>(dst, src, n);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_convert_bf16_ld(vz_engine *e, Err &err, __nv_bfloat16 *dst, int ldd, const float *src, int rows, int cols) {
+  if ((size_t)rows * cols == 0) return 0;
+  convert_ld<<<grid_for((size_t)rows * cols), kBlock, 0, e->stream>>>(dst, ldd, src, rows, cols);
   LAUNCH_CK();
   return 0;
 }

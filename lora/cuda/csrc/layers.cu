@@ -43,37 +43,20 @@ Lin lin(vz_engine *e, int il, int t) {
   return l;
 }
 
-// operand returns x [rows][cols] as a base-GEMM operand and its row stride: x itself in fp32
-// mode, else a bf16 copy in the operand slot, rows lrp wider than x (room for the folded
-// adapter's columns).
-int operand(vz_engine *e, Err &err, const float *x, int rows, int cols, const void **out, int *ld) {
-  *ld = cols;
-  if (e->wtype == CUDA_R_32F) {
-    *out = x;
-    return 0;
-  }
-  *ld = cols + e->lrp;
-  TRY(k_convert_bf16_ld(e, err, e->w.slot, *ld, x, rows, cols));
-  *out = e->w.slot;
-  return 0;
-}
-
 // lin_forward: y = x W^T + b + scale (x A^T) B^T; lu keeps x A^T. xc (row stride ldx) is x as a
 // GEMM operand (operand()); folded, its last lrp columns are overwritten with scale x A^T.
 int lin_forward(vz_engine *e, Err &err, const Lin &l, float *y, const float *x, const void *xc, int ldx, float *lu,
                 int n) {
-  int r = e->rank;
-  if (l.fold) {
-    const __nv_bfloat16 *M = (const __nv_bfloat16 *)l.w, *A = M + (size_t)l.out * l.ldw;
+  int r = e->rank, K = l.in;
+  if (l.fold) {  // u = x A^T from M's A block, then [x | s u] against [W | B]
+    const __nv_bfloat16 *A = (const __nv_bfloat16 *)l.w + (size_t)l.out * l.ldw;
     TRY(gemm(e, err, false, true, n, r, l.in, 1.f, xc, ldx, A, l.ldw, 0.f, lu, r, e->wtype));
     TRY(k_scaled_cols(e, err, (__nv_bfloat16 *)xc, ldx, l.in, lu, n, r, e->lrp, e->scale));
-    TRY(gemm(e, err, false, true, n, l.out, l.in + e->lrp, 1.f, xc, ldx, M, l.ldw, 0.f, y, l.out, e->wtype));
-    if (l.bias) TRY(k_add_bias(e, err, y, l.bias, n, l.out));
-    return 0;
+    K += e->lrp;
   }
-  TRY(gemm(e, err, false, true, n, l.out, l.in, 1.f, xc, ldx, l.w, l.ldw, 0.f, y, l.out, e->wtype));
+  TRY(gemm(e, err, false, true, n, l.out, K, 1.f, xc, ldx, l.w, l.ldw, 0.f, y, l.out, e->wtype));
   if (l.bias) TRY(k_add_bias(e, err, y, l.bias, n, l.out));
-  if (l.lp) {
+  if (l.lp && !l.fold) {
     TRY(gemm(e, err, false, true, n, r, l.in, 1.f, x, l.in, l.lp->a, l.in, 0.f, lu, r, CUDA_R_32F));
     TRY(gemm(e, err, false, true, n, l.out, r, e->scale, lu, r, l.lp->b, r, 1.f, y, l.out, CUDA_R_32F));
   }
@@ -86,24 +69,24 @@ int lin_backward(vz_engine *e, Err &err, const Lin &l, float *dx, bool add, cons
                  const float *lu, int n) {
   Work &w = e->w;
   int r = e->rank;
-  float s = e->scale, beta = add ? 1.f : 0.f;
-  if (dx && l.fold) {
-    // dy' = [dy | s dy B] (dy B from M's B block), then dx += dy' M[:, 0:in] in one GEMM.
+  float s = e->scale;
+  // Folded, dy B comes from M's B block in bf16 (and goes into dx through the same GEMM);
+  // otherwise it is an fp32 GEMM, needed for dA.
+  const bool fold_dx = dx && l.fold;
+  if (dx) {
     const void *dyc;
-    int ld;
+    int ld, K = l.out;
     TRY(operand(e, err, dy, n, l.out, &dyc, &ld));
-    const __nv_bfloat16 *M = (const __nv_bfloat16 *)l.w;
-    TRY(gemm(e, err, false, false, n, r, l.out, 1.f, dyc, ld, M + l.in, l.ldw, 0.f, w.tmp, r, e->wtype));
-    TRY(k_scaled_cols(e, err, w.slot, ld, l.out, w.tmp, n, r, e->lrp, s));
-    TRY(gemm(e, err, false, false, n, l.in, l.out + e->lrp, 1.f, dyc, ld, M, l.ldw, beta, dx, l.in, e->wtype));
-  } else if (dx) {
-    const void *dyc;
-    int ld;
-    TRY(operand(e, err, dy, n, l.out, &dyc, &ld));
-    TRY(gemm(e, err, false, false, n, l.in, l.out, 1.f, dyc, ld, l.w, l.ldw, beta, dx, l.in, e->wtype));
+    if (fold_dx) {  // dy' = [dy | s dy B] against [W; A]
+      const __nv_bfloat16 *B = (const __nv_bfloat16 *)l.w + l.in;
+      TRY(gemm(e, err, false, false, n, r, l.out, 1.f, dyc, ld, B, l.ldw, 0.f, w.tmp, r, e->wtype));
+      TRY(k_scaled_cols(e, err, w.slot, ld, l.out, w.tmp, n, r, e->lrp, s));
+      K += e->lrp;
+    }
+    TRY(gemm(e, err, false, false, n, l.in, K, 1.f, dyc, ld, l.w, l.ldw, add ? 1.f : 0.f, dx, l.in, e->wtype));
   }
   if (!l.lp) return 0;
-  if (!(dx && l.fold)) TRY(gemm(e, err, false, false, n, r, l.out, 1.f, dy, l.out, l.lp->b, r, 0.f, w.tmp, r, CUDA_R_32F));
+  if (!fold_dx) TRY(gemm(e, err, false, false, n, r, l.out, 1.f, dy, l.out, l.lp->b, r, 0.f, w.tmp, r, CUDA_R_32F));
   TRY(gemm(e, err, true, false, l.out, r, n, s, dy, l.out, lu, r, 1.f, l.lp->gb, r, CUDA_R_32F));
   TRY(gemm(e, err, true, false, r, l.in, n, s, w.tmp, r, x, l.in, 1.f, l.lp->ga, l.in, CUDA_R_32F));
   if (dx && !l.fold) TRY(gemm(e, err, false, false, n, l.in, r, s, w.tmp, r, l.lp->a, l.in, 1.f, dx, l.in, CUDA_R_32F));
@@ -160,10 +143,10 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   TRY(operand(e, err, w.xn2, n, E, &xc, &ld));
   TRY(lin_forward(e, err, lin(e, il, VZ_W_GATE), w.g, w.xn2, xc, ld, w.lu[VZ_W_GATE], n));
   TRY(lin_forward(e, err, lin(e, il, VZ_W_UP), w.u, w.xn2, xc, ld, w.lu[VZ_W_UP], n));
-  // SwiGLU writes the down projection's operand itself (bf16 mode), as operand() would lay it out.
+  // SwiGLU writes the down projection's operand itself (bf16 mode), laid out as operand() would.
   const int F = c.n_ff;
   const bool bf16 = e->wtype == CUDA_R_16BF;
-  ld = bf16 ? F + e->lrp : F;
+  ld = operand_ld(e, F);
   TRY(k_swiglu_fwd(e, err, w.h, bf16 ? w.slot : nullptr, F, ld, w.g, w.u, (size_t)n * F));
   xc = bf16 ? (const void *)w.slot : (const void *)w.h;
   TRY(lin_forward(e, err, lin(e, il, VZ_W_DOWN), y, w.h, xc, ld, w.lu[VZ_W_DOWN], n));

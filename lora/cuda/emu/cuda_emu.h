@@ -4,9 +4,9 @@
 // include/ (stand-ins for the toolkit headers) and runtime.cc (the runtime and cuBLAS calls on
 // host memory) it builds the whole engine as a CPU library (build.sh emu, docs/cuda.md).
 //
-// Each block runs on one host thread as blockDim.x fibers (user-space threads), blocks of a grid on several
-// host threads at once (so the atomics race as on a GPU). A fiber runs until it waits at a
-// barrier: __syncthreads waits for every thread of the block, the warp-level operations
+// Each block runs on one host thread as blockDim.x fibers (user-space threads), blocks of a grid
+// on several host threads at once (so the atomics race as on a GPU). A fiber runs until it waits
+// at a barrier: __syncthreads waits for every thread of the block, the warp-level operations
 // (shuffles, ldmatrix, mma) for the 32 lanes of the warp, and a barrier that some thread never
 // reaches (a thread returned, or diverged around it) is reported as a deadlock instead of hanging.
 // mma.cuh's warp primitives are emulated lane by lane with the PTX register layouts: a lane's
@@ -16,8 +16,6 @@
 // until the wait that retires its group; shared memory starts as garbage and the dynamic part is
 // fenced by canaries.
 #pragma once
-
-#include <ucontext.h>
 
 #include <algorithm>
 #include <atomic>
@@ -150,6 +148,7 @@ inline void ctx_make(Context &c, char *stack, size_t size, void (*entry)()) {
   c.sp = top;
 }
 #else
+#include <ucontext.h>
 struct Context {
   ucontext_t uc;
 };

@@ -284,7 +284,8 @@ template <class... KArgs, class... Args>
 const char *launch(dim3 grid, dim3 block, size_t smem_bytes, void (*kernel)(KArgs...), Args... args) {
   if (block.y != 1 || block.z != 1 || block.x % 32 != 0 || block.x == 0 || block.x > 1024)
     return "blocks must be 1-D, a whole number of warps, at most 1024 threads";
-  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535) return "invalid grid";
+  if (grid.x == 0 || grid.x > 0x7fffffffu || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535)
+    return "invalid grid";
   const size_t n = (size_t)grid.x * grid.y * grid.z;
   std::function<void()> body = [&] { kernel(args...); };
   std::atomic<size_t> next{0};

@@ -226,17 +226,14 @@ cudaError_t func_set_max_dyn_smem(const void *fn, int bytes) {
   return cudaSuccess;
 }
 
-const char *launch_check(const void *fn, dim3 grid, dim3 block, size_t smem) {
+const char *launch_check(const void *fn, size_t smem) {
   int limit = 48 << 10;  // without cudaFuncSetAttribute, as on the GPU
   {
     std::lock_guard<std::mutex> l(st().mu);
     auto it = st().max_dyn_smem.find(fn);
     if (it != st().max_dyn_smem.end()) limit = it->second;
   }
-  if (smem > (size_t)limit) return "dynamic shared memory above the kernel's limit (cudaFuncSetAttribute)";
-  if (grid.x == 0 || grid.x > 0x7fffffffu) return "grid.x out of range";
-  (void)block;
-  return nullptr;
+  return smem > (size_t)limit ? "dynamic shared memory above the kernel's limit (cudaFuncSetAttribute)" : nullptr;
 }
 
 void set_launch_error(const char *what) {

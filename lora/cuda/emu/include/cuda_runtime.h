@@ -69,9 +69,9 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s);
 namespace emu {
 cudaError_t func_get_attributes(cudaFuncAttributes *a, const void *fn);
 cudaError_t func_set_max_dyn_smem(const void *fn, int bytes);
-// launch_check: the configuration error of a launch of fn, or nullptr; set_launch_error records it
-// for cudaGetLastError.
-const char *launch_check(const void *fn, dim3 grid, dim3 block, size_t smem);
+// launch_check: what a GPU would refuse in a launch of fn beyond emu::launch's own checks (the
+// dynamic shared memory limit), or nullptr; set_launch_error records it for cudaGetLastError.
+const char *launch_check(const void *fn, size_t smem);
 void set_launch_error(const char *what);
 
 // The <<<grid, block, smem, stream>>> syntax, which a host compiler cannot parse: build.sh emu
@@ -94,7 +94,7 @@ struct Pending {
 };
 template <class... KA, class... A>
 void operator*(void (*kernel)(KA...), const Pending<A...> &p) {
-  const char *bad = launch_check((const void *)kernel, p.cfg.grid, p.cfg.block, p.cfg.smem);
+  const char *bad = launch_check((const void *)kernel, p.cfg.smem);
   if (bad == nullptr)
     bad = std::apply([&](A... a) { return launch(p.cfg.grid, p.cfg.block, p.cfg.smem, kernel, a...); }, p.args);
   set_launch_error(bad);

@@ -119,16 +119,17 @@ func ReadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("read model config %s: %w", path, err)
 	}
-	cfg, err := configFromGGUF(g)
+	cfg, err := ConfigFromGGUF(g)
 	if err != nil {
 		return Config{}, fmt.Errorf("read model config %s: %w", path, err)
 	}
 	return cfg, nil
 }
 
-// configFromGGUF reads the hyper-parameters from the header and what the tensor list says: the
-// vocabulary size, a tied output head, q/k/v biases.
-func configFromGGUF(g *ggml.GGML) (Config, error) {
+// ConfigFromGGUF reads the hyper-parameters from a decoded header and what the tensor list says:
+// the vocabulary size, a tied output head, q/k/v biases. The header must have been decoded with
+// room for small arrays (rope.dimension_sections: ggml.Decode's maxArraySize of 16 or more).
+func ConfigFromGGUF(g *ggml.GGML) (Config, error) {
 	cfg, err := configFromKV(g.KV())
 	if err != nil {
 		return Config{}, err
@@ -171,7 +172,7 @@ func LoadModel(path string) (*Model, error) {
 	if t, _ := kv["general.type"].(string); t == "adapter" {
 		return nil, fmt.Errorf("load model %s: file is an adapter, not a base model", path)
 	}
-	cfg, err := configFromGGUF(g)
+	cfg, err := ConfigFromGGUF(g)
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", path, err)
 	}

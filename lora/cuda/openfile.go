@@ -44,6 +44,7 @@ func OpenFile(path string, o Options) (*Engine, error) {
 // ggufFile is a GGUF's header and its mmap'd bytes.
 type ggufFile struct {
 	path   string
+	g      *ggml.GGML // the decoded header (small arrays kept, for lora.ConfigFromGGUF)
 	data   []byte
 	base   uint64
 	byName map[string]*ggml.Tensor
@@ -55,7 +56,7 @@ func openGGUF(path string) (*ggufFile, error) {
 		return nil, fmt.Errorf("cuda: %w", err)
 	}
 	defer fh.Close()
-	g, err := ggml.Decode(fh, 0)
+	g, err := ggml.Decode(fh, 16) // small arrays (rope.dimension_sections) only
 	if err != nil {
 		return nil, fmt.Errorf("cuda: read %s: %w", path, err)
 	}
@@ -67,7 +68,7 @@ func openGGUF(path string) (*ggufFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cuda: mmap %s: %w", path, err)
 	}
-	f := &ggufFile{path: path, data: data, base: g.Tensors().Offset, byName: map[string]*ggml.Tensor{}}
+	f := &ggufFile{path: path, g: g, data: data, base: g.Tensors().Offset, byName: map[string]*ggml.Tensor{}}
 	for _, t := range g.Tensors().Items() {
 		f.byName[t.Name] = t
 	}
@@ -111,9 +112,9 @@ func (f *ggufFile) vector(name string, n int) ([]float32, error) {
 // lightModel reads the configuration, norms and biases; the token embedding is filled in by
 // uploadFile (expanded on the GPU), the matrices never come to the host.
 func (f *ggufFile) lightModel() (*lora.Model, error) {
-	cfg, err := lora.ReadConfig(f.path)
+	cfg, err := lora.ConfigFromGGUF(f.g)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cuda: read model config %s: %w", f.path, err)
 	}
 	if f.byName["rope_freqs.weight"] != nil {
 		if cfg.RopeFreqs, err = f.vector("rope_freqs.weight", cfg.NRot/2); err != nil {

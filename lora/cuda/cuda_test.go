@@ -77,7 +77,7 @@ func TestPackSharedPrompt(t *testing.T) {
 		return s
 	}
 	b := &lora.Batch{Seqs: []lora.Sequence{mk(5, 0, 0, 7, 8, 9), mk(5, 0, 0, 7, 10), mk(5, 0, 0, 7, 8, 11, 12)}, Temperature: 0.5}
-	pk, err := packBatch(b, m, nil)
+	pk, err := packBatch(b, m, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestPackSharedPrompt(t *testing.T) {
 	if lo.x0 != nil || lo.n != pk.n || !equal(lo.seg, pk.seg) || !equal(lo.tRow, pk.tRow) || !equal(lo.tTok, pk.tTok) {
 		t.Fatalf("layoutBatch differs from packBatch: %+v", lo)
 	}
-	if _, err := packBatch(&lora.Batch{Seqs: []lora.Sequence{{Tokens: []int32{1, int32(m.Cfg.NVocab)}}}}, m, nil); err == nil {
+	if _, err := packBatch(&lora.Batch{Seqs: []lora.Sequence{{Tokens: []int32{1, int32(m.Cfg.NVocab)}}}}, m, nil, nil); err == nil {
 		t.Fatal("token outside the vocabulary accepted")
 	}
 }

@@ -20,7 +20,11 @@ typedef struct {
 	int (*set_weight_raw)(vz_engine *, int, int, int, const void *, int64_t, char *, int);
 	int (*dequantize)(vz_engine *, int, const void *, int64_t, int64_t, float *, char *, int);
 	int (*set_adapter)(vz_engine *, int, float, const uint8_t *, const float *, int64_t, char *, int);
-	int (*run)(vz_engine *, const vz_batch *, float *, float *, char *, int);
+	int (*input_rows)(vz_engine *, int, float **, char *, int);
+	int (*run_begin)(vz_engine *, const vz_batch *, int, char *, int);
+	int (*run_wait_layer)(vz_engine *, int, char *, int);
+	int (*run_end)(vz_engine *, float *, char *, int);
+	int (*gradients)(const vz_engine *, const float **, int64_t *);
 	int64_t (*workspace_bytes)(const vz_engine *, const vz_batch *, int);
 	int (*memory)(const vz_engine *, int64_t *, int64_t *, int64_t *, int64_t *);
 } vz_lib;
@@ -52,7 +56,11 @@ static int vz_load(const char *path, char *err, int errlen) {
 	VZ_SYM(set_weight_raw, "vz_set_weight_raw");
 	VZ_SYM(dequantize, "vz_dequantize");
 	VZ_SYM(set_adapter, "vz_set_adapter");
-	VZ_SYM(run, "vz_run");
+	VZ_SYM(input_rows, "vz_input_rows");
+	VZ_SYM(run_begin, "vz_run_begin");
+	VZ_SYM(run_wait_layer, "vz_run_wait_layer");
+	VZ_SYM(run_end, "vz_run_end");
+	VZ_SYM(gradients, "vz_gradients");
 	VZ_SYM(workspace_bytes, "vz_workspace_bytes");
 	VZ_SYM(memory, "vz_memory");
 	if (lib.abi_version() != VZ_ABI_VERSION) {
@@ -83,9 +91,15 @@ static int vz_call_dequantize(vz_engine *e, int t, const void *d, int64_t nb, in
 static int vz_call_set_adapter(vz_engine *e, int r, float s, const uint8_t *p, const float *f, int64_t n, char *err, int el) {
 	return lib.set_adapter(e, r, s, p, f, n, err, el);
 }
-static int vz_call_run(vz_engine *e, const vz_batch *b, float *lp, float *g, char *err, int el) {
-	return lib.run(e, b, lp, g, err, el);
+static int vz_call_input_rows(vz_engine *e, int n, float **rows, char *err, int el) {
+	return lib.input_rows(e, n, rows, err, el);
 }
+static int vz_call_run_begin(vz_engine *e, const vz_batch *b, int bw, char *err, int el) {
+	return lib.run_begin(e, b, bw, err, el);
+}
+static int vz_call_run_wait_layer(vz_engine *e, int l, char *err, int el) { return lib.run_wait_layer(e, l, err, el); }
+static int vz_call_run_end(vz_engine *e, float *lp, char *err, int el) { return lib.run_end(e, lp, err, el); }
+static int vz_call_gradients(const vz_engine *e, const float **g, int64_t *n) { return lib.gradients(e, g, n); }
 static int64_t vz_call_workspace_bytes(const vz_engine *e, const vz_batch *b, int bw) {
 	return lib.workspace_bytes(e, b, bw);
 }
@@ -374,26 +388,91 @@ func cBatch(pk *packed, tw []float32, pin *runtime.Pinner) C.vz_batch {
 	return b
 }
 
-// cRun runs the forward (and, with grads != nil, the backward) of a packed batch; tw holds the
-// per-target loss weights, logp receives the per-target log-probs.
-func cRun(h unsafe.Pointer, pk *packed, tw, logp, grads []float32) error {
+// cInputRows returns the engine's page-locked buffer for n input rows of embd floats (vz_batch.x0),
+// valid until the next call or the engine's end.
+func cInputRows(h unsafe.Pointer, n, embd int) ([]float32, error) {
+	e := newCerr()
+	defer e.free()
+	var p *C.float
+	if err := e.check("input rows", C.vz_call_input_rows((*C.vz_engine)(h), C.int(n), &p, e.p, errLen)); err != nil {
+		return nil, err
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(p)), n*embd), nil
+}
+
+// cRun runs one pass over a packed batch: tw holds the per-target loss weights, logp receives the
+// per-target log-probs. With layerDone set it is a backward: layerDone(l, grads) is called for each
+// layer from the last to the first as soon as that layer's gradients have reached grads (the
+// engine's page-locked gradient buffer in vz_set_adapter's flat layout, valid until the next pass
+// or adapter; layers below l are still running on the GPU).
+func cRun(h unsafe.Pointer, pk *packed, tw, logp []float32, layers int, layerDone func(l int, grads []float32)) error {
+	err := cRunBegin(h, pk, tw, layerDone != nil)
+	if err != nil {
+		return err
+	}
+	if layerDone != nil {
+		grads := cGradients(h)
+		for l := layers - 1; l >= 0 && err == nil; l-- {
+			if err = cRunWaitLayer(h, l); err == nil {
+				layerDone(l, grads)
+			}
+		}
+	}
+	// vz_run_end follows every begin that succeeded, also after a failed wait.
+	if endErr := cRunEnd(h, logp); err == nil {
+		err = endErr
+	}
+	return err
+}
+
+func passName(backward bool) string {
+	if backward {
+		return "backward"
+	}
+	return "log-probs"
+}
+
+// cRunBegin queues a pass (vz_run_begin).
+func cRunBegin(h unsafe.Pointer, pk *packed, tw []float32, backward bool) error {
+	e := newCerr()
+	defer e.free()
 	var pin runtime.Pinner
-	defer pin.Unpin()
+	defer pin.Unpin() // the library has read (or staged) every array but the page-locked x0
 	b := cBatch(pk, tw, &pin)
-	var lp, gp *C.float
+	bw := C.int(0)
+	if backward {
+		bw = 1
+	}
+	return e.check(passName(backward), C.vz_call_run_begin((*C.vz_engine)(h), &b, bw, e.p, errLen))
+}
+
+// cRunWaitLayer returns once layer l's gradients are in cGradients's buffer.
+func cRunWaitLayer(h unsafe.Pointer, l int) error {
+	e := newCerr()
+	defer e.free()
+	return e.check("backward", C.vz_call_run_wait_layer((*C.vz_engine)(h), C.int(l), e.p, errLen))
+}
+
+// cRunEnd waits for the pass and writes the log-probs.
+func cRunEnd(h unsafe.Pointer, logp []float32) error {
+	e := newCerr()
+	defer e.free()
+	var lp *C.float
 	if len(logp) > 0 {
 		lp = (*C.float)(&logp[0])
 	}
-	if len(grads) > 0 {
-		gp = (*C.float)(&grads[0])
+	return e.check("pass", C.vz_call_run_end((*C.vz_engine)(h), lp, e.p, errLen))
+}
+
+// cGradients is the library's page-locked gradient buffer (vz_gradients), read in place.
+func cGradients(h unsafe.Pointer) []float32 {
+	var gp *C.float
+	var n C.int64_t
+	C.vz_call_gradients((*C.vz_engine)(h), &gp, &n)
+	if gp == nil {
+		return nil
 	}
-	e := newCerr()
-	defer e.free()
-	op := "log-probs"
-	if grads != nil {
-		op = "backward"
-	}
-	return e.check(op, C.vz_call_run((*C.vz_engine)(h), &b, lp, gp, e.p, errLen))
+	return unsafe.Slice((*float32)(unsafe.Pointer(gp)), int(n))
 }
 
 func cWorkspace(h unsafe.Pointer, pk *packed, backward bool) int64 {

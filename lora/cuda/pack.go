@@ -25,20 +25,26 @@ type packed struct {
 	invTemp float32
 }
 
-func packBatch(b *lora.Batch, m *lora.Model, weights [][]float32) (*packed, error) {
+// packBatch lays the batch out and gathers its input rows into rows(n) (n rows of NEmbd floats:
+// the engine's page-locked buffer), or a fresh slice when rows is nil.
+func packBatch(b *lora.Batch, m *lora.Model, weights [][]float32, rows func(n int) ([]float32, error)) (*packed, error) {
 	pk, l, err := layoutBatch(b, m.Cfg, weights)
 	if err != nil {
 		return nil, err
 	}
 	E := m.Cfg.NEmbd
-	pk.x0 = make([]float32, 0, l.Rows*E)
+	if rows == nil {
+		pk.x0 = make([]float32, l.Rows*E)
+	} else if pk.x0, err = rows(l.Rows); err != nil {
+		return nil, err
+	}
 	for r := 0; r < l.Rows; r++ {
-		if row := l.Embed[r]; row != nil {
-			pk.x0 = append(pk.x0, row...)
-		} else {
+		src := l.Embed[r]
+		if src == nil {
 			t := int(l.Tokens[r])
-			pk.x0 = append(pk.x0, m.TokEmbd[t*E:(t+1)*E]...)
+			src = m.TokEmbd[t*E : (t+1)*E]
 		}
+		copy(pk.x0[r*E:(r+1)*E], src)
 	}
 	return pk, nil
 }

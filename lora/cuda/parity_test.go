@@ -72,7 +72,7 @@ func (e *Engine) fullLogSoftmax(seq lora.Sequence) ([][]float32, error) {
 	}
 	lp := make([]float32, len(pk.tRow))
 	e.mu.Lock()
-	err = cRun(e.h, pk, nil, lp, nil)
+	err = cRun(e.h, pk, nil, lp, e.m.Cfg.NLayer, nil)
 	e.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -306,7 +306,7 @@ func TestErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	pk.seg[1] = int32(pk.n + 5)
-	if err := cRun(e.h, pk, nil, make([]float32, len(pk.tRow)), nil); err == nil {
+	if err := cRun(e.h, pk, nil, make([]float32, len(pk.tRow)), e.m.Cfg.NLayer, nil); err == nil {
 		t.Error("library accepted a segment beyond the batch")
 	} else {
 		t.Logf("library error: %v", err)

@@ -1,9 +1,5 @@
-// engine.cu: the C ABI (vz_cuda.h): probe, create/destroy, weight and adapter upload, and vz_run,
-// which strings the layers together like lora/forward.go's run: embedding rows in, every block
-// (keeping each block's input as its recomputation checkpoint when a backward follows), the final
-// norm, the chunked vocabulary log-softmax, then the blocks' backward from the last to the first,
-// each block's activations recomputed from its checkpoint just before its backward, or kept from
-// the forward for the first keep_layers blocks.
+// engine.cu: the C ABI (vz_cuda.h): probe, create/destroy, weight and adapter upload; a pass over
+// a batch is run.cu's.
 #include "internal.cuh"
 
 #include <algorithm>
@@ -14,11 +10,15 @@ namespace {
 
 // The device is per host thread in the CUDA runtime and Go moves goroutines between threads, so
 // every entry point selects it again (and refuses an engine a failed relayout left inconsistent).
-#define ENTER(e)                                                                                   \
+// ENTER_RUN is for the calls that belong to a pass in flight; every other call refuses one.
+#define ENTER_RUN(e)                                                                               \
   Err err{errbuf, errlen};                                                                         \
   if ((e) == nullptr) return vz_seterr(err, VZ_ERR_ARG, "nil engine");                             \
   if ((e)->broken) return vz_seterr(err, VZ_ERR_CUDA, "engine unusable after a failed relayout; reopen");   \
   CUDA_CK(cudaSetDevice((e)->c.device))
+#define ENTER(e)                                                                                   \
+  ENTER_RUN(e);                                                                                    \
+  if ((e)->run.on) return vz_seterr(err, VZ_ERR_ARG, "a pass is in flight (vz_run_begin without vz_run_end)")
 
 size_t weight_elems(const vz_engine *e, int kind) {
   const vz_config &c = e->c;
@@ -104,177 +104,6 @@ void free_adapter(vz_engine *e) {
   e->present.clear();
   for (auto &L : e->layers)
     for (auto &p : L.lora) p = LoraPair{};
-}
-
-int check_weights(const vz_engine *e, Err &err) {
-  for (int il = 0; il < e->c.n_layer; il++) {
-    const LayerW &L = e->layers[il];
-    for (int t = 0; t < VZ_NTARGET; t++)
-      if (!L.w[t] && !L.raw[t]) return vz_seterr(err, VZ_ERR_ARG, "weight kind %d of layer %d was never uploaded", t, il);
-    if (!L.attn_norm || !L.ffn_norm) return vz_seterr(err, VZ_ERR_ARG, "norms of layer %d were never uploaded", il);
-    if (e->c.has_qkv_bias && (!L.bq || !L.bk || !L.bv))
-      return vz_seterr(err, VZ_ERR_ARG, "q/k/v biases of layer %d were never uploaded", il);
-  }
-  if (!e->out_norm || !e->output) return vz_seterr(err, VZ_ERR_ARG, "output norm or head was never uploaded");
-  return 0;
-}
-
-// Batch bookkeeping done on the host: checks, the largest segment, the unique scored rows.
-struct Plan {
-  int maxseg = 0;
-  std::vector<int32_t> urow, ustart;
-};
-
-int plan_batch(const vz_engine *e, const vz_batch *b, Plan *pl, Err &err) {
-  if (b == nullptr || b->n <= 0) return vz_seterr(err, VZ_ERR_ARG, "batch has no rows");
-  if (b->n_seg <= 0 || b->seg == nullptr) return vz_seterr(err, VZ_ERR_ARG, "batch has no segments");
-  long long maxseg = 0;
-  for (int s = 0; s < b->n_seg; s++) {
-    int r0 = b->seg[3 * s], r1 = b->seg[3 * s + 1], p = b->seg[3 * s + 2];
-    if (r0 < 0 || r1 <= r0 || r1 > b->n || p < 0 || p > r0)
-      return vz_seterr(err, VZ_ERR_ARG, "segment %d = {%d, %d, %d} invalid for %d rows", s, r0, r1, p, b->n);
-    long long m = r1 - r0, sz = m * (p + m);
-    maxseg = std::max(maxseg, sz);
-  }
-  if (maxseg > (1ll << 31) - 1) return vz_seterr(err, VZ_ERR_ARG, "a segment's score matrix has %lld entries (> 2^31)", maxseg);
-  pl->maxseg = (int)maxseg;
-  if (b->n_target < 0 || (b->n_target > 0 && (b->t_row == nullptr || b->t_tok == nullptr)))
-    return vz_seterr(err, VZ_ERR_ARG, "batch targets missing");
-  for (int t = 0; t < b->n_target; t++) {
-    if (b->t_row[t] < 0 || b->t_row[t] >= b->n || b->t_tok[t] < 0 || b->t_tok[t] >= e->c.n_vocab)
-      return vz_seterr(err, VZ_ERR_ARG, "target %d: row %d token %d out of range", t, b->t_row[t], b->t_tok[t]);
-    if (t > 0 && b->t_row[t] < b->t_row[t - 1]) return vz_seterr(err, VZ_ERR_ARG, "targets are not sorted by row");
-    if (t == 0 || b->t_row[t] != b->t_row[t - 1]) {
-      pl->urow.push_back(b->t_row[t]);
-      pl->ustart.push_back(t);
-    }
-  }
-  pl->ustart.push_back(b->n_target);
-  return 0;
-}
-
-// keep_count is how many blocks keep their activations for this batch: the configured number, or
-// with keep = -1 as many as fit in the device memory free now (the current slab counted as free,
-// since a bigger one replaces it), leaving max(1 GiB, 1/16 of the device) for cuBLAS, other
-// engines and llama.cpp.
-int keep_count(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool backward, int *nkeep) {
-  int L = e->c.n_layer;
-  *nkeep = 0;
-  if (!backward || e->keep == 0) return 0;
-  if (e->keep > 0) {
-    *nkeep = std::min(e->keep, L);
-    return 0;
-  }
-  size_t base = workspace_layout(e, nullptr, nullptr, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, true, 0);
-  size_t one = workspace_layout(e, nullptr, nullptr, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, true, 1) - base;
-  size_t fr = 0, tot = 0;
-  CUDA_CK(cudaMemGetInfo(&fr, &tot));
-  size_t reserve = std::max((size_t)1 << 30, tot / 16), avail = fr + e->ws_bytes;
-  if (avail > base + reserve && one > 0) *nkeep = (int)std::min((avail - base - reserve) / one, (size_t)L);
-  return 0;
-}
-
-int ensure_workspace(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool backward) {
-  int nkeep;
-  TRY(keep_count(e, err, b, pl, backward, &nkeep));
-  size_t need = workspace_layout(e, nullptr, nullptr, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, backward, nkeep);
-  if (need > e->ws_bytes) {
-    dfree(e, e->ws, e->ws_bytes);
-    e->ws = nullptr;
-    e->ws_bytes = 0;
-    void *p;
-    TRY(dalloc(e, &p, need, err));
-    e->ws = (char *)p;
-    e->ws_bytes = need;
-  }
-  workspace_layout(e, &e->w, e->ws, b->n, pl.maxseg, (int)pl.urow.size(), b->n_target, backward, nkeep);
-  e->w.seg = b->seg;
-  e->w.nseg = b->n_seg;
-  return 0;
-}
-
-int run(vz_engine *e, Err &err, const vz_batch *b, float *logp, float *grads) {
-  const vz_config &c = e->c;
-  bool backward = grads != nullptr;
-  if (backward && e->rank == 0) return vz_seterr(err, VZ_ERR_ARG, "backward without an adapter");
-  if (backward && b->t_w == nullptr && b->n_target > 0)
-    return vz_seterr(err, VZ_ERR_ARG, "backward without per-token weights");
-  if (b->x0 == nullptr || b->rope_cos == nullptr || b->rope_sin == nullptr)
-    return vz_seterr(err, VZ_ERR_ARG, "batch has no input rows or no RoPE table");
-  TRY(check_weights(e, err));
-  Plan pl;
-  TRY(plan_batch(e, b, &pl, err));
-  TRY(ensure_workspace(e, err, b, pl, backward));
-  Work &w = e->w;
-  cudaStream_t st = e->stream;
-  int n = b->n, E = c.n_embd, V = c.n_vocab, L = c.n_layer, nu = (int)pl.urow.size();
-  size_t nE = (size_t)n * E;
-  prof_start(e);
-  CUDA_CK(cudaMemcpyAsync(w.x, b->x0, nE * 4, cudaMemcpyHostToDevice, st));
-  CUDA_CK(cudaMemcpyAsync(w.cos, b->rope_cos, (size_t)n * e->half * 4, cudaMemcpyHostToDevice, st));
-  CUDA_CK(cudaMemcpyAsync(w.sin, b->rope_sin, (size_t)n * e->half * 4, cudaMemcpyHostToDevice, st));
-  if (nu > 0) CUDA_CK(cudaMemcpyAsync(w.urow, pl.urow.data(), (size_t)nu * 4, cudaMemcpyHostToDevice, st));
-  CUDA_CK(cudaMemcpyAsync(w.ustart, pl.ustart.data(), (size_t)(nu + 1) * 4, cudaMemcpyHostToDevice, st));
-  if (b->n_target > 0) {
-    CUDA_CK(cudaMemcpyAsync(w.t_tok, b->t_tok, (size_t)b->n_target * 4, cudaMemcpyHostToDevice, st));
-    if (b->t_w) CUDA_CK(cudaMemcpyAsync(w.t_w, b->t_w, (size_t)b->n_target * 4, cudaMemcpyHostToDevice, st));
-  }
-  // Forward. Backward keeps block il's input at x + il*nE (its recomputation checkpoint);
-  // log-probs alone ping-pong between two buffers.
-  auto xin = [&](int il) { return w.x + (backward ? (size_t)il : (size_t)(il % 2)) * nE; };
-  prof_mark(e, P_UPLOAD);
-  for (int il = 0; il < L; il++) {
-    use_acts(w, il);
-    TRY(layer_forward(e, err, il, xin(il), xin(il + 1)));
-  }
-  float *xlast = xin(L);
-  TRY(k_rmsnorm_fwd(e, err, w.xf, w.rstdf, xlast, e->out_norm, n, E));
-  prof_mark(e, P_FWD_OTHER);
-  // Head: chunks of R unique scored rows; logits never exist for more rows than that.
-  if (backward) CUDA_CK(cudaMemsetAsync(w.dxf, 0, nE * 4, st));
-  float it = b->inv_temp > 0 ? b->inv_temp : 1.f;
-  for (int c0 = 0; c0 < nu; c0 += w.R) {
-    int m = std::min(w.R, nu - c0);
-    const void *xc;
-    TRY(k_gather_rows(e, err, w.xb, w.xf, w.urow + c0, m, E));
-    TRY(to_compute(e, err, w.xb, (size_t)m * E, w.slot, &xc));
-    TRY(gemm(e, err, false, true, m, V, E, it, xc, E, e->output, E, 0.f, w.logits, V, e->wtype));
-    TRY(k_head(e, err, w.logits, m, V, w.ustart, c0, w.t_tok, w.t_w, w.logp, backward));
-    if (backward) {
-      const void *gc;
-      TRY(to_compute(e, err, w.logits, (size_t)m * V, w.slot, &gc));
-      TRY(gemm(e, err, false, false, m, E, V, it, gc, V, e->output, E, 0.f, w.dxb, E, e->wtype));
-      TRY(k_scatter_add_rows(e, err, w.dxf, w.dxb, w.urow + c0, m, E));
-    }
-  }
-  prof_mark(e, P_HEAD);
-  if (backward) {
-    CUDA_CK(cudaMemsetAsync(e->grad_slab, 0, (size_t)e->n_flat * 4, st));
-    float *dy = w.dy, *dx = w.dx;
-    CUDA_CK(cudaMemsetAsync(dy, 0, nE * 4, st));
-    TRY(k_rmsnorm_bwd(e, err, dy, w.dxf, xlast, e->out_norm, w.rstdf, n, E));
-    for (int il = L - 1; il >= 0; il--) {
-      use_acts(w, il);
-      if (il < w.nkeep) {
-        TRY(layer_restore(e, err, il, xin(il)));  // kept from the forward
-      } else if (il < L - 1) {
-        // Recompute the block's activations; its output overwrites the next checkpoint, which
-        // the backward no longer needs (and gets the same values). The last block's are still
-        // in the shared set from the forward (the head uses none of its buffers).
-        TRY(layer_forward(e, err, il, xin(il), xin(il + 1)));
-      }
-      TRY(layer_backward(e, err, il, xin(il), dy, il == 0 ? nullptr : dx));
-      std::swap(dy, dx);
-    }
-    prof_mark(e, P_BWD_OTHER);
-    CUDA_CK(cudaMemcpyAsync(e->host_stage, e->grad_slab, (size_t)e->n_flat * 4, cudaMemcpyDeviceToHost, st));
-  }
-  if (b->n_target > 0) CUDA_CK(cudaMemcpyAsync(logp, w.logp, (size_t)b->n_target * 4, cudaMemcpyDeviceToHost, st));
-  CUDA_CK(cudaStreamSynchronize(st));  // kernel faults surface here
-  if (backward) memcpy(grads, e->host_stage, (size_t)e->n_flat * 4);
-  prof_mark(e, P_DOWNLOAD);
-  prof_report(e, n);
-  return 0;
 }
 
 // set_output_raw dequantizes a raw head once into the engine's precision.
@@ -379,18 +208,21 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
   e->debug_sync = dbg != nullptr && dbg[0] == '1';
   const char *prof = getenv("VZLOCAL_CUDA_PROFILE");
   e->prof.on = prof != nullptr && prof[0] == '1';
+  int rc = 0;
   cudaError_t ce = cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking);
   if (ce != cudaSuccess) {
-    delete e;
-    return vz_seterr(err, VZ_ERR_CUDA, "cudaStreamCreate: %s", cudaGetErrorString(ce));
+    e->stream = nullptr;
+    rc = vz_seterr(err, VZ_ERR_CUDA, "cudaStreamCreate: %s", cudaGetErrorString(ce));
   }
-  cublasStatus_t bs = cublasCreate(&e->blas);
-  if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(e->blas, e->stream);
-  if (bs != CUBLAS_STATUS_SUCCESS) {
-    if (e->blas) cublasDestroy(e->blas);
-    cudaStreamDestroy(e->stream);
-    delete e;
-    return vz_seterr(err, VZ_ERR_CUBLAS, "cublasCreate/SetStream: status %d", (int)bs);
+  if (rc == 0) {
+    cublasStatus_t bs = cublasCreate(&e->blas);
+    if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(e->blas, e->stream);
+    if (bs != CUBLAS_STATUS_SUCCESS) rc = vz_seterr(err, VZ_ERR_CUBLAS, "cublasCreate/SetStream: status %d", (int)bs);
+  }
+  if (rc == 0) rc = create_run_sync(e, err);
+  if (rc != 0) {
+    vz_destroy(e);
+    return rc;
   }
   *out = e;
   return 0;
@@ -399,7 +231,8 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
 void vz_destroy(vz_engine *e) {
   if (e == nullptr) return;
   cudaSetDevice(e->c.device);
-  cudaStreamSynchronize(e->stream);
+  if (e->stream) cudaStreamSynchronize(e->stream);
+  destroy_run_sync(e);  // waits for the copy stream
   free_adapter(e);
   dfree(e, e->ws, e->ws_bytes);
   for (int il = 0; il < e->c.n_layer; il++) {
@@ -409,8 +242,8 @@ void vz_destroy(vz_engine *e) {
   for (int t = 0; t < VZ_NTARGET; t++) dfree(e, e->deq[t], weight_bytes(e, t));
   dfree(e, e->out_norm, weight_bytes(e, VZ_W_OUT_NORM));
   dfree(e, e->output, weight_bytes(e, VZ_W_OUTPUT));
-  cublasDestroy(e->blas);
-  cudaStreamDestroy(e->stream);
+  if (e->blas) cublasDestroy(e->blas);
+  if (e->stream) cudaStreamDestroy(e->stream);
   delete e;
 }
 
@@ -538,15 +371,18 @@ int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, 
     e->slab_rank = rank;
     e->present.assign(present, present + L * VZ_NTARGET);
     int64_t off = 0;
+    e->layer_off.assign(L + 1, 0);
     for (int i = 0; i < L * VZ_NTARGET; i++) {
-      if (!present[i]) continue;
-      int in, out;
-      target_shape(e, i % VZ_NTARGET, &in, &out);
-      LoraPair &lp = e->layers[i / VZ_NTARGET].lora[i % VZ_NTARGET];
-      lp.a = e->lora_slab + off, lp.ga = e->grad_slab + off;
-      off += (int64_t)rank * in;
-      lp.b = e->lora_slab + off, lp.gb = e->grad_slab + off;
-      off += (int64_t)rank * out;
+      if (present[i]) {
+        int in, out;
+        target_shape(e, i % VZ_NTARGET, &in, &out);
+        LoraPair &lp = e->layers[i / VZ_NTARGET].lora[i % VZ_NTARGET];
+        lp.a = e->lora_slab + off, lp.ga = e->grad_slab + off;
+        off += (int64_t)rank * in;
+        lp.b = e->lora_slab + off, lp.gb = e->grad_slab + off;
+        off += (int64_t)rank * out;
+      }
+      e->layer_off[i / VZ_NTARGET + 1] = off;  // the flat layout is layer by layer
     }
   }
   e->rank = rank;
@@ -558,9 +394,32 @@ int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, 
   return pack_resident(e, err);  // stream-ordered before the next vz_run
 }
 
-int vz_run(vz_engine *e, const vz_batch *b, float *logp, float *grads, char *errbuf, int errlen) {
+int vz_input_rows(vz_engine *e, int n, float **rows, char *errbuf, int errlen) {
   ENTER(e);
-  return run(e, err, b, logp, grads);
+  return input_rows(e, err, n, rows);
+}
+
+int vz_run_begin(vz_engine *e, const vz_batch *b, int backward, char *errbuf, int errlen) {
+  ENTER(e);
+  if (b == nullptr) return vz_seterr(err, VZ_ERR_ARG, "nil batch");
+  return run_begin(e, err, b, backward != 0);
+}
+
+int vz_run_wait_layer(vz_engine *e, int layer, char *errbuf, int errlen) {
+  ENTER_RUN(e);
+  return run_wait_layer(e, err, layer);
+}
+
+int vz_run_end(vz_engine *e, float *logp, char *errbuf, int errlen) {
+  ENTER_RUN(e);
+  return run_end(e, err, logp);
+}
+
+int vz_gradients(const vz_engine *e, const float **grads, int64_t *n) {
+  if (e == nullptr) return VZ_ERR_ARG;
+  *grads = e->host_stage;
+  *n = e->n_flat;
+  return 0;
 }
 
 int64_t vz_workspace_bytes(const vz_engine *e, const vz_batch *b, int backward) {

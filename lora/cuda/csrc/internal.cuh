@@ -159,6 +159,20 @@ struct vz_engine {
   // machine (135-230 ms for a 7B rank-16 adapter's 161 MB of gradients); pinned, a few ms.
   float *host_stage = nullptr;
   int64_t n_flat = 0;
+  // Block il's gradients are flat [layer_off[il], layer_off[il + 1]). During a backward each
+  // block's go down to host_stage on copy_stream once bwd_done[il] (on stream) is reached;
+  // copied[il] marks their arrival (run.cu).
+  std::vector<int64_t> layer_off;
+  cudaStream_t copy_stream = nullptr;
+  std::vector<cudaEvent_t> bwd_done, copied;
+  // Page-locked input rows (vz_input_rows) and log-probs of the pass in flight.
+  float *host_rows = nullptr, *host_logp = nullptr;
+  size_t host_rows_cap = 0, host_logp_cap = 0;
+  struct {
+    bool on = false, backward = false;  // between run_begin and run_end
+    int rows = 0, n_target = 0;
+    std::vector<int32_t> seg;  // the batch's segments (Work::seg points here)
+  } run;
   // Workspace slab, grown on demand and kept between calls.
   char *ws = nullptr;
   size_t ws_bytes = 0;
@@ -252,6 +266,20 @@ bool flash_supports(const vz_config &c, cudaDataType wtype);
 int flash_init(const vz_config &c, Err &err);
 int flash_forward(vz_engine *e, Err &err);
 int flash_backward(vz_engine *e, Err &err);
+
+// A pass over a batch (run.cu): the host's checks and bookkeeping (the largest segment, the
+// unique scored rows), then begin (queue it all), wait for a layer's gradients, end.
+struct Plan {
+  int maxseg = 0;
+  std::vector<int32_t> urow, ustart;
+};
+int plan_batch(const vz_engine *e, const vz_batch *b, Plan *pl, Err &err);
+int create_run_sync(vz_engine *e, Err &err);  // the copy stream and the per-layer events
+void destroy_run_sync(vz_engine *e);
+int input_rows(vz_engine *e, Err &err, int n, float **rows);
+int run_begin(vz_engine *e, Err &err, const vz_batch *b, bool backward);
+int run_wait_layer(vz_engine *e, Err &err, int layer);
+int run_end(vz_engine *e, Err &err, float *logp);
 
 // Workspace (workspace.cu).
 size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxseg, int nuniq,

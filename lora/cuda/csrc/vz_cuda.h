@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-#define VZ_ABI_VERSION 5
+#define VZ_ABI_VERSION 6
 
 // The library is built with -fvisibility=hidden; only these functions are exported.
 #if defined(__GNUC__)
@@ -126,10 +126,27 @@ VZ_API int vz_dequantize(vz_engine *e, int ggml_type, const void *data, int64_t 
 VZ_API int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, const float *flat,
                    int64_t n_flat, char *err, int errlen);
 
-// vz_run runs the forward and the chunked log-softmax, writing log p of every target to logp;
-// with grads != NULL (and an adapter installed and b->t_w set) it also runs the backward and writes
-// d(loss)/d(A, B) in vz_set_adapter's flat layout, loss = sum_t w_t logp_t.
-VZ_API int vz_run(vz_engine *e, const vz_batch *b, float *logp, float *grads, char *err, int errlen);
+// vz_input_rows returns a page-locked host buffer of n rows of n_embd floats for vz_batch.x0: filled
+// in place by the caller, it goes to the GPU at the bus's full speed while the caller waits for
+// nothing (pageable memory is staged by the driver at a few GB/s). Valid until the next
+// vz_input_rows or vz_destroy; the caller leaves it alone from vz_run_begin to vz_run_end.
+VZ_API int vz_input_rows(vz_engine *e, int n, float **rows, char *err, int errlen);
+
+// A pass over a batch, in three calls so that the caller's work overlaps the GPU's.
+// vz_run_begin checks the batch and queues the forward and the chunked log-softmax and, with
+// backward != 0 (an adapter installed and b->t_w set), the backward; it returns without waiting
+// (b's arrays are read before it returns, except x0 when it is vz_input_rows's buffer). In a
+// backward each layer's gradients come down to the host as soon as that layer's backward is done,
+// the last layer's first: vz_run_wait_layer(l) returns once layer l's are there. vz_run_end waits
+// for the rest and writes log p of every target to logp; it must follow every vz_run_begin that
+// succeeded (one that failed has already waited for what it queued), and no other call may come
+// in between. The gradients, d(loss)/d(A, B) in vz_set_adapter's flat layout with loss = sum_t w_t
+// logp_t, are read in place through vz_gradients: a page-locked buffer valid until the next
+// vz_run_begin, vz_set_adapter or vz_destroy.
+VZ_API int vz_run_begin(vz_engine *e, const vz_batch *b, int backward, char *err, int errlen);
+VZ_API int vz_run_wait_layer(vz_engine *e, int layer, char *err, int errlen);
+VZ_API int vz_run_end(vz_engine *e, float *logp, char *err, int errlen);
+VZ_API int vz_gradients(const vz_engine *e, const float **grads, int64_t *n);
 
 // vz_workspace_bytes is the device memory vz_run allocates for a batch (weights and adapter excluded).
 VZ_API int64_t vz_workspace_bytes(const vz_engine *e, const vz_batch *b, int backward);

@@ -278,14 +278,20 @@ inline void run_block(Block &B, dim3 block) {
 // max_host_threads: how many blocks run at once (at least 2, so that atomics always race).
 inline unsigned max_host_threads() { return std::max(2u, std::thread::hardware_concurrency()); }
 
-// launch runs every block of the grid, several at a time on host threads, each as block.x fibers.
-// It returns a description of a bad launch configuration instead of running (nullptr when fine).
-template <class... KArgs, class... Args>
-const char *launch(dim3 grid, dim3 block, size_t smem_bytes, void (*kernel)(KArgs...), Args... args) {
+// launch_config_error describes a launch configuration a GPU would refuse (nullptr when fine).
+inline const char *launch_config_error(dim3 grid, dim3 block) {
   if (block.y != 1 || block.z != 1 || block.x % 32 != 0 || block.x == 0 || block.x > 1024)
     return "blocks must be 1-D, a whole number of warps, at most 1024 threads";
   if (grid.x == 0 || grid.x > 0x7fffffffu || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535)
     return "invalid grid";
+  return nullptr;
+}
+
+// launch runs every block of the grid, several at a time on host threads, each as block.x fibers.
+// It returns a description of a bad launch configuration instead of running (nullptr when fine).
+template <class... KArgs, class... Args>
+const char *launch(dim3 grid, dim3 block, size_t smem_bytes, void (*kernel)(KArgs...), Args... args) {
+  if (const char *bad = launch_config_error(grid, block)) return bad;
   const size_t n = (size_t)grid.x * grid.y * grid.z;
   std::function<void()> body = [&] { kernel(args...); };
   std::atomic<size_t> next{0};

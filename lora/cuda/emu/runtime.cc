@@ -6,10 +6,21 @@
 // cudaErrorIllegalAddress with a message on stderr naming the allocation, as a faulting kernel
 // would. Copies, memsets and GEMM operands are checked against the live allocations.
 // VZ_EMU_MEM_MIB sets the emulated device's memory (default 16384).
+//
+// Streams are lazy: kernels, asynchronous copies and memsets, and GEMMs are checked when issued and
+// queued on their stream, and a queue runs only as far as something waits for it (a stream or
+// event synchronization, another stream's cudaStreamWaitEvent reaching its turn, a copy into
+// pageable host memory, a free). So two streams' work interleaves only as their waits order it: a
+// missing cudaStreamWaitEvent shows as a copy of data not yet computed, and host memory read
+// before its copy was waited for holds stale values. As in CUDA, a copy from pageable host memory
+// takes its source when issued, one from pinned memory (cudaMallocHost) when it runs.
 #include <cstdarg>
+#include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "include/cublas_v2.h"
 
@@ -20,7 +31,8 @@ constexpr unsigned char kGuardByte = 0xA5;
 
 struct State {
   std::mutex mu;
-  std::map<uintptr_t, size_t> live;  // payload address -> bytes
+  std::map<uintptr_t, size_t> live;    // payload address -> bytes
+  std::map<uintptr_t, size_t> pinned;  // cudaMallocHost'd host memory
   std::map<const void *, int> max_dyn_smem;
   size_t used = 0;
   cudaError_t sticky = cudaSuccess;
@@ -56,6 +68,8 @@ bool guards_ok(uintptr_t p, size_t bytes) {
     }
   return true;
 }
+
+void run_all();  // runs every stream's queue (below)
 
 cudaError_t check_all() {
   State &s = st();
@@ -157,6 +171,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
 
 cudaError_t cudaFree(void *p) {
   if (p == nullptr) return cudaSuccess;
+  run_all();  // an implicit device synchronization, as in CUDA
   State &s = st();
   std::lock_guard<std::mutex> l(s.mu);
   auto it = s.live.find((uintptr_t)p);
@@ -171,45 +186,175 @@ cudaError_t cudaFree(void *p) {
   return s.sticky;
 }
 
-cudaError_t cudaMallocHost(void **p, size_t bytes) {
-  *p = std::malloc(bytes == 0 ? 1 : bytes);
-  return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+// ---- streams and events ----
+
+struct CUstream_st {
+  std::deque<std::function<void()>> q;
+  uint64_t issued = 0, done = 0;  // operations queued, operations run
+};
+struct CUevent_st {
+  cudaStream_t s = nullptr;
+  uint64_t at = 0;  // the event completes once its stream has run this many operations
+};
+
+namespace {
+
+// Queues: one recursive mutex (a queued wait runs another stream's queue), and the set of streams
+// for the implicit device-wide synchronizations (cudaFree, cudaFreeHost).
+struct Queues {
+  std::recursive_mutex mu;
+  std::set<cudaStream_t> all;
+  CUstream_st legacy;  // the default stream (nullptr)
+  Queues() { all.insert(&legacy); }
+};
+Queues &qs() {
+  static Queues q;
+  return q;
 }
-cudaError_t cudaFreeHost(void *p) {
-  std::free(p);
-  return cudaSuccess;
+cudaStream_t resolve(cudaStream_t s) { return s ? s : &qs().legacy; }
+
+// run_until runs stream s's queued operations until `upto` of them have run.
+void run_until(cudaStream_t s, uint64_t upto) {
+  std::lock_guard<std::recursive_mutex> l(qs().mu);
+  s = resolve(s);
+  while (s->done < upto && !s->q.empty()) {
+    std::function<void()> op = std::move(s->q.front());
+    s->q.pop_front();
+    op();
+    s->done++;
+  }
+}
+void run_stream(cudaStream_t s) { run_until(s, resolve(s)->issued); }
+void run_all() {
+  std::lock_guard<std::recursive_mutex> l(qs().mu);
+  for (cudaStream_t s : qs().all) run_stream(s);
 }
 
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-  bool ok = true;
-  if (kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice) ok &= check_range("cudaMemcpy", "destination", dst, bytes);
-  if (kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice) ok &= check_range("cudaMemcpy", "source", src, bytes);
-  if (!ok) return last_error = cudaErrorInvalidValue;
-  if (bytes) std::memmove(dst, src, bytes);
-  return cudaSuccess;
-}
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
-  cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind);
-  return e != cudaSuccess ? e : check_all();
+bool pinned(const void *p, size_t bytes) {
+  State &s = st();
+  std::lock_guard<std::mutex> l(s.mu);
+  auto it = s.pinned.upper_bound((uintptr_t)p);
+  if (it == s.pinned.begin()) return false;
+  --it;
+  return (uintptr_t)p + bytes <= it->first + it->second;
 }
 
-cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t) {
-  if (!check_range("cudaMemset", "destination", p, bytes)) return last_error = cudaErrorInvalidValue;
-  if (bytes) std::memset(p, value, bytes);
-  return cudaSuccess;
-}
+}  // namespace
 
-struct CUstream_st {};
+namespace emu {
+void enqueue(cudaStream_t s, std::function<void()> op) {
+  std::lock_guard<std::recursive_mutex> l(qs().mu);
+  s = resolve(s);
+  s->q.push_back(std::move(op));
+  s->issued++;
+}
+}  // namespace emu
+
 cudaError_t cudaStreamCreate(cudaStream_t *s) {
+  std::lock_guard<std::recursive_mutex> l(qs().mu);
   *s = new CUstream_st;
+  qs().all.insert(*s);
   return cudaSuccess;
 }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  if (s == nullptr) return cudaErrorInvalidValue;
+  run_stream(s);  // CUDA finishes the work queued before the destruction
+  std::lock_guard<std::recursive_mutex> l(qs().mu);
+  qs().all.erase(s);
   delete s;
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return check_all(); }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  run_stream(s);
+  return check_all();
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t ev, unsigned) {
+  if (ev == nullptr) return cudaErrorInvalidValue;
+  // The wait is for the event's latest record at the time of this call.
+  if (ev->s != nullptr) emu::enqueue(s, [es = ev->s, at = ev->at] { run_until(es, at); });
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *ev, unsigned) {
+  *ev = new CUevent_st;
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t ev) {
+  delete ev;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t s) {
+  if (ev == nullptr) return cudaErrorInvalidValue;
+  std::lock_guard<std::recursive_mutex> l(qs().mu);
+  ev->s = resolve(s);
+  ev->at = ev->s->issued;
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t ev) {
+  if (ev == nullptr) return cudaErrorInvalidValue;
+  if (ev->s != nullptr) run_until(ev->s, ev->at);  // never recorded: complete, as in CUDA
+  return check_all();
+}
+
+// ---- memory ----
+
+cudaError_t cudaMallocHost(void **p, size_t bytes) {
+  *p = std::malloc(bytes == 0 ? 1 : bytes);
+  if (*p == nullptr) return cudaErrorMemoryAllocation;
+  std::lock_guard<std::mutex> l(st().mu);
+  st().pinned[(uintptr_t)*p] = bytes == 0 ? 1 : bytes;
+  return cudaSuccess;
+}
+cudaError_t cudaFreeHost(void *p) {
+  run_all();  // an implicit device synchronization, as in CUDA
+  {
+    std::lock_guard<std::mutex> l(st().mu);
+    if (p != nullptr && st().pinned.erase((uintptr_t)p) == 0) {
+      report("cudaFreeHost(%p): not pinned host memory", p);
+      return cudaErrorInvalidValue;
+    }
+  }
+  std::free(p);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
+  bool ok = true;
+  if (kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice) ok &= check_range("cudaMemcpy", "destination", dst, bytes);
+  if (kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice) ok &= check_range("cudaMemcpy", "source", src, bytes);
+  if (kind == cudaMemcpyHostToHost || kind == cudaMemcpyDefault) {
+    report("cudaMemcpy: only host-to-device, device-to-host and device-to-device copies are emulated");
+    ok = false;
+  }
+  if (!ok) return last_error = cudaErrorInvalidValue;
+  if (bytes == 0) return cudaSuccess;
+  if (kind == cudaMemcpyHostToDevice && !pinned(src, bytes)) {
+    // Pageable source: CUDA stages it before returning, so the caller may reuse it at once.
+    auto staged = std::make_shared<std::vector<unsigned char>>((const unsigned char *)src,
+                                                               (const unsigned char *)src + bytes);
+    emu::enqueue(s, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); });
+    return cudaSuccess;
+  }
+  emu::enqueue(s, [dst, src, bytes] { std::memmove(dst, src, bytes); });
+  // Into pageable memory CUDA returns only once the copy is done.
+  if (kind == cudaMemcpyDeviceToHost && !pinned(dst, bytes)) run_stream(s);
+  return cudaSuccess;
+}
+// cudaMemcpy runs on the legacy default stream, which is not ordered with the engine's
+// non-blocking streams: it does not wait for their queued work.
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+  cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
+  if (e != cudaSuccess) return e;
+  run_stream(nullptr);
+  return check_all();
+}
+
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s) {
+  if (!check_range("cudaMemset", "destination", p, bytes)) return last_error = cudaErrorInvalidValue;
+  if (bytes) emu::enqueue(s, [p, value, bytes] { std::memset(p, value, bytes); });
+  return cudaSuccess;
+}
 
 namespace emu {
 
@@ -246,7 +391,9 @@ void set_launch_error(const char *what) {
 
 // ---- cuBLAS ----
 
-struct cublasContext {};
+struct cublasContext {
+  cudaStream_t stream = nullptr;
+};
 
 cublasStatus_t cublasCreate(cublasHandle_t *h) {
   *h = new cublasContext;
@@ -256,8 +403,10 @@ cublasStatus_t cublasDestroy(cublasHandle_t h) {
   delete h;
   return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t) {
-  return h ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
+  if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  h->stream = s;
+  return CUBLAS_STATUS_SUCCESS;
 }
 
 namespace {
@@ -316,27 +465,30 @@ cublasStatus_t gemm(const char *call, cublasHandle_t h, cublasOperation_t ta, cu
       !check_range(call, "B", B, k ? extent(brows, bcols, ldb, sB, bt) : 0) ||
       !check_range(call, "C", C, extent(m, n, ldc, sC, ct)))
     return CUBLAS_STATUS_EXECUTION_FAILED;
-  // op(A) as rows and op(B) as columns, contiguous in k, so the dot products run down memory.
-  std::vector<float> Ap((size_t)m * k), Bp((size_t)n * k);
-  for (int b = 0; b < batch; b++) {
-    const size_t a0 = (size_t)b * sA, b0 = (size_t)b * sB, c0 = (size_t)b * sC;
-    for (int i = 0; i < m; i++)
-      for (int l = 0; l < k; l++)
-        Ap[(size_t)i * k + l] = (float)load(A, at, a0 + (ta == CUBLAS_OP_N ? (size_t)i + (size_t)l * lda : (size_t)l + (size_t)i * lda));
-    for (int j = 0; j < n; j++)
-      for (int l = 0; l < k; l++)
-        Bp[(size_t)j * k + l] = (float)load(B, bt, b0 + (tb == CUBLAS_OP_N ? (size_t)l + (size_t)j * ldb : (size_t)j + (size_t)l * ldb));
-    parallel_for(n, [&](int j) {
-      const float *bj = &Bp[(size_t)j * k];
-      for (int i = 0; i < m; i++) {
-        const float *ai = &Ap[(size_t)i * k];
-        double s = 0;
-        for (int l = 0; l < k; l++) s += (double)ai[l] * (double)bj[l];
-        const size_t ci = c0 + (size_t)i + (size_t)j * ldc;
-        store(C, ct, ci, al * s + (be == 0 ? 0 : be * load(C, ct, ci)));
-      }
-    });
-  }
+  // Queued on the handle's stream; alpha and beta are read now (host pointer mode).
+  emu::enqueue(h->stream, [=] {
+    // op(A) as rows and op(B) as columns, contiguous in k, so the dot products run down memory.
+    std::vector<float> Ap((size_t)m * k), Bp((size_t)n * k);
+    for (int b = 0; b < batch; b++) {
+      const size_t a0 = (size_t)b * sA, b0 = (size_t)b * sB, c0 = (size_t)b * sC;
+      for (int i = 0; i < m; i++)
+        for (int l = 0; l < k; l++)
+          Ap[(size_t)i * k + l] = (float)load(A, at, a0 + (ta == CUBLAS_OP_N ? (size_t)i + (size_t)l * lda : (size_t)l + (size_t)i * lda));
+      for (int j = 0; j < n; j++)
+        for (int l = 0; l < k; l++)
+          Bp[(size_t)j * k + l] = (float)load(B, bt, b0 + (tb == CUBLAS_OP_N ? (size_t)l + (size_t)j * ldb : (size_t)j + (size_t)l * ldb));
+      parallel_for(n, [&](int j) {
+        const float *bj = &Bp[(size_t)j * k];
+        for (int i = 0; i < m; i++) {
+          const float *ai = &Ap[(size_t)i * k];
+          double s = 0;
+          for (int l = 0; l < k; l++) s += (double)ai[l] * (double)bj[l];
+          const size_t ci = c0 + (size_t)i + (size_t)j * ldc;
+          store(C, ct, ci, al * s + (be == 0 ? 0 : be * load(C, ct, ci)));
+        }
+      });
+    }
+  });
   return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -1,10 +1,13 @@
 // Stand-in for the CUDA toolkit's cuda_runtime.h in the CPU emulation (../cuda_emu.h): the
 // runtime calls the engine makes, on host memory (../runtime.cc). Device memory is host memory
-// with guard bytes; kernels run when launched (streams are in order anyway), so a stream
-// synchronization is where a corrupted guard is reported, as a real fault would be.
+// with guard bytes. Kernels, copies, memsets and GEMMs are queued on their stream and run only
+// when something waits for them (../runtime.cc), so a stream synchronization is where a
+// corrupted guard is reported, as a real fault would be, and work on two streams runs in the
+// order their waits allow rather than the order it was issued.
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <tuple>
 
 #include "../cuda_emu.h"
@@ -34,6 +37,9 @@ enum cudaMemcpyKind {
 struct CUstream_st;
 using cudaStream_t = CUstream_st *;
 constexpr unsigned cudaStreamNonBlocking = 1;
+struct CUevent_st;
+using cudaEvent_t = CUevent_st *;
+constexpr unsigned cudaEventDisableTiming = 2;
 
 struct cudaDeviceProp {
   char name[256];
@@ -65,6 +71,11 @@ cudaError_t cudaStreamCreate(cudaStream_t *s);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t ev, unsigned flags = 0);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *ev, unsigned flags);
+cudaError_t cudaEventDestroy(cudaEvent_t ev);
+cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t s = nullptr);
+cudaError_t cudaEventSynchronize(cudaEvent_t ev);
 
 namespace emu {
 cudaError_t func_get_attributes(cudaFuncAttributes *a, const void *fn);
@@ -73,6 +84,8 @@ cudaError_t func_set_max_dyn_smem(const void *fn, int bytes);
 // dynamic shared memory limit), or nullptr; set_launch_error records it for cudaGetLastError.
 const char *launch_check(const void *fn, size_t smem);
 void set_launch_error(const char *what);
+// enqueue appends work to a stream's queue (nullptr: the legacy default stream).
+void enqueue(cudaStream_t s, std::function<void()> op);
 
 // The <<<grid, block, smem, stream>>> syntax, which a host compiler cannot parse: build.sh emu
 // rewrites `kernel<<<cfg>>>(args)` as `kernel * emu::Launch(cfg)(args)`.
@@ -81,7 +94,8 @@ struct Pending;
 struct Launch {
   dim3 grid, block;
   size_t smem;
-  Launch(dim3 g, dim3 b, size_t s = 0, cudaStream_t = nullptr) : grid(g), block(b), smem(s) {}
+  cudaStream_t stream;
+  Launch(dim3 g, dim3 b, size_t s = 0, cudaStream_t st = nullptr) : grid(g), block(b), smem(s), stream(st) {}
   template <class... A>
   Pending<A...> operator()(A... a) const {
     return Pending<A...>{*this, std::tuple<A...>(a...)};
@@ -92,12 +106,16 @@ struct Pending {
   Launch cfg;
   std::tuple<A...> args;
 };
+// A launch is checked when issued (what cudaGetLastError reports right after it) and queued on its
+// stream with its arguments by value, as a GPU captures them.
 template <class... KA, class... A>
 void operator*(void (*kernel)(KA...), const Pending<A...> &p) {
   const char *bad = launch_check((const void *)kernel, p.cfg.smem);
-  if (bad == nullptr)
-    bad = std::apply([&](A... a) { return launch(p.cfg.grid, p.cfg.block, p.cfg.smem, kernel, a...); }, p.args);
-  set_launch_error(bad);
+  if (bad == nullptr) bad = launch_config_error(p.cfg.grid, p.cfg.block);
+  if (bad != nullptr) return set_launch_error(bad);
+  enqueue(p.cfg.stream, [kernel, cfg = p.cfg, args = p.args] {
+    std::apply([&](A... a) { launch(cfg.grid, cfg.block, cfg.smem, kernel, a...); }, args);
+  });
 }
 }  // namespace emu
 

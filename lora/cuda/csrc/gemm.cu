@@ -7,14 +7,26 @@
 // type run on the tensor cores with fp32 accumulation and an fp32 C.
 #include "internal.cuh"
 
-int gemm(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float alpha, const void *A,
-         int lda, const void *B, int ldb, float beta, float *C, int ldc, cudaDataType t) {
+namespace {
+int gemm_to(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float alpha, const void *A, int lda,
+            const void *B, int ldb, float beta, void *C, cudaDataType ct, int ldc, cudaDataType t) {
   if (M == 0 || N == 0 || K == 0) return 0;  // callers never rely on beta scaling with K = 0
   BLAS_CK(cublasGemmEx(e->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
-                       &alpha, B, t, ldb, A, t, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                       &alpha, B, t, ldb, A, t, lda, &beta, C, ct, ldc, CUBLAS_COMPUTE_32F,
                        CUBLAS_GEMM_DEFAULT));
   if (e->debug_sync) CUDA_CK(cudaStreamSynchronize(e->stream));
   return 0;
+}
+}  // namespace
+
+int gemm(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float alpha, const void *A,
+         int lda, const void *B, int ldb, float beta, float *C, int ldc, cudaDataType t) {
+  return gemm_to(e, err, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, CUDA_R_32F, ldc, t);
+}
+
+int gemm_bf16_out(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float alpha, const void *A, int lda,
+                  const void *B, int ldb, __nv_bfloat16 *C, int ldc) {
+  return gemm_to(e, err, ta, tb, M, N, K, alpha, A, lda, B, ldb, 0.f, C, CUDA_R_16BF, ldc, CUDA_R_16BF);
 }
 
 int gemm_batched(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float alpha,

@@ -110,6 +110,10 @@ struct Work {
   float *t_w, *logp;
   // Backward scratch (llm.c's grads_acts): residual gradients and one block's activation grads.
   float *dy, *dx, *dx2, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *tmp, *dxf;
+  // The folded FFN (folded_ffn): h, dh, dg, du only as bf16 GEMM operands (dub shares hb's memory:
+  // h is read for the last time before du is written), x A^T and dy B as bf16 for the adapter's
+  // gradient GEMMs.
+  __nv_bfloat16 *hb, *dhb, *dgb, *dub, *lub, *tmpb;
   float *dkv;  // [G][keys][head_dim]: one kv group's per-head dK or dV before attn_sum_heads
 };
 
@@ -181,6 +185,10 @@ struct vz_engine {
   int64_t bytes_weights = 0, bytes_adapter = 0, bytes_cur = 0, bytes_peak = 0;
 };
 
+// folded_ffn: bf16 mode with the LoRA folded (fold.cu): the FFN's F-wide intermediates (h and the
+// gradients dh, dg, du) exist only as the bf16 operands of the GEMMs that read them (layers.cu).
+inline bool folded_ffn(const vz_engine *e) { return e->wtype == CUDA_R_16BF && e->fold; }
+
 // Allocation with accounting (memory.cu).
 int dalloc(vz_engine *e, void **p, size_t bytes, Err &err);
 void dfree(vz_engine *e, void *p, size_t bytes);
@@ -189,6 +197,10 @@ void dfree(vz_engine *e, void *p, size_t bytes);
 // lora's sgemm; A and B of type t (fp32 or bf16), C fp32, fp32 accumulation.
 int gemm(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float alpha, const void *A,
          int lda, const void *B, int ldb, float beta, float *C, int ldc, cudaDataType t);
+// gemm_bf16_out: a bf16 GEMM whose output (fp32 accumulation) is written as bf16, beta 0: for an
+// output that is only ever the next GEMM's operand.
+int gemm_bf16_out(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float alpha, const void *A, int lda,
+                  const void *B, int ldb, __nv_bfloat16 *C, int ldc);
 int gemm_batched(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float alpha,
                  const void *A, int lda, long long sA, const void *B, int ldb, long long sB,
                  float beta, float *C, int ldc, long long sC, int batch, cudaDataType t);
@@ -215,6 +227,9 @@ int k_swiglu_fwd(vz_engine *e, Err &err, float *h, __nv_bfloat16 *hb, int cols, 
                  const float *u, size_t n);
 int k_swiglu_bwd(vz_engine *e, Err &err, float *dg, float *du, const float *dh, const float *g,
                  const float *u, size_t n);
+// k_swiglu_bwd_ops: dh in bf16, dg and du out as bf16 operands of row stride ld (the folded FFN).
+int k_swiglu_bwd_ops(vz_engine *e, Err &err, __nv_bfloat16 *dg, __nv_bfloat16 *du, int ld, const __nv_bfloat16 *dh,
+                     const float *g, const float *u, int cols, size_t n);
 int k_add_bias(vz_engine *e, Err &err, float *y, const float *b, int n, int d);
 int k_add(vz_engine *e, Err &err, float *y, const float *x, size_t n);
 int k_gather_rows(vz_engine *e, Err &err, float *dst, const float *src, const int32_t *rows, int m, int d);

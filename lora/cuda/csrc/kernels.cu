@@ -114,7 +114,7 @@ __global__ void swiglu_fwd(float *h, __nv_bfloat16 *hb, int cols, int ldb, const
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     float gv = g[i];
     float v = gv / (1.f + expf(-gv)) * u[i];
-    h[i] = v;
+    if (h) h[i] = v;
     if (hb) hb[i / cols * ldb + i % cols] = __float2bfloat16(v);
   }
 }
@@ -125,6 +125,20 @@ __global__ void swiglu_bwd(float *dg, float *du, const float *dh, const float *g
     float sig = 1.f / (1.f + expf(-gv));
     dg[i] = dh[i] * u[i] * sig * (1.f + gv * (1.f - sig));
     du[i] = dh[i] * gv * sig;
+  }
+}
+
+// swiglu_bwd_ops: swiglu_bwd for the folded FFN (bf16 mode, layers.cu): dh comes in as the bf16
+// the down projection's dx GEMM wrote, dg and du go out as the gate's and up's bf16 GEMM operands
+// (row stride ld); none of the four F-wide tensors exists in fp32.
+__global__ void swiglu_bwd_ops(__nv_bfloat16 *dg, __nv_bfloat16 *du, int ld, const __nv_bfloat16 *dh, const float *g,
+                               const float *u, int cols, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    float gv = g[i], d = __bfloat162float(dh[i]);
+    float sig = 1.f / (1.f + expf(-gv));
+    size_t o = i / cols * ld + i % cols;
+    dg[o] = __float2bfloat16(d * u[i] * sig * (1.f + gv * (1.f - sig)));
+    du[o] = __float2bfloat16(d * gv * sig);
   }
 }
 
@@ -298,6 +312,14 @@ int k_swiglu_bwd(vz_engine *e, Err &err, float *dg, float *du, const float *dh, 
                  const float *u, size_t n) {
   if (n == 0) return 0;
   swiglu_bwd<<<grid_for(n), kBlock, 0, e->stream>>>(dg, du, dh, g, u, n);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_swiglu_bwd_ops(vz_engine *e, Err &err, __nv_bfloat16 *dg, __nv_bfloat16 *du, int ld, const __nv_bfloat16 *dh,
+                     const float *g, const float *u, int cols, size_t n) {
+  if (n == 0) return 0;
+  swiglu_bwd_ops<<<grid_for(n), kBlock, 0, e->stream>>>(dg, du, ld, dh, g, u, cols, n);
   LAUNCH_CK();
   return 0;
 }

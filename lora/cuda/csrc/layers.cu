@@ -63,32 +63,59 @@ int lin_forward(vz_engine *e, Err &err, const Lin &l, float *y, const float *x, 
   return 0;
 }
 
+// Act: an activation as lin_backward's GEMMs take it: fp32 (row stride = its width) and/or its bf16
+// operand (row stride ld, with room for the folded adapter's columns). The folded FFN's have only
+// the bf16 form (folded_ffn).
+struct Act {
+  const float *f = nullptr;
+  __nv_bfloat16 *b = nullptr;
+  int ld = 0;
+};
+Act f32(const float *x) { return Act{x, nullptr, 0}; }
+Act ops(__nv_bfloat16 *x, int ld) { return Act{nullptr, x, ld}; }
+
 // lin_backward: dx (+)= dy W + scale (dy B) A (dx may be null; add: accumulate into dx, else
-// overwrite it, which spares the caller a memset), dB += scale dy^T lu, dA += scale (dy B)^T x.
-int lin_backward(vz_engine *e, Err &err, const Lin &l, float *dx, bool add, const float *dy, const float *x,
+// overwrite it, which spares the caller a memset; dxb: dx written as a bf16 operand instead),
+// dB += scale dy^T lu, dA += scale (dy B)^T x. The adapter's gradient GEMMs are fp32 where dy or
+// x is, bf16 (fp32 accumulation) where the activation exists only as a bf16 operand.
+int lin_backward(vz_engine *e, Err &err, const Lin &l, float *dx, __nv_bfloat16 *dxb, bool add, Act dy, Act x,
                  const float *lu, int n) {
   Work &w = e->w;
   int r = e->rank;
   float s = e->scale;
   // Folded, dy B comes from M's B block in bf16 (and goes into dx through the same GEMM);
   // otherwise it is an fp32 GEMM, needed for dA.
-  const bool fold_dx = dx && l.fold;
-  if (dx) {
-    const void *dyc;
-    int ld, K = l.out;
-    TRY(operand(e, err, dy, n, l.out, &dyc, &ld));
+  const bool fold_dx = (dx || dxb) && l.fold;
+  if (dx || dxb) {
+    const void *dyc = dy.b;
+    int ld = dy.ld, K = l.out;
+    if (dyc == nullptr) TRY(operand(e, err, dy.f, n, l.out, &dyc, &ld));
     if (fold_dx) {  // dy' = [dy | s dy B] against [W; A]
       const __nv_bfloat16 *B = (const __nv_bfloat16 *)l.w + l.in;
       TRY(gemm(e, err, false, false, n, r, l.out, 1.f, dyc, ld, B, l.ldw, 0.f, w.tmp, r, e->wtype));
-      TRY(k_scaled_cols(e, err, w.slot, ld, l.out, w.tmp, n, r, e->lrp, s));
+      TRY(k_scaled_cols(e, err, (__nv_bfloat16 *)dyc, ld, l.out, w.tmp, n, r, e->lrp, s));
       K += e->lrp;
     }
-    TRY(gemm(e, err, false, false, n, l.in, K, 1.f, dyc, ld, l.w, l.ldw, add ? 1.f : 0.f, dx, l.in, e->wtype));
+    if (dxb) TRY(gemm_bf16_out(e, err, false, false, n, l.in, K, 1.f, dyc, ld, l.w, l.ldw, dxb, l.in));
+    else TRY(gemm(e, err, false, false, n, l.in, K, 1.f, dyc, ld, l.w, l.ldw, add ? 1.f : 0.f, dx, l.in, e->wtype));
   }
   if (!l.lp) return 0;
-  if (!fold_dx) TRY(gemm(e, err, false, false, n, r, l.out, 1.f, dy, l.out, l.lp->b, r, 0.f, w.tmp, r, CUDA_R_32F));
-  TRY(gemm(e, err, true, false, l.out, r, n, s, dy, l.out, lu, r, 1.f, l.lp->gb, r, CUDA_R_32F));
-  TRY(gemm(e, err, true, false, r, l.in, n, s, w.tmp, r, x, l.in, 1.f, l.lp->ga, l.in, CUDA_R_32F));
+  if (!fold_dx) {
+    if (dy.f == nullptr) return vz_seterr(err, VZ_ERR_ARG, "internal: dy B of a bf16-only gradient outside the fold");
+    TRY(gemm(e, err, false, false, n, r, l.out, 1.f, dy.f, l.out, l.lp->b, r, 0.f, w.tmp, r, CUDA_R_32F));
+  }
+  if (dy.f) {
+    TRY(gemm(e, err, true, false, l.out, r, n, s, dy.f, l.out, lu, r, 1.f, l.lp->gb, r, CUDA_R_32F));
+  } else {
+    TRY(k_convert_bf16(e, err, w.lub, lu, (size_t)n * r));
+    TRY(gemm(e, err, true, false, l.out, r, n, s, dy.b, dy.ld, w.lub, r, 1.f, l.lp->gb, r, CUDA_R_16BF));
+  }
+  if (x.f) {
+    TRY(gemm(e, err, true, false, r, l.in, n, s, w.tmp, r, x.f, l.in, 1.f, l.lp->ga, l.in, CUDA_R_32F));
+  } else {
+    TRY(k_convert_bf16(e, err, w.tmpb, w.tmp, (size_t)n * r));
+    TRY(gemm(e, err, true, false, r, l.in, n, s, w.tmpb, r, x.b, x.ld, 1.f, l.lp->ga, l.in, CUDA_R_16BF));
+  }
   if (dx && !l.fold) TRY(gemm(e, err, false, false, n, l.in, r, s, w.tmp, r, l.lp->a, l.in, 1.f, dx, l.in, CUDA_R_32F));
   return 0;
 }
@@ -143,12 +170,14 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   TRY(operand(e, err, w.xn2, n, E, &xc, &ld));
   TRY(lin_forward(e, err, lin(e, il, VZ_W_GATE), w.g, w.xn2, xc, ld, w.lu[VZ_W_GATE], n));
   TRY(lin_forward(e, err, lin(e, il, VZ_W_UP), w.u, w.xn2, xc, ld, w.lu[VZ_W_UP], n));
-  // SwiGLU writes the down projection's operand itself (bf16 mode), laid out as operand() would.
+  // SwiGLU writes the down projection's operand itself (bf16 mode), laid out as operand() would:
+  // into the slot, or folded into hb (kept for the backward, with no fp32 h at all).
   const int F = c.n_ff;
   const bool bf16 = e->wtype == CUDA_R_16BF;
+  __nv_bfloat16 *hb = folded_ffn(e) ? w.hb : bf16 ? w.slot : nullptr;
   ld = operand_ld(e, F);
-  TRY(k_swiglu_fwd(e, err, w.h, bf16 ? w.slot : nullptr, F, ld, w.g, w.u, (size_t)n * F));
-  xc = bf16 ? (const void *)w.slot : (const void *)w.h;
+  TRY(k_swiglu_fwd(e, err, w.h, hb, F, ld, w.g, w.u, (size_t)n * F));
+  xc = bf16 ? (const void *)hb : (const void *)w.h;
   TRY(lin_forward(e, err, lin(e, il, VZ_W_DOWN), y, w.h, xc, ld, w.lu[VZ_W_DOWN], n));
   TRY(k_add(e, err, y, w.x2, (size_t)n * E));
   prof_mark(e, P_FWD_LIN);
@@ -163,7 +192,7 @@ int layer_restore(vz_engine *e, Err &err, int il, const float *x) {
   TRY(prepare_layer(e, err, il));
   TRY(k_rmsnorm_fwd(e, err, w.xn1, w.rstd1, x, L.attn_norm, n, E));
   TRY(k_rmsnorm_fwd(e, err, w.xn2, w.rstd2, w.x2, L.ffn_norm, n, E));
-  TRY(k_swiglu_fwd(e, err, w.h, nullptr, c.n_ff, c.n_ff, w.g, w.u, (size_t)n * c.n_ff));
+  TRY(k_swiglu_fwd(e, err, w.h, w.hb, c.n_ff, operand_ld(e, c.n_ff), w.g, w.u, (size_t)n * c.n_ff));
   return 0;
 }
 
@@ -178,12 +207,20 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
   size_t nE = (size_t)n * E, nF = (size_t)n * c.n_ff, nQ = (size_t)n * e->qd, nKV = (size_t)n * e->kvd;
   cudaStream_t st = e->stream;
   CUDA_CK(cudaMemcpyAsync(w.dx2, dy, nE * 4, cudaMemcpyDeviceToDevice, st));
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_DOWN), w.dh, false, dy, w.h, w.lu[VZ_W_DOWN], n));
-  TRY(k_swiglu_bwd(e, err, w.dg, w.du, w.dh, w.g, w.u, nF));
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_GATE), w.dxn, false, w.dg, w.xn2, w.lu[VZ_W_GATE], n));
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_UP), w.dxn, true, w.du, w.xn2, w.lu[VZ_W_UP], n));
+  if (folded_ffn(e)) {  // h, dh, dg, du as bf16 operands only
+    const int ldF = operand_ld(e, c.n_ff);
+    TRY(lin_backward(e, err, lin(e, il, VZ_W_DOWN), nullptr, w.dhb, false, f32(dy), ops(w.hb, ldF), w.lu[VZ_W_DOWN], n));
+    TRY(k_swiglu_bwd_ops(e, err, w.dgb, w.dub, ldF, w.dhb, w.g, w.u, c.n_ff, nF));
+    TRY(lin_backward(e, err, lin(e, il, VZ_W_GATE), w.dxn, nullptr, false, ops(w.dgb, ldF), f32(w.xn2), w.lu[VZ_W_GATE], n));
+    TRY(lin_backward(e, err, lin(e, il, VZ_W_UP), w.dxn, nullptr, true, ops(w.dub, ldF), f32(w.xn2), w.lu[VZ_W_UP], n));
+  } else {
+    TRY(lin_backward(e, err, lin(e, il, VZ_W_DOWN), w.dh, nullptr, false, f32(dy), f32(w.h), w.lu[VZ_W_DOWN], n));
+    TRY(k_swiglu_bwd(e, err, w.dg, w.du, w.dh, w.g, w.u, nF));
+    TRY(lin_backward(e, err, lin(e, il, VZ_W_GATE), w.dxn, nullptr, false, f32(w.dg), f32(w.xn2), w.lu[VZ_W_GATE], n));
+    TRY(lin_backward(e, err, lin(e, il, VZ_W_UP), w.dxn, nullptr, true, f32(w.du), f32(w.xn2), w.lu[VZ_W_UP], n));
+  }
   TRY(k_rmsnorm_bwd(e, err, w.dx2, w.dxn, w.x2, L.ffn_norm, w.rstd2, n, E));
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_O), w.dao, false, w.dx2, w.ao, w.lu[VZ_W_O], n));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_O), w.dao, nullptr, false, f32(w.dx2), f32(w.ao), w.lu[VZ_W_O], n));
   CUDA_CK(cudaMemsetAsync(w.dq, 0, nQ * 4, st));
   CUDA_CK(cudaMemsetAsync(w.dk, 0, nKV * 4, st));
   CUDA_CK(cudaMemsetAsync(w.dv, 0, nKV * 4, st));
@@ -193,9 +230,9 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
   TRY(k_rope(e, err, w.dq, n, c.n_head, true));
   TRY(k_rope(e, err, w.dk, n, c.n_head_kv, true));
   float *dxn = dx ? w.dxn : nullptr;
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_Q), dxn, false, w.dq, w.xn1, w.lu[VZ_W_Q], n));
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_K), dxn, true, w.dk, w.xn1, w.lu[VZ_W_K], n));
-  TRY(lin_backward(e, err, lin(e, il, VZ_W_V), dxn, true, w.dv, w.xn1, w.lu[VZ_W_V], n));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_Q), dxn, nullptr, false, f32(w.dq), f32(w.xn1), w.lu[VZ_W_Q], n));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_K), dxn, nullptr, true, f32(w.dk), f32(w.xn1), w.lu[VZ_W_K], n));
+  TRY(lin_backward(e, err, lin(e, il, VZ_W_V), dxn, nullptr, true, f32(w.dv), f32(w.xn1), w.lu[VZ_W_V], n));
   if (dx) {
     CUDA_CK(cudaMemcpyAsync(dx, w.dx2, nE * 4, cudaMemcpyDeviceToDevice, st));
     TRY(k_rmsnorm_bwd(e, err, dx, dxn, x, L.attn_norm, w.rstd1, n, E));

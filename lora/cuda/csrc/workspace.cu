@@ -13,8 +13,11 @@
 //                  per-head dK/dV of one kv group (summed over the group by attn_sum_heads);
 //                  none of these with flash attention
 //   head:          R*V logits + R*E rows in and out
-//   bf16 mode:     bf16 copies of q, k, v (and dO) and one operand slot
+//   bf16 mode:     bf16 copies of q, k, v (and dO) and one operand slot; with the LoRA folded,
+//                  the FFN's h, dh, dg, du as bf16 operands instead of fp32 (folded_ffn)
 #include "internal.cuh"
+
+#include <algorithm>
 
 size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxseg, int nuniq, int ntarget,
                         bool backward, int nkeep) {
@@ -49,14 +52,19 @@ size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxs
   acts(k.shared);
   k.kept.assign(w ? nkeep : 0, Acts{});
   for (int i = 0; i < nkeep; i++) acts(w ? k.kept[i] : k.shared);  // counting only: any Acts will do
-  k.xn1 = f32(N * E), k.rstd1 = f32(N), k.xn2 = f32(N * E), k.rstd2 = f32(N), k.h = f32(N * F);
+  const bool ops = folded_ffn(e);
+  k.xn1 = f32(N * E), k.rstd1 = f32(N), k.xn2 = f32(N * E), k.rstd2 = f32(N);
+  k.h = ops ? nullptr : f32(N * F);
+  k.hb = ops ? bf(N * (F + e->lrp)) : nullptr;
   k.xf = f32(N * E), k.rstdf = f32(N);
   size_t scores = e->flash ? 0 : G * maxseg;  // flash: scores stay in shared memory
   k.S = scores ? f32(scores) : nullptr;
   k.dP = backward && scores ? f32(scores) : nullptr;
   k.D = backward ? f32(H * N) : nullptr;
   if (bf16) {
-    size_t slot = N * ((E > Q ? (E > F ? E : F) : (Q > F ? Q : F)) + e->lrp);  // + the folded adapter's columns
+    size_t wide = std::max(E, Q);
+    if (!ops) wide = std::max(wide, F);  // the folded FFN has operands of its own
+    size_t slot = N * (wide + e->lrp);   // + the folded adapter's columns
     if (scores > slot) slot = scores;
     if (R * V > slot) slot = R * V;
     k.dob = backward ? bf(N * Q) : nullptr;
@@ -71,11 +79,20 @@ size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxs
   if (backward) {
     k.dy = f32(N * E), k.dx = f32(N * E), k.dx2 = f32(N * E), k.dxn = f32(N * E);
     k.dq = f32(N * Q), k.dk = f32(N * KV), k.dv = f32(N * KV), k.dao = f32(N * Q);
-    k.dg = f32(N * F), k.du = f32(N * F), k.dh = f32(N * F), k.tmp = f32(N * (r > 0 ? r : 1));
+    k.tmp = f32(N * (r > 0 ? r : 1));
     k.dxf = f32(N * E);
     k.dkv = e->flash ? nullptr : f32(G * N * c.head_dim);
+    if (ops) {
+      k.dg = k.du = k.dh = nullptr;
+      k.dhb = bf(N * F), k.dgb = bf(N * (F + e->lrp)), k.dub = k.hb;
+      k.lub = bf(N * (r > 0 ? r : 1)), k.tmpb = bf(N * (r > 0 ? r : 1));
+    } else {
+      k.dg = f32(N * F), k.du = f32(N * F), k.dh = f32(N * F);
+      k.dhb = k.dgb = k.dub = k.lub = k.tmpb = nullptr;
+    }
   } else {
     k.dy = k.dx = k.dx2 = k.dxn = k.dq = k.dk = k.dv = k.dao = k.dg = k.du = k.dh = k.tmp = k.dxf = nullptr;
+    k.dhb = k.dgb = k.dub = k.lub = k.tmpb = nullptr;
     k.dkv = nullptr;
   }
   return off;

@@ -3,6 +3,8 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/vzlocal/vzlocal/lora"
 )
@@ -38,15 +40,40 @@ func packBatch(b *lora.Batch, m *lora.Model, weights [][]float32, rows func(n in
 	} else if pk.x0, err = rows(l.Rows); err != nil {
 		return nil, err
 	}
-	for r := 0; r < l.Rows; r++ {
-		src := l.Embed[r]
-		if src == nil {
-			t := int(l.Tokens[r])
-			src = m.TokEmbd[t*E : (t+1)*E]
+	// In parallel: at 7B a 4,096-row batch is 58 MB of rows, several milliseconds for one core,
+	// while the GPU waits for them.
+	parallelRows(l.Rows, E, func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			src := l.Embed[r]
+			if src == nil {
+				t := int(l.Tokens[r])
+				src = m.TokEmbd[t*E : (t+1)*E]
+			}
+			copy(pk.x0[r*E:(r+1)*E], src)
 		}
-		copy(pk.x0[r*E:(r+1)*E], src)
-	}
+	})
 	return pk, nil
+}
+
+// parallelRows calls f on contiguous ranges of [0, rows) on up to GOMAXPROCS goroutines, each
+// range at least a few MB of rows of `width` floats (small batches stay on the caller's goroutine).
+func parallelRows(rows, width int, f func(r0, r1 int)) {
+	const minFloats = 1 << 20
+	parts := min(runtime.GOMAXPROCS(0), max(1, rows*width/minFloats))
+	if parts <= 1 {
+		f(0, rows)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range parts {
+		r0, r1 := rows*i/parts, rows*(i+1)/parts
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(r0, r1)
+		}()
+	}
+	wg.Wait()
 }
 
 // layoutBatch is packBatch without the input rows (x0 stays nil): the rows, segments and targets

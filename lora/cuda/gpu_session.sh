@@ -6,7 +6,7 @@
 #                           no xz binary needed)
 #   gpu_session.sh check    build bin/libvzlocal_cuda.so with this machine's nvcc, run every
 #                           GPU test (-v: they log every measured error), then compute-sanitizer
-#                           memcheck on the tiny model's parity and folded-LoRA tests
+#                           memcheck on the tiny model's parity, folded-LoRA and pass-protocol tests
 #   gpu_session.sh check-flash  compute-sanitizer memcheck and racecheck on the flash kernels
 #   gpu_session.sh bench    BenchmarkCUDABackward (the CUDA engine, bf16-resident weights)
 #   gpu_session.sh bench-q  BenchmarkCUDAQuantized7B (7B GRPO step, Q4_K_M-like layers kept
@@ -34,7 +34,7 @@ check)
   bin/gpu/cuda.test -test.v -test.timeout 8m -test.skip 'TestFlashKernelsOnCPU|TestEngineOnCPUEmulation' 2>&1 | tee "$out/parity.log"
   rc=${PIPESTATUS[0]}
   GODEBUG=asyncpreemptoff=1 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 \
-    bin/gpu/cuda.test -test.short -test.v -test.run 'TestParity$|TestFoldedLoRA' 2>&1 | tee "$out/memcheck.log" | tail -30
+    bin/gpu/cuda.test -test.short -test.v -test.run 'TestParity$|TestFoldedLoRA|TestPassProtocol' 2>&1 | tee "$out/memcheck.log" | tail -30
   echo "parity rc=$rc memcheck rc=${PIPESTATUS[0]}"
   ;;
 check-flash)

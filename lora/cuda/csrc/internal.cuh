@@ -221,6 +221,9 @@ int k_rmsnorm_fwd(vz_engine *e, Err &err, float *y, float *rstd, const float *x,
 int k_rmsnorm_bwd(vz_engine *e, Err &err, float *dx, const float *dy, const float *x, const float *w,
                   const float *rstd, int n, int d);
 int k_rope(vz_engine *e, Err &err, float *x, int n, int heads, bool inverse);
+// k_attn_operand: dst = bf16(rope(x + bias)) (rope only if asked; bias may be null) for [n][heads*head_dim].
+int k_attn_operand(vz_engine *e, Err &err, __nv_bfloat16 *dst, const float *x, const float *bias, int n, int heads,
+                   bool rope);
 // k_swiglu_fwd: h = silu(g) u over n = rows x cols values; hb (may be null) gets h in bf16 with
 // row stride ldb.
 int k_swiglu_fwd(vz_engine *e, Err &err, float *h, __nv_bfloat16 *hb, int cols, int ldb, const float *g,

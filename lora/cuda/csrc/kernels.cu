@@ -108,6 +108,34 @@ __global__ void rope(float *x, const float *cs, const float *sn, int n, int head
   }
 }
 
+// attn_operand: the bf16 attention operand of q, k or v from its projection's fp32 GEMM output x:
+// (x + bias), rotated by RoPE when rope is set (rope's arithmetic), rounded to bf16, in one read
+// of x instead of a bias pass, a RoPE pass and a conversion pass. One thread per output element
+// (a rotated one reads its pair's partner too).
+__global__ void attn_operand(__nv_bfloat16 *dst, const float *x, const float *bias, const float *cs, const float *sn,
+                             int n, int heads, int hd, int half, int neox, int rope) {
+  size_t total = (size_t)n * heads * hd;
+  for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total; t += (size_t)gridDim.x * blockDim.x) {
+    int d = (int)(t % hd);
+    size_t rh = t / hd;  // row * heads + head
+    const float *v = x + rh * hd, *b = bias ? bias + (rh % heads) * hd : nullptr;
+    auto val = [&](int j) { return b ? v[j] + b[j] : v[j]; };
+    float y;
+    if (rope && d < 2 * half) {
+      int i = neox ? (d < half ? d : d - half) : d / 2;
+      bool first = neox ? d < half : d % 2 == 0;
+      int a = neox ? i : 2 * i, bi = neox ? i + half : 2 * i + 1;
+      int r = (int)(rh / heads);
+      float c = cs[(size_t)r * half + i], s = sn[(size_t)r * half + i];
+      float x0 = val(a), x1 = val(bi);
+      y = first ? x0 * c - x1 * s : x0 * s + x1 * c;
+    } else {
+      y = val(d);
+    }
+    dst[t] = __float2bfloat16(y);
+  }
+}
+
 // swiglu_fwd: h = silu(g) u; with hb also the down projection's bf16 operand (row stride ldb),
 // saving the pass that would read h back to convert it.
 __global__ void swiglu_fwd(float *h, __nv_bfloat16 *hb, int cols, int ldb, const float *g, const float *u, size_t n) {
@@ -296,6 +324,16 @@ int k_rope(vz_engine *e, Err &err, float *x, int n, int heads, bool inverse) {
   if (total == 0) return 0;
   rope<<<grid_for(total), kBlock, 0, e->stream>>>(x, e->w.cos, e->w.sin, n, heads, e->c.head_dim, e->half,
                                                   e->c.rope_type == VZ_ROPE_NEOX, inverse ? 1 : 0);
+  LAUNCH_CK();
+  return 0;
+}
+
+int k_attn_operand(vz_engine *e, Err &err, __nv_bfloat16 *dst, const float *x, const float *bias, int n, int heads,
+                   bool rope) {
+  size_t total = (size_t)n * heads * e->c.head_dim;
+  if (total == 0) return 0;
+  attn_operand<<<grid_for(total), kBlock, 0, e->stream>>>(dst, x, bias, e->w.cos, e->w.sin, n, heads, e->c.head_dim,
+                                                          e->half, e->c.rope_type == VZ_ROPE_NEOX, rope ? 1 : 0);
   LAUNCH_CK();
   return 0;
 }

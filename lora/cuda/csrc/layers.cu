@@ -150,15 +150,24 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   TRY(prepare_layer(e, err, il));
   TRY(k_rmsnorm_fwd(e, err, w.xn1, w.rstd1, x, L.attn_norm, n, E));
   TRY(operand(e, err, w.xn1, n, E, &xc, &ld));
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_Q), w.q, w.xn1, xc, ld, w.lu[VZ_W_Q], n));
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_K), w.k, w.xn1, xc, ld, w.lu[VZ_W_K], n));
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_V), w.v, w.xn1, xc, ld, w.lu[VZ_W_V], n));
-  TRY(k_rope(e, err, w.q, n, c.n_head, false));
-  TRY(k_rope(e, err, w.k, n, c.n_head_kv, false));
+  Lin lq = lin(e, il, VZ_W_Q), lk = lin(e, il, VZ_W_K), lv = lin(e, il, VZ_W_V);
   if (e->wtype == CUDA_R_16BF) {
-    TRY(k_convert_bf16(e, err, w.qb, w.q, (size_t)n * e->qd));
-    TRY(k_convert_bf16(e, err, w.kb, w.k, (size_t)n * e->kvd));
-    TRY(k_convert_bf16(e, err, w.vb, w.v, (size_t)n * e->kvd));
+    // The attention reads only the bf16 operands: bias, RoPE and rounding in one pass each, from
+    // the GEMMs' fp32 outputs (scratch shared by every block, workspace.cu).
+    const float *bq = lq.bias, *bk = lk.bias, *bv = lv.bias;
+    lq.bias = lk.bias = lv.bias = nullptr;
+    TRY(lin_forward(e, err, lq, w.q, w.xn1, xc, ld, w.lu[VZ_W_Q], n));
+    TRY(lin_forward(e, err, lk, w.k, w.xn1, xc, ld, w.lu[VZ_W_K], n));
+    TRY(lin_forward(e, err, lv, w.v, w.xn1, xc, ld, w.lu[VZ_W_V], n));
+    TRY(k_attn_operand(e, err, w.qb, w.q, bq, n, c.n_head, true));
+    TRY(k_attn_operand(e, err, w.kb, w.k, bk, n, c.n_head_kv, true));
+    TRY(k_attn_operand(e, err, w.vb, w.v, bv, n, c.n_head_kv, false));
+  } else {
+    TRY(lin_forward(e, err, lq, w.q, w.xn1, xc, ld, w.lu[VZ_W_Q], n));
+    TRY(lin_forward(e, err, lk, w.k, w.xn1, xc, ld, w.lu[VZ_W_K], n));
+    TRY(lin_forward(e, err, lv, w.v, w.xn1, xc, ld, w.lu[VZ_W_V], n));
+    TRY(k_rope(e, err, w.q, n, c.n_head, false));
+    TRY(k_rope(e, err, w.k, n, c.n_head_kv, false));
   }
   prof_mark(e, P_FWD_LIN);
   TRY(attention_forward(e, err));

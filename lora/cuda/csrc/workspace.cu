@@ -39,8 +39,11 @@ size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxs
   Work tmp;
   Work &k = w ? *w : tmp;
   bool bf16 = e->wtype == CUDA_R_16BF;
-  auto acts = [&](Acts &a) {
-    a.q = f32(N * Q), a.k = f32(N * KV), a.v = f32(N * KV), a.lse = f32(H * N), a.ao = f32(N * Q);
+  // bf16 mode: fp32 q, k, v are the projections' scratch (the attention reads qb, kb, vb), one set
+  // for all blocks (the shared Acts'); fp32 mode: they are the attention's operands, kept per block.
+  auto acts = [&](Acts &a, bool shared) {
+    if (!bf16 || shared) a.q = f32(N * Q), a.k = f32(N * KV), a.v = f32(N * KV);
+    a.lse = f32(H * N), a.ao = f32(N * Q);
     a.x2 = f32(N * E), a.g = f32(N * F), a.u = f32(N * F);
     for (int t = 0; t < VZ_NTARGET; t++) a.lu[t] = f32(N * r);
     if (bf16) a.qb = bf(N * Q), a.kb = bf(N * KV), a.vb = bf(N * KV);
@@ -49,9 +52,10 @@ size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxs
   k.n = n, k.maxseg = maxseg, k.R = (int)R, k.nuniq = nuniq, k.backward = backward, k.nkeep = nkeep;
   k.x = f32((backward ? L + 1 : 2) * N * E);
   k.cos = f32(N * half), k.sin = f32(N * half);
-  acts(k.shared);
+  acts(k.shared, true);
   k.kept.assign(w ? nkeep : 0, Acts{});
-  for (int i = 0; i < nkeep; i++) acts(w ? k.kept[i] : k.shared);  // counting only: any Acts will do
+  Acts count;  // counting only: any Acts will do
+  for (int i = 0; i < nkeep; i++) acts(w ? k.kept[i] : count, false);
   const bool ops = folded_ffn(e);
   k.xn1 = f32(N * E), k.rstd1 = f32(N), k.xn2 = f32(N * E), k.rstd2 = f32(N);
   k.h = ops ? nullptr : f32(N * F);
@@ -100,7 +104,8 @@ size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxs
 
 void use_acts(Work &w, int il) {
   const Acts &a = il < w.nkeep ? w.kept[il] : w.shared;
-  w.q = a.q, w.k = a.k, w.v = a.v, w.lse = a.lse, w.ao = a.ao, w.x2 = a.x2, w.g = a.g, w.u = a.u;
+  w.q = a.q ? a.q : w.shared.q, w.k = a.k ? a.k : w.shared.k, w.v = a.v ? a.v : w.shared.v;  // bf16: shared scratch
+  w.lse = a.lse, w.ao = a.ao, w.x2 = a.x2, w.g = a.g, w.u = a.u;
   for (int t = 0; t < VZ_NTARGET; t++) w.lu[t] = a.lu[t];
   w.qb = a.qb, w.kb = a.kb, w.vb = a.vb;
 }

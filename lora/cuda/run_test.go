@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -87,4 +88,58 @@ func TestPassProtocol(t *testing.T) {
 	pk.seg[1] = int32(pk.n + 5)
 	call("begin with a segment past the rows", func() error { return begin(true) }, "segment")
 	call("end after a failed begin", func() error { return cRunEnd(h, lp) }, "no pass in flight")
+}
+
+// TestSharedTargets: sequences that share their prompt and first completion tokens score the same
+// token from the same packed row more than once, with different weights (the head kernels sum
+// such targets before rounding); the gradients and loss must still be the CPU engine's.
+func TestSharedTargets(t *testing.T) {
+	needGPU(t)
+	m := tinyModel(t)
+	ad := randomAdapter(t, m.Cfg, 8, 5)
+	prompt := []int32{5, 0, 3, 9, 2, 4, 1, 6}
+	b := &lora.Batch{}
+	var w [][]float32
+	for s, tail := range [][]int32{{7, 8, 9}, {7, 10}, {7, 8, 11, 12}} {
+		seq := lora.Sequence{Tokens: append(append([]int32(nil), prompt...), tail...)}
+		seq.Mask = make([]bool, len(seq.Tokens))
+		ws := make([]float32, len(seq.Tokens))
+		for i := len(prompt); i < len(seq.Tokens); i++ {
+			seq.Mask[i] = true
+			ws[i] = float32(s+1) * []float32{1, -0.5, 0.75}[s]
+		}
+		b.Seqs = append(b.Seqs, seq)
+		w = append(w, ws)
+	}
+	cpu := lora.NewCPU(m, lora.Options{Threads: 4})
+	if err := cpu.SetAdapter(ad); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := cpu.Backward(b, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, prec := range []Precision{F32, BF16} {
+		tol := tolerances["tiny"][prec]
+		e := openEngine(t, m, prec)
+		if err := e.SetAdapter(ad); err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.Backward(b, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lossRel := math.Abs(res.Loss-ref.Loss) / math.Max(math.Abs(ref.Loss), 1e-12)
+		worst := 0.0
+		for i, p := range ref.Grads.Pairs {
+			q := res.Grads.Pairs[i]
+			relA, _ := relErr(q.A, p.A)
+			relB, _ := relErr(q.B, p.B)
+			worst = math.Max(worst, math.Max(relA, relB))
+		}
+		t.Logf("%s: loss rel %.3g, worst gradient rel %.3g", prec, lossRel, worst)
+		if !(lossRel <= tol.loss) || !(worst <= tol.grad) {
+			t.Errorf("%s: loss rel %.3g (tolerance %.3g), worst gradient rel %.3g (tolerance %.3g)", prec, lossRel, tol.loss, worst, tol.grad)
+		}
+	}
 }

@@ -237,8 +237,10 @@ int k_add_bias(vz_engine *e, Err &err, float *y, const float *b, int n, int d);
 int k_add(vz_engine *e, Err &err, float *y, const float *x, size_t n);
 int k_gather_rows(vz_engine *e, Err &err, float *dst, const float *src, const int32_t *rows, int m, int d);
 int k_scatter_add_rows(vz_engine *e, Err &err, float *dst, const float *src, const int32_t *rows, int m, int d);
+// k_head: log p of each target; with grad, d loss/d logits in place of the logits, or (gout set) as
+// the bf16 operand gout [m][V] of the head's backward GEMM.
 int k_head(vz_engine *e, Err &err, float *logits, int m, int V, const int32_t *ustart, int u0,
-           const int32_t *t_tok, const float *t_w, float *logp, bool grad);
+           const int32_t *t_tok, const float *t_w, float *logp, bool grad, __nv_bfloat16 *gout);
 // k_attn_softmax writes the probabilities in place (keep_f32) and/or as bf16 into pb (the GEMM
 // operand, saving a conversion pass); with use_lse it rebuilds them from the stored lse.
 int k_attn_softmax(vz_engine *e, Err &err, float *S, __nv_bfloat16 *pb, bool keep_f32, int rows, int m, int nk, int p,

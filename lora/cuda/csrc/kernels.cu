@@ -196,7 +196,7 @@ __global__ void scatter_add_rows(float *dst, const float *src, const int32_t *ro
 // head: one block per scored row of the chunk. log p(target) = logit - logsumexp(logits); with grad,
 // the row becomes d(loss)/d(logits) = sum_t w_t (onehot(tok_t) - softmax) (forward.go's head).
 __global__ void head(float *logits, int V, const int32_t *ustart, int u0, const int32_t *t_tok,
-                     const float *t_w, float *logp, int grad) {
+                     const float *t_w, float *logp, int grad, __nv_bfloat16 *gout) {
   float *lg = logits + (size_t)blockIdx.x * V;
   int t0 = ustart[u0 + blockIdx.x], t1 = ustart[u0 + blockIdx.x + 1];
   float mx = -FLT_MAX;
@@ -212,10 +212,29 @@ __global__ void head(float *logits, int V, const int32_t *ustart, int u0, const 
   double wsum = 0;
   for (int t = t0; t < t1; t++) wsum += (double)t_w[t];
   float f = (float)(-wsum / sum);
-  for (int j = threadIdx.x; j < V; j += blockDim.x) lg[j] = expf(lg[j] - mx) * f;
+  if (gout == nullptr) {  // the gradient in place of the logits
+    for (int j = threadIdx.x; j < V; j += blockDim.x) lg[j] = expf(lg[j] - mx) * f;
+    __syncthreads();
+    if (threadIdx.x == 0)  // sequential: two targets of one row may name the same token
+      for (int t = t0; t < t1; t++) lg[t_tok[t]] += t_w[t];
+    return;
+  }
+  // bf16 mode: straight into the next GEMM's operand, the logits left as they are; a target token
+  // gets the same fp32 sum, in the same order, before its one rounding.
+  __nv_bfloat16 *go = gout + (size_t)blockIdx.x * V;
+  for (int j = threadIdx.x; j < V; j += blockDim.x) go[j] = __float2bfloat16(expf(lg[j] - mx) * f);
   __syncthreads();
-  if (threadIdx.x == 0)  // sequential: two targets of one row may name the same token
-    for (int t = t0; t < t1; t++) lg[t_tok[t]] += t_w[t];
+  if (threadIdx.x == 0)
+    for (int t = t0; t < t1; t++) {
+      const int tok = t_tok[t];
+      bool seen = false;
+      for (int u = t0; u < t && !seen; u++) seen = t_tok[u] == tok;
+      if (seen) continue;
+      float v = expf(lg[tok] - mx) * f;
+      for (int u = t; u < t1; u++)
+        if (t_tok[u] == tok) v += t_w[u];
+      go[tok] = __float2bfloat16(v);
+    }
 }
 
 // attn_softmax: rows = G*m score rows of G query heads (one kv group) of a segment with prompt
@@ -392,9 +411,9 @@ int k_scatter_add_rows(vz_engine *e, Err &err, float *dst, const float *src, con
 }
 
 int k_head(vz_engine *e, Err &err, float *logits, int m, int V, const int32_t *ustart, int u0,
-           const int32_t *t_tok, const float *t_w, float *logp, bool grad) {
+           const int32_t *t_tok, const float *t_w, float *logp, bool grad, __nv_bfloat16 *gout) {
   if (m == 0) return 0;
-  head<<<m, 1024, 0, e->stream>>>(logits, V, ustart, u0, t_tok, t_w, logp, grad ? 1 : 0);
+  head<<<m, 1024, 0, e->stream>>>(logits, V, ustart, u0, t_tok, t_w, logp, grad ? 1 : 0, gout);
   LAUNCH_CK();
   return 0;
 }

@@ -164,10 +164,11 @@ int enqueue(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool back
     TRY(k_gather_rows(e, err, w.xb, w.xf, w.urow + c0, m, E));
     TRY(to_compute(e, err, w.xb, (size_t)m * E, w.slot, &xc));
     TRY(gemm(e, err, false, true, m, V, E, it, xc, E, e->output, E, 0.f, w.logits, V, e->wtype));
-    TRY(k_head(e, err, w.logits, m, V, w.ustart, c0, w.t_tok, w.t_w, w.logp, backward));
+    // The gradient of the logits is the backward GEMM's operand: fp32 in place, or bf16 in the slot.
+    const bool bf16 = e->wtype == CUDA_R_16BF;
+    TRY(k_head(e, err, w.logits, m, V, w.ustart, c0, w.t_tok, w.t_w, w.logp, backward, bf16 ? w.slot : nullptr));
     if (backward) {
-      const void *gc;
-      TRY(to_compute(e, err, w.logits, (size_t)m * V, w.slot, &gc));
+      const void *gc = bf16 ? (const void *)w.slot : (const void *)w.logits;
       TRY(gemm(e, err, false, false, m, E, V, it, gc, V, e->output, E, 0.f, w.dxb, E, e->wtype));
       TRY(k_scatter_add_rows(e, err, w.dxf, w.dxb, w.urow + c0, m, E));
     }

@@ -30,7 +30,7 @@ find_nvcc() {
   echo ""
 }
 
-srcs=(engine.cu run.cu layers.cu fold.cu attention.cu flash.cu kernels.cu gemm.cu memory.cu workspace.cu dequant.cu profile.cu)
+srcs=(engine.cu run.cu scratch.cu layers.cu fold.cu attention.cu flash.cu kernels.cu gemm.cu memory.cu workspace.cu dequant.cu profile.cu)
 # -fvisibility=hidden: only the vz_* C ABI is exported (VZ_API). cudart is linked statically
 # (nvcc's default), cuBLAS dynamically from the toolkit.
 flags=(-std=c++17 -O3 -gencode "arch=compute_${arch},code=sm_${arch}" -Xcompiler -fPIC

@@ -27,16 +27,23 @@ func TestEngineOnCPUEmulation(t *testing.T) {
 	if out, err := exec.Command("bash", "build.sh", "emu", lib).CombinedOutput(); err != nil {
 		t.Fatalf("build.sh emu: %v\n%s", err, out)
 	}
-	child := exec.Command(os.Args[0], "-test.short", "-test.count=1", "-test.v",
-		"-test.skip", "^(TestEngineOnCPUEmulation|TestFlashKernelsOnCPU|TestRandomGGUFLoadsInLlamaCpp)$")
-	child.Env = append(os.Environ(), "VZLOCAL_CUDA_LIB="+lib)
-	out, err := child.CombinedOutput()
-	t.Logf("\n%s", out)
-	if err != nil {
-		t.Fatalf("the tests on the emulated engine: %v", err)
-	}
-	// Each GPU test must have run, not skipped: a skip here means the library did not load.
-	if strings.Contains(string(out), skipNoGPU) {
-		t.Fatal("a GPU test skipped on the emulated engine")
+	// Every test with the emulation's default stream order ("lazy"), then the tests whose passes
+	// use several streams (the gradients' copy stream, the quantized path's dequantization stream)
+	// with the other order: between them, a missing wait in either direction shows (emu/runtime.cc).
+	for _, run := range []struct{ order, args string }{
+		{"lazy", "-test.skip=^(TestEngineOnCPUEmulation|TestFlashKernelsOnCPU|TestRandomGGUFLoadsInLlamaCpp)$"},
+		{"others-first", "-test.run=^(TestParity|TestBackwardInto|TestPassProtocol|TestQuantizedParity|TestOpenFile)$"},
+	} {
+		child := exec.Command(os.Args[0], "-test.short", "-test.count=1", "-test.v", run.args)
+		child.Env = append(os.Environ(), "VZLOCAL_CUDA_LIB="+lib, "VZ_EMU_STREAMS="+run.order)
+		out, err := child.CombinedOutput()
+		t.Logf("streams %s:\n%s", run.order, out)
+		if err != nil {
+			t.Fatalf("the tests on the emulated engine (streams %s): %v", run.order, err)
+		}
+		// Each GPU test must have run, not skipped: a skip here means the library did not load.
+		if strings.Contains(string(out), skipNoGPU) {
+			t.Fatal("a GPU test skipped on the emulated engine")
+		}
 	}
 }

@@ -17,7 +17,7 @@ import (
 var quantTypes = []uint32{8, 12, 14, 1, 12, 8, 14} // q: Q8_0, k: Q4_K, v: Q6_K, o: F16, gate: Q4_K, up: Q8_0, down: Q6_K
 
 func quantConfig() lora.Config {
-	return lora.Config{Arch: "llama", NLayer: 2, NEmbd: 256, NHead: 4, NHeadKV: 2, HeadDim: 64, NFF: 512, NVocab: 300,
+	return lora.Config{Arch: "llama", NLayer: 4, NEmbd: 256, NHead: 4, NHeadKV: 2, HeadDim: 64, NFF: 512, NVocab: 300,
 		NCtx: 512, NRot: 64, RMSEps: 1e-5, RopeBase: 10000, RopeScale: 1, Rope: lora.RopeNorm}
 }
 

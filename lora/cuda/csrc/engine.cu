@@ -82,6 +82,8 @@ void **weight_slot(vz_engine *e, int layer, int kind) {
   }
 }
 
+}  // namespace
+
 // weight_bytes: a target matrix in the folded layout (fold.cu) has lrp more rows and columns.
 size_t weight_bytes(const vz_engine *e, int kind) {
   if (kind < VZ_NTARGET && e->lrp > 0) {
@@ -91,6 +93,8 @@ size_t weight_bytes(const vz_engine *e, int kind) {
   }
   return weight_elems(e, kind) * (is_matrix(kind) && e->wtype == CUDA_R_16BF ? 2 : 4);
 }
+
+namespace {
 
 void free_adapter(vz_engine *e) {
   dfree(e, e->lora_slab, (size_t)e->n_flat * 4);
@@ -219,7 +223,7 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
     if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(e->blas, e->stream);
     if (bs != CUBLAS_STATUS_SUCCESS) rc = vz_seterr(err, VZ_ERR_CUBLAS, "cublasCreate/SetStream: status %d", (int)bs);
   }
-  if (rc == 0) rc = create_run_sync(e, err);
+  if (rc == 0) rc = create_streams(e, err);
   if (rc != 0) {
     vz_destroy(e);
     return rc;
@@ -232,14 +236,15 @@ void vz_destroy(vz_engine *e) {
   if (e == nullptr) return;
   cudaSetDevice(e->c.device);
   if (e->stream) cudaStreamSynchronize(e->stream);
-  destroy_run_sync(e);  // waits for the copy stream
+  destroy_streams(e);  // after their queued work
   free_adapter(e);
   dfree(e, e->ws, e->ws_bytes);
   for (int il = 0; il < e->c.n_layer; il++) {
     for (int k = 0; k < VZ_W_OUT_NORM; k++) dfree(e, *weight_slot(e, il, k), weight_bytes(e, k));
     for (int t = 0; t < VZ_NTARGET; t++) dfree(e, e->layers[il].raw[t], e->layers[il].rbytes[t]);
   }
-  for (int t = 0; t < VZ_NTARGET; t++) dfree(e, e->deq[t], weight_bytes(e, t));
+  for (auto &slot : e->deq)
+    for (int t = 0; t < VZ_NTARGET; t++) dfree(e, slot[t], weight_bytes(e, t));
   dfree(e, e->out_norm, weight_bytes(e, VZ_W_OUT_NORM));
   dfree(e, e->output, weight_bytes(e, VZ_W_OUTPUT));
   if (e->blas) cublasDestroy(e->blas);
@@ -298,11 +303,8 @@ int vz_set_weight_raw(vz_engine *e, int layer, int kind, int ggml_type, const vo
     e->bytes_weights += nbytes;
   }
   L.rtype[kind] = ggml_type;
-  if (!e->deq[kind]) {  // one layer's worth of scratch per target, shared by all layers
-    TRY(dalloc(e, &e->deq[kind], weight_bytes(e, kind), err));
-    e->bytes_weights += (int64_t)weight_bytes(e, kind);
-  }
-  e->deq_layer = -1;
+  TRY(scratch_alloc(e, err, kind));
+  scratch_invalidate(e);
   return h2d(e, err, L.raw[kind], data, (size_t)nbytes);
 }
 

@@ -82,7 +82,7 @@ int pack_resident(vz_engine *e, Err &err) {
   for (int il = 0; il < e->c.n_layer; il++)
     for (int t = 0; t < VZ_NTARGET; t++)
       if (e->layers[il].w[t]) TRY(pack_lora(e, err, il, t, e->layers[il].w[t]));
-  e->deq_layer = -1;  // a quantized layer's scratch is packed again after its next dequantization
+  scratch_invalidate(e);  // a quantized layer's scratch is packed again after its next dequantization
   return 0;
 }
 
@@ -110,16 +110,17 @@ int relayout_weights(vz_engine *e, Err &err, int rp) {
       w = m;
       e->bytes_weights += (int64_t)nb - (int64_t)ob;
     }
-    if (e->deq[t]) {  // scratch, refilled by the next prepare_layer
+    for (auto &slot : e->deq) {  // scratch, refilled by the next prepare_layer
+      if (!slot[t]) continue;
       void *m;
       TRY(dalloc(e, &m, nb, err));
-      dfree(e, e->deq[t], ob);
-      e->deq[t] = m;
+      dfree(e, slot[t], ob);  // dfree waits for the device (cudaFree), the dequantization stream too
+      slot[t] = m;
       e->bytes_weights += (int64_t)nb - (int64_t)ob;
     }
   }
   e->lrp = rp;
-  e->deq_layer = -1;
+  scratch_invalidate(e);
   e->broken = false;
   return 0;
 }

@@ -148,9 +148,14 @@ struct vz_engine {
   std::vector<LayerW> layers;
   float *out_norm = nullptr;
   void *output = nullptr;  // [vocab][embd]
-  // Per-layer dequantization scratch for raw (quantized) matrices, and the layer it holds.
-  void *deq[VZ_NTARGET] = {};
-  int deq_layer = -1;
+  // Per-layer dequantization scratch for raw (quantized) matrices, two slots so that the next
+  // block's dequantization (on deq_stream) overlaps this block's work (scratch.cu): deq_layer[s]
+  // is the block slot s holds (-1: none), deq_cur the slot the running block reads; deq_ready[s]
+  // marks slot s filled (on deq_stream), deq_free[s] the last use of its previous block (on stream).
+  void *deq[2][VZ_NTARGET] = {};
+  int deq_layer[2] = {-1, -1}, deq_cur = 0;
+  cudaStream_t deq_stream = nullptr;
+  cudaEvent_t deq_ready[2] = {}, deq_free[2] = {};
   // Adapter: values and gradients are each one slab in vz_set_adapter's flat layout. rank is the
   // installed adapter's (0: none); slab_rank the shapes the slabs were made for, kept while the
   // adapter is removed (the trainer alternates reference and policy passes).
@@ -271,6 +276,15 @@ int pack_resident(vz_engine *e, Err &err);
 int k_scaled_cols(vz_engine *e, Err &err, __nv_bfloat16 *dst, int ldd, int col0, const float *src, int rows, int r,
                   int rp, float scale);
 
+// The dequantization scratch (scratch.cu). prepare_layer readies block il's raw matrices for the
+// work queued next on the compute stream (their dequantization queued if no slot holds them) and
+// starts block next's (-1: none) into the other slot. scratch_invalidate forgets what the slots
+// hold (new weights, a new adapter to pack in, a new layout).
+int prepare_layer(vz_engine *e, Err &err, int il, int next);
+void scratch_invalidate(vz_engine *e);
+int scratch_alloc(vz_engine *e, Err &err, int kind);  // both slots of a target kind, once
+size_t weight_bytes(const vz_engine *e, int kind);
+
 // Layers (layers.cu) and attention (attention.cu).
 int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y);
 int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *dy, float *dx);
@@ -294,8 +308,8 @@ struct Plan {
   std::vector<int32_t> urow, ustart;
 };
 int plan_batch(const vz_engine *e, const vz_batch *b, Plan *pl, Err &err);
-int create_run_sync(vz_engine *e, Err &err);  // the copy stream and the per-layer events
-void destroy_run_sync(vz_engine *e);
+int create_streams(vz_engine *e, Err &err);  // the copy and dequantization streams and their events
+void destroy_streams(vz_engine *e);
 int input_rows(vz_engine *e, Err &err, int n, float **rows);
 int run_begin(vz_engine *e, Err &err, const vz_batch *b, bool backward);
 int run_wait_layer(vz_engine *e, Err &err, int layer);

@@ -32,7 +32,7 @@ struct Lin {
 
 Lin lin(vz_engine *e, int il, int t) {
   LayerW &L = e->layers[il];
-  Lin l{L.w[t] ? L.w[t] : e->deq[t], nullptr, nullptr, 0, 0, 0, false};
+  Lin l{L.w[t] ? L.w[t] : e->deq[e->deq_cur][t], nullptr, nullptr, 0, 0, 0, false};  // scratch: prepare_layer
   target_shape(e, t, &l.in, &l.out);
   l.ldw = l.in + e->lrp;
   if (t == VZ_W_Q) l.bias = L.bq;
@@ -120,22 +120,6 @@ int lin_backward(vz_engine *e, Err &err, const Lin &l, float *dx, __nv_bfloat16 
   return 0;
 }
 
-// prepare_layer dequantizes block il's raw matrices into the scratch (once: the backward's first
-// recomputation is the forward's last block, and a block's backward follows its recomputation).
-int prepare_layer(vz_engine *e, Err &err, int il) {
-  if (e->deq_layer == il) return 0;
-  LayerW &L = e->layers[il];
-  for (int t = 0; t < VZ_NTARGET; t++) {
-    if (!L.raw[t]) continue;
-    int in, out;
-    target_shape(e, t, &in, &out);
-    TRY(k_dequant(e, err, e->deq[t], L.raw[t], L.rtype[t], out, in, in + e->lrp));
-    TRY(pack_lora(e, err, il, t, e->deq[t]));
-  }
-  e->deq_layer = il;
-  return 0;
-}
-
 }  // namespace
 
 // layer_forward runs block il: y = x2 + ffn(norm(x2)), x2 = x + attn(norm(x)); the block's
@@ -147,7 +131,6 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   int n = w.n, E = c.n_embd;
   const void *xc;
   int ld;
-  TRY(prepare_layer(e, err, il));
   TRY(k_rmsnorm_fwd(e, err, w.xn1, w.rstd1, x, L.attn_norm, n, E));
   TRY(operand(e, err, w.xn1, n, E, &xc, &ld));
   Lin lq = lin(e, il, VZ_W_Q), lk = lin(e, il, VZ_W_K), lv = lin(e, il, VZ_W_V);
@@ -198,7 +181,6 @@ int layer_restore(vz_engine *e, Err &err, int il, const float *x) {
   Work &w = e->w;
   LayerW &L = e->layers[il];
   int n = w.n, E = c.n_embd;
-  TRY(prepare_layer(e, err, il));
   TRY(k_rmsnorm_fwd(e, err, w.xn1, w.rstd1, x, L.attn_norm, n, E));
   TRY(k_rmsnorm_fwd(e, err, w.xn2, w.rstd2, w.x2, L.ffn_norm, n, E));
   TRY(k_swiglu_fwd(e, err, w.h, w.hb, c.n_ff, operand_ld(e, c.n_ff), w.g, w.u, (size_t)n * c.n_ff));

@@ -150,6 +150,9 @@ int enqueue(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool back
   prof_mark(e, P_UPLOAD);
   for (int il = 0; il < L; il++) {
     use_acts(w, il);
+    // The next block's weights are dequantized meanwhile (quantized path): the next in this
+    // pass, or after the last the first the backward needs.
+    TRY(prepare_layer(e, err, il, il + 1 < L ? il + 1 : backward ? il - 1 : -1));
     TRY(layer_forward(e, err, il, xin(il), xin(il + 1)));
   }
   float *xlast = xin(L);
@@ -182,6 +185,7 @@ int enqueue(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool back
   TRY(k_rmsnorm_bwd(e, err, dy, w.dxf, xlast, e->out_norm, w.rstdf, n, E));
   for (int il = L - 1; il >= 0; il--) {
     use_acts(w, il);
+    TRY(prepare_layer(e, err, il, il - 1));
     if (il < w.nkeep) {
       TRY(layer_restore(e, err, il, xin(il)));  // kept from the forward
     } else if (il < L - 1) {
@@ -199,18 +203,27 @@ int enqueue(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool back
 }
 
 // drain waits for both streams, returning the first error.
+// drain waits for every stream, returning the first error.
 int drain(vz_engine *e, Err &err) {
-  cudaError_t a = cudaStreamSynchronize(e->stream), b = cudaStreamSynchronize(e->copy_stream);
+  cudaError_t ce = cudaSuccess;
+  for (cudaStream_t s : {e->stream, e->copy_stream, e->deq_stream}) {
+    cudaError_t c = cudaStreamSynchronize(s);
+    if (ce == cudaSuccess) ce = c;
+  }
   e->run.on = false;
-  if (a != cudaSuccess || b != cudaSuccess)
-    return vz_seterr(err, VZ_ERR_CUDA, "the pass failed on the GPU: %s", cudaGetErrorString(a != cudaSuccess ? a : b));
+  if (ce != cudaSuccess) return vz_seterr(err, VZ_ERR_CUDA, "the pass failed on the GPU: %s", cudaGetErrorString(ce));
   return 0;
 }
 
 }  // namespace
 
-int create_run_sync(vz_engine *e, Err &err) {
+int create_streams(vz_engine *e, Err &err) {
   CUDA_CK(cudaStreamCreateWithFlags(&e->copy_stream, cudaStreamNonBlocking));
+  CUDA_CK(cudaStreamCreateWithFlags(&e->deq_stream, cudaStreamNonBlocking));
+  for (int s = 0; s < 2; s++) {
+    CUDA_CK(cudaEventCreateWithFlags(&e->deq_ready[s], cudaEventDisableTiming));
+    CUDA_CK(cudaEventCreateWithFlags(&e->deq_free[s], cudaEventDisableTiming));
+  }
   e->bwd_done.assign(e->c.n_layer, nullptr);
   e->copied.assign(e->c.n_layer, nullptr);
   for (int il = 0; il < e->c.n_layer; il++) {
@@ -220,15 +233,22 @@ int create_run_sync(vz_engine *e, Err &err) {
   return 0;
 }
 
-void destroy_run_sync(vz_engine *e) {
+void destroy_streams(vz_engine *e) {
   for (cudaEvent_t ev : e->bwd_done)
     if (ev) cudaEventDestroy(ev);
   for (cudaEvent_t ev : e->copied)
     if (ev) cudaEventDestroy(ev);
   e->bwd_done.clear();
   e->copied.clear();
-  if (e->copy_stream) cudaStreamDestroy(e->copy_stream);
-  e->copy_stream = nullptr;
+  for (int s = 0; s < 2; s++) {
+    if (e->deq_ready[s]) cudaEventDestroy(e->deq_ready[s]);
+    if (e->deq_free[s]) cudaEventDestroy(e->deq_free[s]);
+    e->deq_ready[s] = e->deq_free[s] = nullptr;
+  }
+  for (cudaStream_t *s : {&e->copy_stream, &e->deq_stream}) {
+    if (*s) cudaStreamDestroy(*s);
+    *s = nullptr;
+  }
   if (e->host_rows) cudaFreeHost(e->host_rows);
   if (e->host_logp) cudaFreeHost(e->host_logp);
   e->host_rows = e->host_logp = nullptr;

@@ -191,6 +191,7 @@ cudaError_t cudaFree(void *p) {
 struct CUstream_st {
   std::deque<std::function<void()>> q;
   uint64_t issued = 0, done = 0;  // operations queued, operations run
+  bool prelude = false;           // others-first: running the other streams before this one
 };
 struct CUevent_st {
   cudaStream_t s = nullptr;
@@ -201,11 +202,23 @@ namespace {
 
 // Queues: one recursive mutex (a queued wait runs another stream's queue), and the set of streams
 // for the implicit device-wide synchronizations (cudaFree, cudaFreeHost).
+//
+// Which of two streams' independent work runs first is what a missing wait gets wrong, in one of
+// two ways, so the order is a setting (VZ_EMU_STREAMS): "lazy" (default) runs a queue only as far
+// as it is waited for, so work issued later on another stream runs late (a consumer that does not
+// wait for its producer reads data not yet written); "others-first" runs every other stream's
+// queue as far as it goes before the one waited for, so work issued later runs early (a producer
+// that does not wait for the consumer of the previous contents overwrites them too soon).
 struct Queues {
   std::recursive_mutex mu;
   std::set<cudaStream_t> all;
   CUstream_st legacy;  // the default stream (nullptr)
-  Queues() { all.insert(&legacy); }
+  bool others_first;
+  Queues() {
+    all.insert(&legacy);
+    const char *v = getenv("VZ_EMU_STREAMS");
+    others_first = v != nullptr && std::string(v) == "others-first";
+  }
 };
 Queues &qs() {
   static Queues q;
@@ -213,10 +226,18 @@ Queues &qs() {
 }
 cudaStream_t resolve(cudaStream_t s) { return s ? s : &qs().legacy; }
 
-// run_until runs stream s's queued operations until `upto` of them have run.
+// run_until runs stream s's queued operations until `upto` of them have run (others-first: after
+// every other stream not already being run has run its whole queue).
 void run_until(cudaStream_t s, uint64_t upto) {
   std::lock_guard<std::recursive_mutex> l(qs().mu);
   s = resolve(s);
+  if (s->done >= upto) return;
+  if (qs().others_first && !s->prelude) {
+    s->prelude = true;  // another stream's queued wait may still run this one up to its event
+    for (cudaStream_t o : qs().all)
+      if (o != s && !o->prelude) run_until(o, o->issued);
+    s->prelude = false;
+  }
   while (s->done < upto && !s->q.empty()) {
     std::function<void()> op = std::move(s->q.front());
     s->q.pop_front();

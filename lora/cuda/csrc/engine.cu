@@ -202,6 +202,8 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
   e->keep = c.keep_layers;
   const char *fold = getenv("VZLOCAL_CUDA_FOLD");
   e->fold = wtype == CUDA_R_16BF && !(fold != nullptr && fold[0] == '0');
+  const char *prefetch = getenv("VZLOCAL_CUDA_PREFETCH");
+  e->prefetch = !(prefetch != nullptr && prefetch[0] == '0');
   if (e->c.head_chunk <= 0) e->c.head_chunk = 256;
   e->qd = c.n_head * c.head_dim;
   e->kvd = c.n_head_kv * c.head_dim;

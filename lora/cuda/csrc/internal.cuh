@@ -156,6 +156,7 @@ struct vz_engine {
   int deq_layer[2] = {-1, -1}, deq_cur = 0;
   cudaStream_t deq_stream = nullptr;
   cudaEvent_t deq_ready[2] = {}, deq_free[2] = {};
+  bool prefetch = true;  // VZLOCAL_CUDA_PREFETCH=0: no dequantization ahead (for timing the overlap)
   // Adapter: values and gradients are each one slab in vz_set_adapter's flat layout. rank is the
   // installed adapter's (0: none); slab_rank the shapes the slabs were made for, kept while the
   // adapter is removed (the trainer alternates reference and policy passes).

@@ -66,7 +66,7 @@ int prepare_layer(vz_engine *e, Err &err, int il, int next) {
     e->deq_cur = s;
   }
   CUDA_CK(cudaStreamWaitEvent(e->stream, e->deq_ready[s], 0));
-  if (next >= 0 && next < e->c.n_layer) TRY(fill(e, err, next, &s));
+  if (e->prefetch && next >= 0 && next < e->c.n_layer) TRY(fill(e, err, next, &s));
   return 0;
 }
 

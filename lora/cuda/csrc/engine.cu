@@ -395,7 +395,7 @@ int vz_set_adapter(vz_engine *e, int rank, float scale, const uint8_t *present, 
   TRY(h2d(e, err, e->lora_slab, e->host_stage, (size_t)n_flat * 4));
   if (!e->fold) return 0;
   TRY(relayout_weights(e, err, (rank + 7) / 8 * 8));
-  return pack_resident(e, err);  // stream-ordered before the next vz_run
+  return pack_resident(e, err);  // stream-ordered before the next pass
 }
 
 int vz_input_rows(vz_engine *e, int n, float **rows, char *errbuf, int errlen) {

@@ -117,9 +117,9 @@ struct Work {
   float *dkv;  // [G][keys][head_dim]: one kv group's per-head dK or dV before attn_sum_heads
 };
 
-// Profile times the phases of vz_run when VZLOCAL_CUDA_PROFILE=1: each mark synchronizes the
+// Profile times the phases of a pass (run.cu) when VZLOCAL_CUDA_PROFILE=1: each mark synchronizes the
 // stream and charges the wall time since the previous mark to a phase (a diagnostic: the
-// synchronizations cost a little). vz_run prints the totals to stderr.
+// synchronizations cost a little). vz_run_end prints the totals to stderr.
 enum ProfPhase { P_UPLOAD, P_FWD_ATTN, P_FWD_LIN, P_FWD_OTHER, P_HEAD, P_BWD_ATTN, P_BWD_LIN, P_BWD_OTHER,
                  P_DOWNLOAD, P_NPHASE };
 struct Profile {
@@ -144,7 +144,7 @@ struct vz_engine {
   bool fold = false;                // bf16 mode: LoRA folded into the base GEMMs (fold.cu); VZLOCAL_CUDA_FOLD=0 turns it off
   int lrp = 0;                      // the target matrices' folded layout: rank rounded up to 8 (0: plain [out][in])
   bool broken = false;              // a relayout failed part way (out of memory): no more work
-  Profile prof;                     // VZLOCAL_CUDA_PROFILE=1: time the phases of vz_run (profile.cu)
+  Profile prof;                     // VZLOCAL_CUDA_PROFILE=1: time the phases of a pass (profile.cu)
   std::vector<LayerW> layers;
   float *out_norm = nullptr;
   void *output = nullptr;  // [vocab][embd]

@@ -1,4 +1,4 @@
-// profile.cu: phase timing of vz_run for VZLOCAL_CUDA_PROFILE=1 (see Profile in internal.cuh).
+// profile.cu: phase timing of a pass (run.cu) for VZLOCAL_CUDA_PROFILE=1 (see Profile in internal.cuh).
 #include <chrono>
 #include <cstdio>
 

@@ -148,7 +148,7 @@ VZ_API int vz_run_wait_layer(vz_engine *e, int layer, char *err, int errlen);
 VZ_API int vz_run_end(vz_engine *e, float *logp, char *err, int errlen);
 VZ_API int vz_gradients(const vz_engine *e, const float **grads, int64_t *n);
 
-// vz_workspace_bytes is the device memory vz_run allocates for a batch (weights and adapter excluded).
+// vz_workspace_bytes is the device memory a pass (vz_run_begin) allocates for a batch (weights and adapter excluded).
 VZ_API int64_t vz_workspace_bytes(const vz_engine *e, const vz_batch *b, int backward);
 
 // vz_memory reports the bytes of weights, adapter (values and gradients), the current workspace,

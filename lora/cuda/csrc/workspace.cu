@@ -1,5 +1,5 @@
 // workspace.cu: the per-batch device buffers, carved from one slab (llm.c's activation memory).
-// workspace_layout is the single source of truth for both the allocation (vz_run) and the estimate
+// workspace_layout is the single source of truth for both the allocation (run.cu) and the estimate
 // (vz_workspace_bytes): with base == nullptr it only counts.
 //
 // With n packed rows, E = n_embd, Q = n_head*head_dim, KV = n_head_kv*head_dim, F = n_ff, r = rank,

@@ -25,6 +25,7 @@ typedef struct {
 	int (*run_wait_layer)(vz_engine *, int, char *, int);
 	int (*run_end)(vz_engine *, float *, char *, int);
 	int (*gradients)(const vz_engine *, const float **, int64_t *);
+	int (*release_workspace)(vz_engine *, char *, int);
 	int64_t (*workspace_bytes)(const vz_engine *, const vz_batch *, int);
 	int (*memory)(const vz_engine *, int64_t *, int64_t *, int64_t *, int64_t *);
 } vz_lib;
@@ -61,6 +62,7 @@ static int vz_load(const char *path, char *err, int errlen) {
 	VZ_SYM(run_wait_layer, "vz_run_wait_layer");
 	VZ_SYM(run_end, "vz_run_end");
 	VZ_SYM(gradients, "vz_gradients");
+	VZ_SYM(release_workspace, "vz_release_workspace");
 	VZ_SYM(workspace_bytes, "vz_workspace_bytes");
 	VZ_SYM(memory, "vz_memory");
 	if (lib.abi_version() != VZ_ABI_VERSION) {
@@ -100,6 +102,7 @@ static int vz_call_run_begin(vz_engine *e, const vz_batch *b, int bw, char *err,
 static int vz_call_run_wait_layer(vz_engine *e, int l, char *err, int el) { return lib.run_wait_layer(e, l, err, el); }
 static int vz_call_run_end(vz_engine *e, float *lp, char *err, int el) { return lib.run_end(e, lp, err, el); }
 static int vz_call_gradients(const vz_engine *e, const float **g, int64_t *n) { return lib.gradients(e, g, n); }
+static int vz_call_release_workspace(vz_engine *e, char *err, int el) { return lib.release_workspace(e, err, el); }
 static int64_t vz_call_workspace_bytes(const vz_engine *e, const vz_batch *b, int bw) {
 	return lib.workspace_bytes(e, b, bw);
 }
@@ -473,6 +476,12 @@ func cGradients(h unsafe.Pointer) []float32 {
 		return nil
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(gp)), int(n))
+}
+
+func cReleaseWorkspace(h unsafe.Pointer) error {
+	e := newCerr()
+	defer e.free()
+	return e.check("release workspace", C.vz_call_release_workspace((*C.vz_engine)(h), e.p, errLen))
 }
 
 func cWorkspace(h unsafe.Pointer, pk *packed, backward bool) int64 {

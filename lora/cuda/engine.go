@@ -233,10 +233,23 @@ func (e *Engine) Memory() Memory {
 	return cMemory(e.h)
 }
 
+// ReleaseWorkspace frees the device workspace of the passes (the next pass allocates it again),
+// so that between training steps the GPU memory it held goes back to llama.cpp's rollouts: with
+// KeepLayers -1 a backward keeps as many blocks as fit in what is free when it starts, and a
+// workspace kept across the rollouts would leave them none to grow into.
+func (e *Engine) ReleaseWorkspace() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.h == nil {
+		return fmt.Errorf("cuda: engine is closed")
+	}
+	return cReleaseWorkspace(e.h)
+}
+
 // flatAdapter lays the adapter out as vz_set_adapter wants it: present[l*7+t], then A and B of
-// every present pair in (layer, target) order. Gradients come back in the same layout.
-// flatAdapter lays the adapter out as vz_set_adapter wants it, in buf when buf has the room (the
-// trainer uploads the same adapter before every pass: 161 MB at 7B rank 16, not reallocated).
+// every present pair in (layer, target) order, in buf when buf has the room (the trainer uploads
+// the same adapter before every pass: 161 MB at 7B rank 16, not reallocated). Gradients come back
+// in the same layout.
 func flatAdapter(a *lora.Adapter, nLayer int, buf []float32) (present []uint8, flat []float32, pairs []*lora.Pair) {
 	present = make([]uint8, nLayer*nTarget)
 	n := 0

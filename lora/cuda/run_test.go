@@ -47,6 +47,24 @@ func TestPassProtocol(t *testing.T) {
 		}
 	}
 
+	// The workspace released between passes comes back, with the same results.
+	if ws := e.Memory().Workspace; ws == 0 {
+		t.Error("no workspace after a backward")
+	}
+	if err := e.ReleaseWorkspace(); err != nil {
+		t.Fatal(err)
+	}
+	if ws := e.Memory().Workspace; ws != 0 {
+		t.Errorf("workspace %d bytes after ReleaseWorkspace", ws)
+	}
+	again, err := e.Backward(b, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Loss != res.Loss {
+		t.Errorf("loss %v after the workspace came back, %v before", again.Loss, res.Loss)
+	}
+
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	L := m.Cfg.NLayer
@@ -74,6 +92,7 @@ func TestPassProtocol(t *testing.T) {
 	call("end before any begin", func() error { return cRunEnd(h, lp) }, "no pass in flight")
 	call("begin", func() error { return begin(true) }, "")
 	call("set adapter during a pass", func() error { return cSetAdapter(h, 0, 0, nil, nil) }, "in flight")
+	call("release the workspace during a pass", func() error { return cReleaseWorkspace(h) }, "in flight")
 	call("second begin", func() error { return begin(true) }, "in flight")
 	call("wait for a layer past the last", func() error { return cRunWaitLayer(h, L) }, "wait for layer")
 	for l := L - 1; l >= 0; l-- {

@@ -17,8 +17,9 @@ type Config struct {
 	// CUDAAttention picks the CUDA engine's attention kernels (docs/cuda.md); flash needs head_dim 64 or 128.
 	CUDAAttention string `name:"cuda-attention" help:"CUDA engine attention: auto, gemm or flash." default:"auto" enum:"auto,gemm,flash" group:"model"`
 	// CUDAKeepLayers is cuda.Options.KeepLayers: 0 recomputes every block's activations in the
-	// backward; -1 keeps as many as fit (20-25% faster at 7B, but the rollouts share the GPU).
-	CUDAKeepLayers int `name:"cuda-keep-layers" help:"CUDA engine: blocks whose activations are kept for the backward instead of recomputed (0: none; -1: as many as fit, leaving max(1 GiB, 1/16) of the GPU free, which llama.cpp's rollouts must fit in)." default:"0" group:"model"`
+	// backward; -1 keeps as many as fit in what is free when the backward starts (20-25% faster at
+	// 7B); the trainer releases that memory after each update, before the next rollouts.
+	CUDAKeepLayers int `name:"cuda-keep-layers" help:"CUDA engine: blocks whose activations are kept for the backward instead of recomputed (-1: as many as fit in the GPU memory free at each update, leaving max(1 GiB, 1/16) free, given back to llama.cpp's rollouts after the update; 0: none, the least memory)." default:"-1" group:"model"`
 
 	Images  string  `help:"Pair folder (vzlocal data format) or a folder of plain images." group:"data"`
 	Data    string  `help:"Generate pairs instead of --images: clevr." enum:",clevr" default:"" group:"data"`

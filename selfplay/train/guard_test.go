@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,6 +24,12 @@ type faultyEngine struct {
 	lora.Engine
 	calls, nanFrom int // Backward calls before gradients turn NaN (-1: never)
 	memory         int64
+	released       []int // the Backward calls made when each ReleaseWorkspace came
+}
+
+func (e *faultyEngine) ReleaseWorkspace() error {
+	e.released = append(e.released, e.calls)
+	return nil
 }
 
 func (e *faultyEngine) Backward(b *lora.Batch, w [][]float32) (*lora.Result, error) {
@@ -126,6 +133,24 @@ func TestMemoryRefusal(t *testing.T) {
 	}
 	if eng.calls != 0 {
 		t.Fatalf("%d backward passes ran before the refusal", eng.calls)
+	}
+}
+
+// TestWorkspaceReleasedAfterEachUpdate: a GPU engine's working memory is given back after every
+// update (two Backward calls a step here), before the next step's rollouts.
+func TestWorkspaceReleasedAfterEachUpdate(t *testing.T) {
+	eng := &faultyEngine{nanFrom: -1}
+	s, _ := guardSetup(t, eng)
+	s.Config.Steps = 3
+	tr, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{2, 4, 6}; !slices.Equal(eng.released, want) {
+		t.Fatalf("ReleaseWorkspace after %v Backward calls, want %v", eng.released, want)
 	}
 }
 

@@ -245,6 +245,21 @@ func (t *Trainer) loadIntoRollout(name string, a *lora.Adapter) (*llm.Adapter, e
 // Step is the number of completed optimizer steps.
 func (t *Trainer) Step() int { return t.step }
 
+// workspaceReleaser is a gradient engine whose working memory lives on the GPU that llama.cpp's
+// rollouts share (cuda.Engine).
+type workspaceReleaser interface{ ReleaseWorkspace() error }
+
+// releaseWorkspace gives the engine's working memory back after an update, so that the rollouts
+// and evaluations that follow can grow into it: the next update takes what is free again.
+func (t *Trainer) releaseWorkspace() error {
+	if r, ok := t.Engine.(workspaceReleaser); ok {
+		if err := r.ReleaseWorkspace(); err != nil {
+			return fmt.Errorf("release the gradient engine's workspace: %w", err)
+		}
+	}
+	return nil
+}
+
 // Run trains until Config.Steps steps are done or ctx is cancelled; either way it leaves a
 // checkpoint of the last completed step. A step interrupted half-way is dropped whole.
 func (t *Trainer) Run(ctx context.Context) (err error) {
@@ -312,6 +327,9 @@ func (t *Trainer) runStep(ctx context.Context) error {
 	}
 
 	upd, err := t.update(ctx, step, plan, train, res, &m)
+	if rerr := t.releaseWorkspace(); err == nil {
+		err = rerr
+	}
 	if err != nil {
 		return fmt.Errorf("train: step %d: %w", step, err)
 	}

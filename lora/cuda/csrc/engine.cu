@@ -419,6 +419,14 @@ int vz_run_end(vz_engine *e, float *logp, char *errbuf, int errlen) {
   return run_end(e, err, logp);
 }
 
+int vz_release_workspace(vz_engine *e, char *errbuf, int errlen) {
+  ENTER(e);
+  dfree(e, e->ws, e->ws_bytes);
+  e->ws = nullptr;
+  e->ws_bytes = 0;
+  return 0;
+}
+
 int vz_gradients(const vz_engine *e, const float **grads, int64_t *n) {
   if (e == nullptr) return VZ_ERR_ARG;
   *grads = e->host_stage;

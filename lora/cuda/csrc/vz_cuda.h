@@ -148,6 +148,11 @@ VZ_API int vz_run_wait_layer(vz_engine *e, int layer, char *err, int errlen);
 VZ_API int vz_run_end(vz_engine *e, float *logp, char *err, int errlen);
 VZ_API int vz_gradients(const vz_engine *e, const float **grads, int64_t *n);
 
+// vz_release_workspace frees the pass workspace (the next pass allocates it again): between
+// training steps the GPU's memory goes back to its other user, llama.cpp's rollouts, which is what
+// lets keep_layers = -1 keep as many blocks as fit at each backward.
+VZ_API int vz_release_workspace(vz_engine *e, char *err, int errlen);
+
 // vz_workspace_bytes is the device memory a pass (vz_run_begin) allocates for a batch (weights and adapter excluded).
 VZ_API int64_t vz_workspace_bytes(const vz_engine *e, const vz_batch *b, int backward);
 

@@ -86,6 +86,7 @@ struct Acts {
   float *q = nullptr, *k = nullptr, *v = nullptr, *lse = nullptr, *ao = nullptr, *x2 = nullptr, *g = nullptr,
         *u = nullptr, *lu[VZ_NTARGET] = {};
   __nv_bfloat16 *qb = nullptr, *kb = nullptr, *vb = nullptr;  // bf16 mode: q, k, v as attention operands
+  __nv_bfloat16 *g16 = nullptr, *u16 = nullptr;  // the folded FFN's gate and up outputs (g, u null)
 };
 
 // Workspace: the per-batch buffers, carved from one slab (workspace.cu).
@@ -102,6 +103,7 @@ struct Work {
   // The current block's activations: use_acts points the Acts fields at its set; xn1, rstd1,
   // xn2, rstd2 and h are always rebuilt (element-wise, from x, x2, g and u).
   float *xn1, *rstd1, *q, *k, *v, *lse, *ao, *x2, *xn2, *rstd2, *g, *u, *h, *lu[VZ_NTARGET];
+  __nv_bfloat16 *g16, *u16;
   float *xf, *rstdf;
   float *S, *dP, *D;       // attention scores/probabilities, their gradient (not with flash), rowsum(dO*O)
   __nv_bfloat16 *qb, *kb, *vb, *dob, *slot;  // bf16 mode: GEMM operand copies (qb, kb, vb: of the current block)
@@ -110,7 +112,7 @@ struct Work {
   float *t_w, *logp;
   // Backward scratch (llm.c's grads_acts): residual gradients and one block's activation grads.
   float *dy, *dx, *dx2, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *tmp, *dxf;
-  // The folded FFN (folded_ffn): h, dh, dg, du only as bf16 GEMM operands (dub shares hb's memory:
+  // The folded FFN (folded_ffn): g, u in bf16, h, dh, dg, du only as bf16 GEMM operands (dub shares hb's memory:
   // h is read for the last time before du is written), x A^T and dy B as bf16 for the adapter's
   // gradient GEMMs.
   __nv_bfloat16 *hb, *dhb, *dgb, *dub, *lub, *tmpb;
@@ -191,8 +193,9 @@ struct vz_engine {
   int64_t bytes_weights = 0, bytes_adapter = 0, bytes_cur = 0, bytes_peak = 0;
 };
 
-// folded_ffn: bf16 mode with the LoRA folded (fold.cu): the FFN's F-wide intermediates (h and the
-// gradients dh, dg, du) exist only as the bf16 operands of the GEMMs that read them (layers.cu).
+// folded_ffn: bf16 mode with the LoRA folded (fold.cu): the FFN's F-wide intermediates (g, u, h and
+// the gradients dh, dg, du) exist only in bf16, h and the gradients as the operands of the GEMMs
+// that read them (layers.cu).
 inline bool folded_ffn(const vz_engine *e) { return e->wtype == CUDA_R_16BF && e->fold; }
 
 // Allocation with accounting (memory.cu).
@@ -236,9 +239,12 @@ int k_swiglu_fwd(vz_engine *e, Err &err, float *h, __nv_bfloat16 *hb, int cols, 
                  const float *u, size_t n);
 int k_swiglu_bwd(vz_engine *e, Err &err, float *dg, float *du, const float *dh, const float *g,
                  const float *u, size_t n);
-// k_swiglu_bwd_ops: dh in bf16, dg and du out as bf16 operands of row stride ld (the folded FFN).
+// The folded FFN's SwiGLU (folded_ffn): g, u, dh in bf16; h, dg and du out as bf16 operands of row
+// stride ld.
+int k_swiglu_fwd_ops(vz_engine *e, Err &err, __nv_bfloat16 *hb, int ld, int cols, const __nv_bfloat16 *g,
+                     const __nv_bfloat16 *u, size_t n);
 int k_swiglu_bwd_ops(vz_engine *e, Err &err, __nv_bfloat16 *dg, __nv_bfloat16 *du, int ld, const __nv_bfloat16 *dh,
-                     const float *g, const float *u, int cols, size_t n);
+                     const __nv_bfloat16 *g, const __nv_bfloat16 *u, int cols, size_t n);
 int k_add_bias(vz_engine *e, Err &err, float *y, const float *b, int n, int d);
 int k_add(vz_engine *e, Err &err, float *y, const float *x, size_t n);
 int k_gather_rows(vz_engine *e, Err &err, float *dst, const float *src, const int32_t *rows, int m, int d);

@@ -156,16 +156,26 @@ __global__ void swiglu_bwd(float *dg, float *du, const float *dh, const float *g
   }
 }
 
-// swiglu_bwd_ops: swiglu_bwd for the folded FFN (bf16 mode, layers.cu): dh comes in as the bf16
-// the down projection's dx GEMM wrote, dg and du go out as the gate's and up's bf16 GEMM operands
-// (row stride ld); none of the four F-wide tensors exists in fp32.
-__global__ void swiglu_bwd_ops(__nv_bfloat16 *dg, __nv_bfloat16 *du, int ld, const __nv_bfloat16 *dh, const float *g,
-                               const float *u, int cols, size_t n) {
+// swiglu_fwd_ops: swiglu_fwd for the folded FFN (bf16 mode, layers.cu): g and u as the gate's and
+// up's GEMMs wrote them in bf16, h only as the down projection's operand (row stride ld).
+__global__ void swiglu_fwd_ops(__nv_bfloat16 *hb, int ld, int cols, const __nv_bfloat16 *g, const __nv_bfloat16 *u,
+                               size_t n) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    float gv = g[i], d = __bfloat162float(dh[i]);
+    float gv = __bfloat162float(g[i]);
+    hb[i / cols * ld + i % cols] = __float2bfloat16(gv / (1.f + expf(-gv)) * __bfloat162float(u[i]));
+  }
+}
+
+// swiglu_bwd_ops: swiglu_bwd for the folded FFN: g, u and dh in bf16 (dh as the down projection's
+// dx GEMM wrote it), dg and du out as the gate's and up's bf16 GEMM operands (row stride ld); none
+// of the FFN's F-wide tensors exists in fp32.
+__global__ void swiglu_bwd_ops(__nv_bfloat16 *dg, __nv_bfloat16 *du, int ld, const __nv_bfloat16 *dh,
+                               const __nv_bfloat16 *g, const __nv_bfloat16 *u, int cols, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    float gv = __bfloat162float(g[i]), uv = __bfloat162float(u[i]), d = __bfloat162float(dh[i]);
     float sig = 1.f / (1.f + expf(-gv));
     size_t o = i / cols * ld + i % cols;
-    dg[o] = __float2bfloat16(d * u[i] * sig * (1.f + gv * (1.f - sig)));
+    dg[o] = __float2bfloat16(d * uv * sig * (1.f + gv * (1.f - sig)));
     du[o] = __float2bfloat16(d * gv * sig);
   }
 }
@@ -373,8 +383,16 @@ int k_swiglu_bwd(vz_engine *e, Err &err, float *dg, float *du, const float *dh, 
   return 0;
 }
 
+int k_swiglu_fwd_ops(vz_engine *e, Err &err, __nv_bfloat16 *hb, int ld, int cols, const __nv_bfloat16 *g,
+                     const __nv_bfloat16 *u, size_t n) {
+  if (n == 0) return 0;
+  swiglu_fwd_ops<<<grid_for(n), kBlock, 0, e->stream>>>(hb, ld, cols, g, u, n);
+  LAUNCH_CK();
+  return 0;
+}
+
 int k_swiglu_bwd_ops(vz_engine *e, Err &err, __nv_bfloat16 *dg, __nv_bfloat16 *du, int ld, const __nv_bfloat16 *dh,
-                     const float *g, const float *u, int cols, size_t n) {
+                     const __nv_bfloat16 *g, const __nv_bfloat16 *u, int cols, size_t n) {
   if (n == 0) return 0;
   swiglu_bwd_ops<<<grid_for(n), kBlock, 0, e->stream>>>(dg, du, ld, dh, g, u, cols, n);
   LAUNCH_CK();

@@ -45,14 +45,18 @@ Lin lin(vz_engine *e, int il, int t) {
 
 // lin_forward: y = x W^T + b + scale (x A^T) B^T; lu keeps x A^T. xc (row stride ldx) is x as a
 // GEMM operand (operand()); folded, its last lrp columns are overwritten with scale x A^T.
-int lin_forward(vz_engine *e, Err &err, const Lin &l, float *y, const float *x, const void *xc, int ldx, float *lu,
-                int n) {
+int lin_forward(vz_engine *e, Err &err, const Lin &l, float *y, __nv_bfloat16 *yb, const float *x, const void *xc,
+                int ldx, float *lu, int n) {
   int r = e->rank, K = l.in;
   if (l.fold) {  // u = x A^T from M's A block, then [x | s u] against [W | B]
     const __nv_bfloat16 *A = (const __nv_bfloat16 *)l.w + (size_t)l.out * l.ldw;
     TRY(gemm(e, err, false, true, n, r, l.in, 1.f, xc, ldx, A, l.ldw, 0.f, lu, r, e->wtype));
     TRY(k_scaled_cols(e, err, (__nv_bfloat16 *)xc, ldx, l.in, lu, n, r, e->lrp, e->scale));
     K += e->lrp;
+  }
+  if (yb) {  // y only as bf16 (the folded FFN's gate and up); no bias there
+    if (l.bias || (l.lp && !l.fold)) return vz_seterr(err, VZ_ERR_ARG, "internal: a bf16 output with a bias or an unfolded adapter");
+    return gemm_bf16_out(e, err, false, true, n, l.out, K, 1.f, xc, ldx, l.w, l.ldw, yb, l.out);
   }
   TRY(gemm(e, err, false, true, n, l.out, K, 1.f, xc, ldx, l.w, l.ldw, 0.f, y, l.out, e->wtype));
   if (l.bias) TRY(k_add_bias(e, err, y, l.bias, n, l.out));
@@ -139,16 +143,16 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
     // the GEMMs' fp32 outputs (scratch shared by every block, workspace.cu).
     const float *bq = lq.bias, *bk = lk.bias, *bv = lv.bias;
     lq.bias = lk.bias = lv.bias = nullptr;
-    TRY(lin_forward(e, err, lq, w.q, w.xn1, xc, ld, w.lu[VZ_W_Q], n));
-    TRY(lin_forward(e, err, lk, w.k, w.xn1, xc, ld, w.lu[VZ_W_K], n));
-    TRY(lin_forward(e, err, lv, w.v, w.xn1, xc, ld, w.lu[VZ_W_V], n));
+    TRY(lin_forward(e, err, lq, w.q, nullptr, w.xn1, xc, ld, w.lu[VZ_W_Q], n));
+    TRY(lin_forward(e, err, lk, w.k, nullptr, w.xn1, xc, ld, w.lu[VZ_W_K], n));
+    TRY(lin_forward(e, err, lv, w.v, nullptr, w.xn1, xc, ld, w.lu[VZ_W_V], n));
     TRY(k_attn_operand(e, err, w.qb, w.q, bq, n, c.n_head, true));
     TRY(k_attn_operand(e, err, w.kb, w.k, bk, n, c.n_head_kv, true));
     TRY(k_attn_operand(e, err, w.vb, w.v, bv, n, c.n_head_kv, false));
   } else {
-    TRY(lin_forward(e, err, lq, w.q, w.xn1, xc, ld, w.lu[VZ_W_Q], n));
-    TRY(lin_forward(e, err, lk, w.k, w.xn1, xc, ld, w.lu[VZ_W_K], n));
-    TRY(lin_forward(e, err, lv, w.v, w.xn1, xc, ld, w.lu[VZ_W_V], n));
+    TRY(lin_forward(e, err, lq, w.q, nullptr, w.xn1, xc, ld, w.lu[VZ_W_Q], n));
+    TRY(lin_forward(e, err, lk, w.k, nullptr, w.xn1, xc, ld, w.lu[VZ_W_K], n));
+    TRY(lin_forward(e, err, lv, w.v, nullptr, w.xn1, xc, ld, w.lu[VZ_W_V], n));
     TRY(k_rope(e, err, w.q, n, c.n_head, false));
     TRY(k_rope(e, err, w.k, n, c.n_head_kv, false));
   }
@@ -156,21 +160,29 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   TRY(attention_forward(e, err));
   prof_mark(e, P_FWD_ATTN);
   TRY(operand(e, err, w.ao, n, e->qd, &xc, &ld));
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_O), w.x2, w.ao, xc, ld, w.lu[VZ_W_O], n));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_O), w.x2, nullptr, w.ao, xc, ld, w.lu[VZ_W_O], n));
   TRY(k_add(e, err, w.x2, x, (size_t)n * E));
   TRY(k_rmsnorm_fwd(e, err, w.xn2, w.rstd2, w.x2, L.ffn_norm, n, E));
   TRY(operand(e, err, w.xn2, n, E, &xc, &ld));
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_GATE), w.g, w.xn2, xc, ld, w.lu[VZ_W_GATE], n));
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_UP), w.u, w.xn2, xc, ld, w.lu[VZ_W_UP], n));
   // SwiGLU writes the down projection's operand itself (bf16 mode), laid out as operand() would:
-  // into the slot, or folded into hb (kept for the backward, with no fp32 h at all).
+  // into the slot, or (folded FFN: gate and up in bf16, no fp32 h at all) into hb, kept for the
+  // backward.
   const int F = c.n_ff;
-  const bool bf16 = e->wtype == CUDA_R_16BF;
-  __nv_bfloat16 *hb = folded_ffn(e) ? w.hb : bf16 ? w.slot : nullptr;
-  ld = operand_ld(e, F);
-  TRY(k_swiglu_fwd(e, err, w.h, hb, F, ld, w.g, w.u, (size_t)n * F));
-  xc = bf16 ? (const void *)hb : (const void *)w.h;
-  TRY(lin_forward(e, err, lin(e, il, VZ_W_DOWN), y, w.h, xc, ld, w.lu[VZ_W_DOWN], n));
+  if (folded_ffn(e)) {
+    TRY(lin_forward(e, err, lin(e, il, VZ_W_GATE), nullptr, w.g16, w.xn2, xc, ld, w.lu[VZ_W_GATE], n));
+    TRY(lin_forward(e, err, lin(e, il, VZ_W_UP), nullptr, w.u16, w.xn2, xc, ld, w.lu[VZ_W_UP], n));
+    ld = operand_ld(e, F);
+    TRY(k_swiglu_fwd_ops(e, err, w.hb, ld, F, w.g16, w.u16, (size_t)n * F));
+    xc = w.hb;
+  } else {
+    TRY(lin_forward(e, err, lin(e, il, VZ_W_GATE), w.g, nullptr, w.xn2, xc, ld, w.lu[VZ_W_GATE], n));
+    TRY(lin_forward(e, err, lin(e, il, VZ_W_UP), w.u, nullptr, w.xn2, xc, ld, w.lu[VZ_W_UP], n));
+    const bool bf16 = e->wtype == CUDA_R_16BF;
+    ld = operand_ld(e, F);
+    TRY(k_swiglu_fwd(e, err, w.h, bf16 ? w.slot : nullptr, F, ld, w.g, w.u, (size_t)n * F));
+    xc = bf16 ? (const void *)w.slot : (const void *)w.h;
+  }
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_DOWN), y, nullptr, w.h, xc, ld, w.lu[VZ_W_DOWN], n));
   TRY(k_add(e, err, y, w.x2, (size_t)n * E));
   prof_mark(e, P_FWD_LIN);
   return 0;
@@ -183,7 +195,8 @@ int layer_restore(vz_engine *e, Err &err, int il, const float *x) {
   int n = w.n, E = c.n_embd;
   TRY(k_rmsnorm_fwd(e, err, w.xn1, w.rstd1, x, L.attn_norm, n, E));
   TRY(k_rmsnorm_fwd(e, err, w.xn2, w.rstd2, w.x2, L.ffn_norm, n, E));
-  TRY(k_swiglu_fwd(e, err, w.h, w.hb, c.n_ff, operand_ld(e, c.n_ff), w.g, w.u, (size_t)n * c.n_ff));
+  if (folded_ffn(e)) TRY(k_swiglu_fwd_ops(e, err, w.hb, operand_ld(e, c.n_ff), c.n_ff, w.g16, w.u16, (size_t)n * c.n_ff));
+  else TRY(k_swiglu_fwd(e, err, w.h, nullptr, c.n_ff, c.n_ff, w.g, w.u, (size_t)n * c.n_ff));
   return 0;
 }
 
@@ -201,7 +214,7 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
   if (folded_ffn(e)) {  // h, dh, dg, du as bf16 operands only
     const int ldF = operand_ld(e, c.n_ff);
     TRY(lin_backward(e, err, lin(e, il, VZ_W_DOWN), nullptr, w.dhb, false, f32(dy), ops(w.hb, ldF), w.lu[VZ_W_DOWN], n));
-    TRY(k_swiglu_bwd_ops(e, err, w.dgb, w.dub, ldF, w.dhb, w.g, w.u, c.n_ff, nF));
+    TRY(k_swiglu_bwd_ops(e, err, w.dgb, w.dub, ldF, w.dhb, w.g16, w.u16, c.n_ff, nF));
     TRY(lin_backward(e, err, lin(e, il, VZ_W_GATE), w.dxn, nullptr, false, ops(w.dgb, ldF), f32(w.xn2), w.lu[VZ_W_GATE], n));
     TRY(lin_backward(e, err, lin(e, il, VZ_W_UP), w.dxn, nullptr, true, ops(w.dub, ldF), f32(w.xn2), w.lu[VZ_W_UP], n));
   } else {

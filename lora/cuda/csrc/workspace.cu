@@ -44,7 +44,9 @@ size_t workspace_layout(const vz_engine *e, Work *w, char *base, int n, int maxs
   auto acts = [&](Acts &a, bool shared) {
     if (!bf16 || shared) a.q = f32(N * Q), a.k = f32(N * KV), a.v = f32(N * KV);
     a.lse = f32(H * N), a.ao = f32(N * Q);
-    a.x2 = f32(N * E), a.g = f32(N * F), a.u = f32(N * F);
+    a.x2 = f32(N * E);
+    if (folded_ffn(e)) a.g16 = bf(N * F), a.u16 = bf(N * F);
+    else a.g = f32(N * F), a.u = f32(N * F);
     for (int t = 0; t < VZ_NTARGET; t++) a.lu[t] = f32(N * r);
     if (bf16) a.qb = bf(N * Q), a.kb = bf(N * KV), a.vb = bf(N * KV);
   };
@@ -107,5 +109,5 @@ void use_acts(Work &w, int il) {
   w.q = a.q ? a.q : w.shared.q, w.k = a.k ? a.k : w.shared.k, w.v = a.v ? a.v : w.shared.v;  // bf16: shared scratch
   w.lse = a.lse, w.ao = a.ao, w.x2 = a.x2, w.g = a.g, w.u = a.u;
   for (int t = 0; t < VZ_NTARGET; t++) w.lu[t] = a.lu[t];
-  w.qb = a.qb, w.kb = a.kb, w.vb = a.vb;
+  w.qb = a.qb, w.kb = a.kb, w.vb = a.vb, w.g16 = a.g16, w.u16 = a.u16;
 }

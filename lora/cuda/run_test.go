@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"math"
 	"strings"
 	"testing"
 
@@ -22,14 +21,7 @@ func TestPassProtocol(t *testing.T) {
 		}
 	}
 	b, w := groupBatch(m.Cfg, 2, 9, 4, 5)
-	cpu := lora.NewCPU(m, lora.Options{Threads: 4})
-	if err := cpu.SetAdapter(ad); err != nil {
-		t.Fatal(err)
-	}
-	ref, err := cpu.Backward(b, w)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := cpuBackward(t, m, ad, b, w, 4)
 	e := openEngine(t, m, F32)
 	if err := e.SetAdapter(ad); err != nil {
 		t.Fatal(err)
@@ -38,13 +30,8 @@ func TestPassProtocol(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, p := range ref.Grads.Pairs {
-		q := res.Grads.Pairs[i]
-		relA, _ := relErr(q.A, p.A)
-		relB, _ := relErr(q.B, p.B)
-		if !(relA <= 1e-4) || !(relB <= 1e-4) {
-			t.Errorf("gradient of %s with layer 0 not adapted: rel A %.3g, B %.3g", p.Name, relA, relB)
-		}
+	if d := diffResults(res, ref); !(d.grad <= tolerances["tiny"][F32].grad) {
+		t.Errorf("layer 0 not adapted: %s", d)
 	}
 
 	// The workspace released between passes comes back, with the same results.
@@ -130,14 +117,7 @@ func TestSharedTargets(t *testing.T) {
 		b.Seqs = append(b.Seqs, seq)
 		w = append(w, ws)
 	}
-	cpu := lora.NewCPU(m, lora.Options{Threads: 4})
-	if err := cpu.SetAdapter(ad); err != nil {
-		t.Fatal(err)
-	}
-	ref, err := cpu.Backward(b, w)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := cpuBackward(t, m, ad, b, w, 4)
 	for _, prec := range []Precision{F32, BF16} {
 		tol := tolerances["tiny"][prec]
 		e := openEngine(t, m, prec)
@@ -148,17 +128,10 @@ func TestSharedTargets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lossRel := math.Abs(res.Loss-ref.Loss) / math.Max(math.Abs(ref.Loss), 1e-12)
-		worst := 0.0
-		for i, p := range ref.Grads.Pairs {
-			q := res.Grads.Pairs[i]
-			relA, _ := relErr(q.A, p.A)
-			relB, _ := relErr(q.B, p.B)
-			worst = math.Max(worst, math.Max(relA, relB))
-		}
-		t.Logf("%s: loss rel %.3g, worst gradient rel %.3g", prec, lossRel, worst)
-		if !(lossRel <= tol.loss) || !(worst <= tol.grad) {
-			t.Errorf("%s: loss rel %.3g (tolerance %.3g), worst gradient rel %.3g (tolerance %.3g)", prec, lossRel, tol.loss, worst, tol.grad)
+		d := diffResults(res, ref)
+		t.Logf("%s: %s", prec, d)
+		if !(d.lossRel <= tol.loss) || !(d.grad <= tol.grad) {
+			t.Errorf("%s: beyond the tolerances (loss %.3g, gradients %.3g)", prec, tol.loss, tol.grad)
 		}
 	}
 }

@@ -226,7 +226,9 @@ int operand(vz_engine *e, Err &err, const float *x, int rows, int cols, const vo
 int k_convert_bf16(vz_engine *e, Err &err, __nv_bfloat16 *dst, const float *src, size_t n);
 // k_convert_bf16_ld: a contiguous [rows][cols] into a bf16 destination of row stride ldd.
 int k_convert_bf16_ld(vz_engine *e, Err &err, __nv_bfloat16 *dst, int ldd, const float *src, int rows, int cols);
-int k_rmsnorm_fwd(vz_engine *e, Err &err, float *y, float *rstd, const float *x, const float *w, int n, int d);
+// k_rmsnorm_fwd: yb (may be null) also gets y in bf16 with row stride ldb (a GEMM operand).
+int k_rmsnorm_fwd(vz_engine *e, Err &err, float *y, float *rstd, const float *x, const float *w, int n, int d,
+                  __nv_bfloat16 *yb = nullptr, int ldb = 0);
 int k_rmsnorm_bwd(vz_engine *e, Err &err, float *dx, const float *dy, const float *x, const float *w,
                   const float *rstd, int n, int d);
 int k_rope(vz_engine *e, Err &err, float *x, int n, int heads, bool inverse);

@@ -64,8 +64,10 @@ __global__ void convert_ld(__nv_bfloat16 *dst, int ldd, const float *src, int ro
     dst[t / cols * ldd + t % cols] = __float2bfloat16(src[t]);
 }
 
-// rmsnorm_fwd: y = x / sqrt(mean(x^2) + eps) * w (lora.rmsnormForward); one block per row.
-__global__ void rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int d, float eps) {
+// rmsnorm_fwd: y = x / sqrt(mean(x^2) + eps) * w (lora.rmsnormForward); one block per row. yb (may
+// be null) also gets y as the next GEMM's bf16 operand (row stride ldb), saving a conversion pass.
+__global__ void rmsnorm_fwd(float *y, __nv_bfloat16 *yb, int ldb, float *rstd, const float *x, const float *w, int d,
+                            float eps) {
   const float *xr = x + (size_t)blockIdx.x * d;
   float *yr = y + (size_t)blockIdx.x * d;
   double ss = 0;
@@ -73,7 +75,12 @@ __global__ void rmsnorm_fwd(float *y, float *rstd, const float *x, const float *
   ss = block_sum_d(ss);  // float64 like ggml and the CPU reference
   float r = (float)(1.0 / sqrt((double)((float)(ss / d) + eps)));
   if (threadIdx.x == 0) rstd[blockIdx.x] = r;
-  for (int j = threadIdx.x; j < d; j += blockDim.x) yr[j] = xr[j] * r * w[j];
+  __nv_bfloat16 *br = yb ? yb + (size_t)blockIdx.x * ldb : nullptr;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) {
+    float v = xr[j] * r * w[j];
+    yr[j] = v;
+    if (br) br[j] = __float2bfloat16(v);
+  }
 }
 
 // rmsnorm_bwd: dx += r * (dy*w - xh * mean(dy*w*xh)), xh = x*r (lora.rmsnormBackward).
@@ -333,9 +340,10 @@ int k_convert_bf16_ld(vz_engine *e, Err &err, __nv_bfloat16 *dst, int ldd, const
   return 0;
 }
 
-int k_rmsnorm_fwd(vz_engine *e, Err &err, float *y, float *rstd, const float *x, const float *w, int n, int d) {
+int k_rmsnorm_fwd(vz_engine *e, Err &err, float *y, float *rstd, const float *x, const float *w, int n, int d,
+                  __nv_bfloat16 *yb, int ldb) {
   if (n == 0) return 0;
-  rmsnorm_fwd<<<n, kBlock, 0, e->stream>>>(y, rstd, x, w, d, e->c.rms_eps);
+  rmsnorm_fwd<<<n, kBlock, 0, e->stream>>>(y, yb, ldb, rstd, x, w, d, e->c.rms_eps);
   LAUNCH_CK();
   return 0;
 }

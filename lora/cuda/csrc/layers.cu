@@ -124,6 +124,18 @@ int lin_backward(vz_engine *e, Err &err, const Lin &l, float *dx, __nv_bfloat16 
   return 0;
 }
 
+// norm_operand: y = RMSNorm(x) with weight nw, and y as the next GEMMs' operand (operand()'s
+// layout): in bf16 mode written into the slot by the norm kernel itself.
+int norm_operand(vz_engine *e, Err &err, float *y, float *rstd, const float *x, const float *nw, const void **xc,
+                 int *ld) {
+  const int n = e->w.n, E = e->c.n_embd;
+  *ld = operand_ld(e, E);
+  const bool bf16 = e->wtype == CUDA_R_16BF;
+  TRY(k_rmsnorm_fwd(e, err, y, rstd, x, nw, n, E, bf16 ? e->w.slot : nullptr, *ld));
+  *xc = bf16 ? (const void *)e->w.slot : (const void *)y;
+  return 0;
+}
+
 }  // namespace
 
 // layer_forward runs block il: y = x2 + ffn(norm(x2)), x2 = x + attn(norm(x)); the block's
@@ -135,8 +147,7 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   int n = w.n, E = c.n_embd;
   const void *xc;
   int ld;
-  TRY(k_rmsnorm_fwd(e, err, w.xn1, w.rstd1, x, L.attn_norm, n, E));
-  TRY(operand(e, err, w.xn1, n, E, &xc, &ld));
+  TRY(norm_operand(e, err, w.xn1, w.rstd1, x, L.attn_norm, &xc, &ld));
   Lin lq = lin(e, il, VZ_W_Q), lk = lin(e, il, VZ_W_K), lv = lin(e, il, VZ_W_V);
   if (e->wtype == CUDA_R_16BF) {
     // The attention reads only the bf16 operands: bias, RoPE and rounding in one pass each, from
@@ -162,8 +173,7 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   TRY(operand(e, err, w.ao, n, e->qd, &xc, &ld));
   TRY(lin_forward(e, err, lin(e, il, VZ_W_O), w.x2, nullptr, w.ao, xc, ld, w.lu[VZ_W_O], n));
   TRY(k_add(e, err, w.x2, x, (size_t)n * E));
-  TRY(k_rmsnorm_fwd(e, err, w.xn2, w.rstd2, w.x2, L.ffn_norm, n, E));
-  TRY(operand(e, err, w.xn2, n, E, &xc, &ld));
+  TRY(norm_operand(e, err, w.xn2, w.rstd2, w.x2, L.ffn_norm, &xc, &ld));
   // SwiGLU writes the down projection's operand itself (bf16 mode), laid out as operand() would:
   // into the slot, or (folded FFN: gate and up in bf16, no fp32 h at all) into hb, kept for the
   // backward.

@@ -7,10 +7,10 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vzlocal/vzlocal/internal/ggmlquant"
+	"github.com/vzlocal/vzlocal/internal/parallel"
 
 	"github.com/rs/zerolog/log"
 )
@@ -134,27 +134,12 @@ func foldTensor(base *ggufFile, f io.ReaderAt, t tensorInfo, p Pair, s float32, 
 	if err := ggmlquant.Dequantize(t.Type, raw, w); err != nil {
 		return nil, fmt.Errorf("%s: tensor %s: %w", base.Path, t.Name, err)
 	}
-	parallelRows(int(rows), func(r0, r1 int) { p.addDelta(w, s, r0, r1) })
+	parallel.For(int(rows), runtime.GOMAXPROCS(0), func(r0, r1 int) { p.addDelta(w, s, r0, r1) })
 	q, err := ggmlquant.Quantize(outType, w, rows, in)
 	if err != nil {
 		return nil, fmt.Errorf("tensor %s: %w", t.Name, err)
 	}
 	return q, nil
-}
-
-// parallelRows splits [0, n) over the available cores.
-func parallelRows(n int, fn func(r0, r1 int)) {
-	workers := runtime.GOMAXPROCS(0)
-	per := (n + workers - 1) / workers
-	var wg sync.WaitGroup
-	for r0 := 0; r0 < n; r0 += per {
-		wg.Add(1)
-		go func(r0, r1 int) {
-			defer wg.Done()
-			fn(r0, r1)
-		}(r0, min(r0+per, n))
-	}
-	wg.Wait()
 }
 
 // fileTypes maps a tensor type to llama.cpp's general.file_type ("mostly T"; pure K-quants are

@@ -2,6 +2,8 @@ package lora
 
 import (
 	"math"
+
+	"github.com/vzlocal/vzlocal/internal/parallel"
 )
 
 // Attention over a packed batch. Rows [0, P) are the shared prompt (segment 0); every completion is a
@@ -98,7 +100,7 @@ func (d attnDims) scores(s, q, k []float32, sg segment, a, b, kb, h int, lse []f
 		sgemm(false, true, m, p, d.hd, d.scale, qh, qs, k[hk*d.hd:], ks, 0, s, nk)
 	}
 	sgemm(false, true, m, kb, d.hd, d.scale, qh, qs, k[sg.r0*ks+hk*d.hd:], ks, 0, s[p:], nk)
-	parallelFor(m, d.workers, func(lo, hi int) {
+	parallel.For(m, d.workers, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			row := s[i*nk : (i+1)*nk]
 			valid := p + d.rowEnd(sg, a+i) // keys [0, valid) are visible, less the window's
@@ -188,7 +190,7 @@ func attentionBackward(dq, dk, dv, do, o, lse, q, k, v []float32, segs []segment
 			}
 			sgemm(true, false, kb, d.hd, m, 1, s[p:], nk, doh, qs, 1, dv[own:], ks)
 			sgemm(false, true, m, kb, d.hd, 1, doh, qs, v[own:], ks, 0, dp[p:], nk)
-			parallelFor(m, d.workers, func(lo, hi int) {
+			parallel.For(m, d.workers, func(lo, hi int) {
 				for i := lo; i < hi; i++ {
 					var dot float32
 					dr, or := doh[i*qs:i*qs+d.hd], oh[i*qs:i*qs+d.hd]

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/vzlocal/vzlocal/internal/parallel"
 )
 
 // forwardState is what the forward leaves for the head and the backward.
@@ -177,7 +179,7 @@ func (e *CPU) head(pk *packed, xf []float32, weights [][]float32, dxf []float32)
 			copy(xb[i*E:(i+1)*E], xf[rt.row*E:(rt.row+1)*E])
 		}
 		sgemm(false, true, m, V, E, pk.invTemp, xb, E, e.m.Output, E, 0, logits, V)
-		parallelFor(m, e.opt.Threads, func(lo, hi int) {
+		parallel.For(m, e.opt.Threads, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				lg := logits[i*V : (i+1)*V]
 				mx := slices.Max(lg)

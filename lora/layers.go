@@ -2,9 +2,10 @@ package lora
 
 import (
 	"math"
-	"sync"
 
 	"github.com/x448/float16"
+
+	"github.com/vzlocal/vzlocal/internal/parallel"
 )
 
 // roundF16 rounds every value to the nearest float16 (round to nearest even, as ggml).
@@ -17,22 +18,6 @@ func roundF16(x []float32) {
 // Each layer of the decoder is a forward/backward pair over explicit row-major buffers of n rows
 // (llm.c style). Backward functions accumulate (+=) into their input-gradient buffers, so a residual
 // stream can collect several contributions without extra copies.
-
-// parallelFor runs fn over [0, n) split into at most `workers` contiguous ranges.
-func parallelFor(n, workers int, fn func(lo, hi int)) {
-	if workers <= 1 || n < 2*workers {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	step := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += step {
-		hi := min(lo+step, n)
-		wg.Add(1)
-		go func() { defer wg.Done(); fn(lo, hi) }()
-	}
-	wg.Wait()
-}
 
 // rmsnormForward: y = x / sqrt(mean(x^2) + eps) * w per row of width d; rstd[i] keeps 1/rms for backward.
 // The sum of squares is accumulated in float64, as ggml does.
@@ -166,7 +151,7 @@ func ropeApply(x []float32, t *ropeTable, n, heads, hd int, typ RopeType, invers
 
 // swigluForward: h = silu(g) * u, split over workers.
 func swigluForward(h, g, u []float32, workers int) {
-	parallelFor(len(g), workers, func(lo, hi int) {
+	parallel.For(len(g), workers, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			gv := g[i]
 			h[i] = gv / (1 + exp32(-gv)) * u[i]
@@ -176,7 +161,7 @@ func swigluForward(h, g, u []float32, workers int) {
 
 // swigluBackward: dg = dh * u * silu'(g), du = dh * silu(g) (overwrites dg and du).
 func swigluBackward(dg, du, dh, g, u []float32, workers int) {
-	parallelFor(len(g), workers, func(lo, hi int) {
+	parallel.For(len(g), workers, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			gv := g[i]
 			sig := 1 / (1 + exp32(-gv))
@@ -213,7 +198,7 @@ func geluF16Table(x float32) float32 {
 // gegluForward: h = gelu(g) * u (gemma3's FFN, llama.cpp's ggml_geglu_split); f16 emulates ggml's
 // f16 GELU table (a parity-test hook; training uses the exact function).
 func gegluForward(h, g, u []float32, workers int, f16 bool) {
-	parallelFor(len(g), workers, func(lo, hi int) {
+	parallel.For(len(g), workers, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			if f16 {
 				h[i] = geluF16Table(g[i]) * u[i]
@@ -227,7 +212,7 @@ func gegluForward(h, g, u []float32, workers int, f16 bool) {
 // gegluBackward: dg = dh * u * gelu'(g), du = dh * gelu(g) (overwrites dg and du), with
 // gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3a x^2), t = tanh(sqrt(2/pi) (x + a x^3)).
 func gegluBackward(dg, du, dh, g, u []float32, workers int) {
-	parallelFor(len(g), workers, func(lo, hi int) {
+	parallel.For(len(g), workers, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x := float64(g[i])
 			t := math.Tanh(geluSqrt2OvPi * x * (1 + geluCoefA*x*x))

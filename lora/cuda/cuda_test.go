@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -313,21 +312,4 @@ func cpuBackward(t *testing.T, m *lora.Model, ad *lora.Adapter, b *lora.Batch, w
 		t.Fatal(err)
 	}
 	return ref
-}
-
-// TestParallelRows: every row is handed out exactly once, in serial and parallel splits.
-func TestParallelRows(t *testing.T) {
-	for _, tc := range []struct{ rows, width int }{{0, 10}, {5, 10}, {4096, 3584}, {7, 1 << 21}} {
-		seen := make([]int32, tc.rows)
-		parallelRows(tc.rows, tc.width, func(r0, r1 int) {
-			for r := r0; r < r1; r++ {
-				atomic.AddInt32(&seen[r], 1)
-			}
-		})
-		for r, n := range seen {
-			if n != 1 {
-				t.Fatalf("rows %d width %d: row %d handed out %d times", tc.rows, tc.width, r, n)
-			}
-		}
-	}
 }

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 
+	"github.com/vzlocal/vzlocal/internal/parallel"
 	"github.com/vzlocal/vzlocal/lora"
 )
 
@@ -41,8 +41,10 @@ func packBatch(b *lora.Batch, m *lora.Model, weights [][]float32, rows func(n in
 		return nil, err
 	}
 	// In parallel: at 7B a 4,096-row batch is 58 MB of rows, several milliseconds for one core,
-	// while the GPU waits for them.
-	parallelRows(l.Rows, E, func(r0, r1 int) {
+	// while the GPU waits for them; each goroutine at least a few MB (a small batch stays on the
+	// caller's goroutine).
+	workers := min(runtime.GOMAXPROCS(0), max(1, l.Rows*E/(1<<20)))
+	parallel.For(l.Rows, workers, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
 			src := l.Embed[r]
 			if src == nil {
@@ -53,27 +55,6 @@ func packBatch(b *lora.Batch, m *lora.Model, weights [][]float32, rows func(n in
 		}
 	})
 	return pk, nil
-}
-
-// parallelRows calls f on contiguous ranges of [0, rows) on up to GOMAXPROCS goroutines, each
-// range at least a few MB of rows of `width` floats (small batches stay on the caller's goroutine).
-func parallelRows(rows, width int, f func(r0, r1 int)) {
-	const minFloats = 1 << 20
-	parts := min(runtime.GOMAXPROCS(0), max(1, rows*width/minFloats))
-	if parts <= 1 {
-		f(0, rows)
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range parts {
-		r0, r1 := rows*i/parts, rows*(i+1)/parts
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(r0, r1)
-		}()
-	}
-	wg.Wait()
 }
 
 // layoutBatch is packBatch without the input rows (x0 stays nil): the rows, segments and targets

@@ -428,13 +428,6 @@ func cRun(h unsafe.Pointer, pk *packed, tw, logp []float32, layers int, layerDon
 	return err
 }
 
-func passName(backward bool) string {
-	if backward {
-		return "backward"
-	}
-	return "log-probs"
-}
-
 // cRunBegin queues a pass (vz_run_begin).
 func cRunBegin(h unsafe.Pointer, pk *packed, tw []float32, backward bool) error {
 	e := newCerr()
@@ -442,11 +435,11 @@ func cRunBegin(h unsafe.Pointer, pk *packed, tw []float32, backward bool) error 
 	var pin runtime.Pinner
 	defer pin.Unpin() // the library has read (or staged) every array but the page-locked x0
 	b := cBatch(pk, tw, &pin)
-	bw := C.int(0)
+	op, bw := "log-probs", C.int(0)
 	if backward {
-		bw = 1
+		op, bw = "backward", 1
 	}
-	return e.check(passName(backward), C.vz_call_run_begin((*C.vz_engine)(h), &b, bw, e.p, errLen))
+	return e.check(op, C.vz_call_run_begin((*C.vz_engine)(h), &b, bw, e.p, errLen))
 }
 
 // cRunWaitLayer returns once layer l's gradients are in cGradients's buffer.

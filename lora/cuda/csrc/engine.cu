@@ -20,6 +20,12 @@ namespace {
   ENTER_RUN(e);                                                                                    \
   if ((e)->run.on) return vz_seterr(err, VZ_ERR_ARG, "a pass is in flight (vz_run_begin without vz_run_end)")
 
+// env_is: whether the environment variable is set and starts with v (the engine's switches).
+bool env_is(const char *name, char v) {
+  const char *s = getenv(name);
+  return s != nullptr && s[0] == v;
+}
+
 size_t weight_elems(const vz_engine *e, int kind) {
   const vz_config &c = e->c;
   int in, out;
@@ -200,20 +206,16 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
   e->c = c;
   e->flash = flash;
   e->keep = c.keep_layers;
-  const char *fold = getenv("VZLOCAL_CUDA_FOLD");
-  e->fold = wtype == CUDA_R_16BF && !(fold != nullptr && fold[0] == '0');
-  const char *prefetch = getenv("VZLOCAL_CUDA_PREFETCH");
-  e->prefetch = !(prefetch != nullptr && prefetch[0] == '0');
+  e->fold = wtype == CUDA_R_16BF && !env_is("VZLOCAL_CUDA_FOLD", '0');
+  e->prefetch = !env_is("VZLOCAL_CUDA_PREFETCH", '0');
   if (e->c.head_chunk <= 0) e->c.head_chunk = 256;
   e->qd = c.n_head * c.head_dim;
   e->kvd = c.n_head_kv * c.head_dim;
   e->half = c.n_rot / 2;
   e->wtype = wtype;
   e->layers.resize(c.n_layer);
-  const char *dbg = getenv("VZLOCAL_CUDA_SYNC");
-  e->debug_sync = dbg != nullptr && dbg[0] == '1';
-  const char *prof = getenv("VZLOCAL_CUDA_PROFILE");
-  e->prof.on = prof != nullptr && prof[0] == '1';
+  e->debug_sync = env_is("VZLOCAL_CUDA_SYNC", '1');
+  e->prof.on = env_is("VZLOCAL_CUDA_PROFILE", '1');
   int rc = 0;
   cudaError_t ce = cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking);
   if (ce != cudaSuccess) {

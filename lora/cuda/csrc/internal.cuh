@@ -235,18 +235,15 @@ int k_rope(vz_engine *e, Err &err, float *x, int n, int heads, bool inverse);
 // k_attn_operand: dst = bf16(rope(x + bias)) (rope only if asked; bias may be null) for [n][heads*head_dim].
 int k_attn_operand(vz_engine *e, Err &err, __nv_bfloat16 *dst, const float *x, const float *bias, int n, int heads,
                    bool rope);
-// k_swiglu_fwd: h = silu(g) u over n = rows x cols values; hb (may be null) gets h in bf16 with
-// row stride ldb.
-int k_swiglu_fwd(vz_engine *e, Err &err, float *h, __nv_bfloat16 *hb, int cols, int ldb, const float *g,
-                 const float *u, size_t n);
-int k_swiglu_bwd(vz_engine *e, Err &err, float *dg, float *du, const float *dh, const float *g,
-                 const float *u, size_t n);
-// The folded FFN's SwiGLU (folded_ffn): g, u, dh in bf16; h, dg and du out as bf16 operands of row
-// stride ld.
-int k_swiglu_fwd_ops(vz_engine *e, Err &err, __nv_bfloat16 *hb, int ld, int cols, const __nv_bfloat16 *g,
-                     const __nv_bfloat16 *u, size_t n);
-int k_swiglu_bwd_ops(vz_engine *e, Err &err, __nv_bfloat16 *dg, __nv_bfloat16 *du, int ld, const __nv_bfloat16 *dh,
-                     const __nv_bfloat16 *g, const __nv_bfloat16 *u, int cols, size_t n);
+// k_swiglu_fwd: h = silu(g) u over n = rows x cols values into h (fp32, may be null) and/or hb (bf16,
+// row stride ldb); k_swiglu_bwd: dg, du (row stride ld) from dh, g, u. T is float, or __nv_bfloat16
+// for the folded FFN (folded_ffn), whose outputs are then bf16 operands too.
+template <class T>
+int k_swiglu_fwd(vz_engine *e, Err &err, float *h, __nv_bfloat16 *hb, int cols, int ldb, const T *g, const T *u,
+                 size_t n);
+template <class T, class O>
+int k_swiglu_bwd(vz_engine *e, Err &err, O *dg, O *du, int cols, int ld, const T *dh, const T *g, const T *u,
+                 size_t n);
 int k_add_bias(vz_engine *e, Err &err, float *y, const float *b, int n, int d);
 int k_add(vz_engine *e, Err &err, float *y, const float *x, size_t n);
 int k_gather_rows(vz_engine *e, Err &err, float *dst, const float *src, const int32_t *rows, int m, int d);

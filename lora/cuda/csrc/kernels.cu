@@ -143,47 +143,36 @@ __global__ void attn_operand(__nv_bfloat16 *dst, const float *x, const float *bi
   }
 }
 
-// swiglu_fwd: h = silu(g) u; with hb also the down projection's bf16 operand (row stride ldb),
-// saving the pass that would read h back to convert it.
-__global__ void swiglu_fwd(float *h, __nv_bfloat16 *hb, int cols, int ldb, const float *g, const float *u, size_t n) {
+// fp32 and bf16 loads and stores, so that one kernel serves both forms of the FFN's tensors.
+__device__ __forceinline__ float load_f(float x) { return x; }
+__device__ __forceinline__ float load_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ void store_f(float *p, float v) { *p = v; }
+__device__ __forceinline__ void store_f(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
+
+// swiglu_fwd: h = silu(g) u over [rows][cols]; h (fp32, may be null) and/or hb (the down
+// projection's bf16 operand, row stride ldb: no pass reading h back to convert it). g and u are
+// fp32, or bf16 as the folded FFN's gate and up GEMMs write them.
+template <class T>
+__global__ void swiglu_fwd(float *h, __nv_bfloat16 *hb, int cols, int ldb, const T *g, const T *u, size_t n) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    float gv = g[i];
-    float v = gv / (1.f + expf(-gv)) * u[i];
+    float gv = load_f(g[i]);
+    float v = gv / (1.f + expf(-gv)) * load_f(u[i]);
     if (h) h[i] = v;
     if (hb) hb[i / cols * ldb + i % cols] = __float2bfloat16(v);
   }
 }
 
-__global__ void swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+// swiglu_bwd: dg = dh u silu'(g), du = dh silu(g). fp32 throughout with contiguous outputs, or (the
+// folded FFN) dh, g, u in bf16 and dg, du out as the gate's and up's bf16 GEMM operands of row
+// stride ld: then none of the FFN's F-wide tensors exists in fp32.
+template <class T, class O>
+__global__ void swiglu_bwd(O *dg, O *du, int cols, int ld, const T *dh, const T *g, const T *u, size_t n) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    float gv = g[i];
-    float sig = 1.f / (1.f + expf(-gv));
-    dg[i] = dh[i] * u[i] * sig * (1.f + gv * (1.f - sig));
-    du[i] = dh[i] * gv * sig;
-  }
-}
-
-// swiglu_fwd_ops: swiglu_fwd for the folded FFN (bf16 mode, layers.cu): g and u as the gate's and
-// up's GEMMs wrote them in bf16, h only as the down projection's operand (row stride ld).
-__global__ void swiglu_fwd_ops(__nv_bfloat16 *hb, int ld, int cols, const __nv_bfloat16 *g, const __nv_bfloat16 *u,
-                               size_t n) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    float gv = __bfloat162float(g[i]);
-    hb[i / cols * ld + i % cols] = __float2bfloat16(gv / (1.f + expf(-gv)) * __bfloat162float(u[i]));
-  }
-}
-
-// swiglu_bwd_ops: swiglu_bwd for the folded FFN: g, u and dh in bf16 (dh as the down projection's
-// dx GEMM wrote it), dg and du out as the gate's and up's bf16 GEMM operands (row stride ld); none
-// of the FFN's F-wide tensors exists in fp32.
-__global__ void swiglu_bwd_ops(__nv_bfloat16 *dg, __nv_bfloat16 *du, int ld, const __nv_bfloat16 *dh,
-                               const __nv_bfloat16 *g, const __nv_bfloat16 *u, int cols, size_t n) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    float gv = __bfloat162float(g[i]), uv = __bfloat162float(u[i]), d = __bfloat162float(dh[i]);
+    float gv = load_f(g[i]), uv = load_f(u[i]), d = load_f(dh[i]);
     float sig = 1.f / (1.f + expf(-gv));
     size_t o = i / cols * ld + i % cols;
-    dg[o] = __float2bfloat16(d * uv * sig * (1.f + gv * (1.f - sig)));
-    du[o] = __float2bfloat16(d * gv * sig);
+    store_f(dg + o, d * uv * sig * (1.f + gv * (1.f - sig)));
+    store_f(du + o, d * gv * sig);
   }
 }
 
@@ -375,37 +364,32 @@ int k_attn_operand(vz_engine *e, Err &err, __nv_bfloat16 *dst, const float *x, c
   return 0;
 }
 
-int k_swiglu_fwd(vz_engine *e, Err &err, float *h, __nv_bfloat16 *hb, int cols, int ldb, const float *g,
-                 const float *u, size_t n) {
+template <class T>
+int k_swiglu_fwd(vz_engine *e, Err &err, float *h, __nv_bfloat16 *hb, int cols, int ldb, const T *g, const T *u,
+                 size_t n) {
   if (n == 0) return 0;
-  swiglu_fwd<<<grid_for(n), kBlock, 0, e->stream>>>(h, hb, cols, ldb, g, u, n);
+  swiglu_fwd<T><<<grid_for(n), kBlock, 0, e->stream>>>(h, hb, cols, ldb, g, u, n);
   LAUNCH_CK();
   return 0;
 }
+template int k_swiglu_fwd<float>(vz_engine *, Err &, float *, __nv_bfloat16 *, int, int, const float *, const float *,
+                                 size_t);
+template int k_swiglu_fwd<__nv_bfloat16>(vz_engine *, Err &, float *, __nv_bfloat16 *, int, int,
+                                         const __nv_bfloat16 *, const __nv_bfloat16 *, size_t);
 
-int k_swiglu_bwd(vz_engine *e, Err &err, float *dg, float *du, const float *dh, const float *g,
-                 const float *u, size_t n) {
+template <class T, class O>
+int k_swiglu_bwd(vz_engine *e, Err &err, O *dg, O *du, int cols, int ld, const T *dh, const T *g, const T *u,
+                 size_t n) {
   if (n == 0) return 0;
-  swiglu_bwd<<<grid_for(n), kBlock, 0, e->stream>>>(dg, du, dh, g, u, n);
+  swiglu_bwd<T, O><<<grid_for(n), kBlock, 0, e->stream>>>(dg, du, cols, ld, dh, g, u, n);
   LAUNCH_CK();
   return 0;
 }
-
-int k_swiglu_fwd_ops(vz_engine *e, Err &err, __nv_bfloat16 *hb, int ld, int cols, const __nv_bfloat16 *g,
-                     const __nv_bfloat16 *u, size_t n) {
-  if (n == 0) return 0;
-  swiglu_fwd_ops<<<grid_for(n), kBlock, 0, e->stream>>>(hb, ld, cols, g, u, n);
-  LAUNCH_CK();
-  return 0;
-}
-
-int k_swiglu_bwd_ops(vz_engine *e, Err &err, __nv_bfloat16 *dg, __nv_bfloat16 *du, int ld, const __nv_bfloat16 *dh,
-                     const __nv_bfloat16 *g, const __nv_bfloat16 *u, int cols, size_t n) {
-  if (n == 0) return 0;
-  swiglu_bwd_ops<<<grid_for(n), kBlock, 0, e->stream>>>(dg, du, ld, dh, g, u, cols, n);
-  LAUNCH_CK();
-  return 0;
-}
+template int k_swiglu_bwd<float, float>(vz_engine *, Err &, float *, float *, int, int, const float *, const float *,
+                                        const float *, size_t);
+template int k_swiglu_bwd<__nv_bfloat16, __nv_bfloat16>(vz_engine *, Err &, __nv_bfloat16 *, __nv_bfloat16 *, int, int,
+                                                        const __nv_bfloat16 *, const __nv_bfloat16 *,
+                                                        const __nv_bfloat16 *, size_t);
 
 int k_add_bias(vz_engine *e, Err &err, float *y, const float *b, int n, int d) {
   size_t total = (size_t)n * d;

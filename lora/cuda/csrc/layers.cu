@@ -5,7 +5,8 @@
 // itself, or a bf16 copy in the shared operand slot). In fp32 mode every LoRA product is a
 // separate fp32 GEMM; in bf16 mode the adapter's products with the activations run inside the
 // base GEMMs (fold.cu: x A^T, and the extra K columns of [x | s x A^T] [W | B]^T, in bf16 with
-// fp32 accumulation, as PEFT runs them), while the gradients of A and B stay fp32 GEMMs.
+// fp32 accumulation, as PEFT runs them). The gradients of A and B are fp32 GEMMs, except where
+// the folded FFN (folded_ffn) has its activation only in bf16.
 #include "internal.cuh"
 
 void target_shape(const vz_engine *e, int t, int *in, int *out) {
@@ -54,7 +55,7 @@ int lin_forward(vz_engine *e, Err &err, const Lin &l, float *y, __nv_bfloat16 *y
     TRY(k_scaled_cols(e, err, (__nv_bfloat16 *)xc, ldx, l.in, lu, n, r, e->lrp, e->scale));
     K += e->lrp;
   }
-  if (yb) {  // y only as bf16 (the folded FFN's gate and up); no bias there
+  if (yb) {  // y only as bf16, y unused (the folded FFN's gate and up); no bias there
     if (l.bias || (l.lp && !l.fold)) return vz_seterr(err, VZ_ERR_ARG, "internal: a bf16 output with a bias or an unfolded adapter");
     return gemm_bf16_out(e, err, false, true, n, l.out, K, 1.f, xc, ldx, l.w, l.ldw, yb, l.out);
   }
@@ -149,21 +150,19 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   int ld;
   TRY(norm_operand(e, err, w.xn1, w.rstd1, x, L.attn_norm, &xc, &ld));
   Lin lq = lin(e, il, VZ_W_Q), lk = lin(e, il, VZ_W_K), lv = lin(e, il, VZ_W_V);
-  if (e->wtype == CUDA_R_16BF) {
-    // The attention reads only the bf16 operands: bias, RoPE and rounding in one pass each, from
-    // the GEMMs' fp32 outputs (scratch shared by every block, workspace.cu).
-    const float *bq = lq.bias, *bk = lk.bias, *bv = lv.bias;
-    lq.bias = lk.bias = lv.bias = nullptr;
-    TRY(lin_forward(e, err, lq, w.q, nullptr, w.xn1, xc, ld, w.lu[VZ_W_Q], n));
-    TRY(lin_forward(e, err, lk, w.k, nullptr, w.xn1, xc, ld, w.lu[VZ_W_K], n));
-    TRY(lin_forward(e, err, lv, w.v, nullptr, w.xn1, xc, ld, w.lu[VZ_W_V], n));
+  // bf16 mode: the attention reads only the bf16 operands, made from the GEMMs' fp32 outputs
+  // (scratch shared by every block, workspace.cu) with the bias, RoPE and rounding in one pass.
+  const bool bf16 = e->wtype == CUDA_R_16BF;
+  const float *bq = lq.bias, *bk = lk.bias, *bv = lv.bias;
+  if (bf16) lq.bias = lk.bias = lv.bias = nullptr;
+  TRY(lin_forward(e, err, lq, w.q, nullptr, w.xn1, xc, ld, w.lu[VZ_W_Q], n));
+  TRY(lin_forward(e, err, lk, w.k, nullptr, w.xn1, xc, ld, w.lu[VZ_W_K], n));
+  TRY(lin_forward(e, err, lv, w.v, nullptr, w.xn1, xc, ld, w.lu[VZ_W_V], n));
+  if (bf16) {
     TRY(k_attn_operand(e, err, w.qb, w.q, bq, n, c.n_head, true));
     TRY(k_attn_operand(e, err, w.kb, w.k, bk, n, c.n_head_kv, true));
     TRY(k_attn_operand(e, err, w.vb, w.v, bv, n, c.n_head_kv, false));
   } else {
-    TRY(lin_forward(e, err, lq, w.q, nullptr, w.xn1, xc, ld, w.lu[VZ_W_Q], n));
-    TRY(lin_forward(e, err, lk, w.k, nullptr, w.xn1, xc, ld, w.lu[VZ_W_K], n));
-    TRY(lin_forward(e, err, lv, w.v, nullptr, w.xn1, xc, ld, w.lu[VZ_W_V], n));
     TRY(k_rope(e, err, w.q, n, c.n_head, false));
     TRY(k_rope(e, err, w.k, n, c.n_head_kv, false));
   }
@@ -178,20 +177,14 @@ int layer_forward(vz_engine *e, Err &err, int il, const float *x, float *y) {
   // into the slot, or (folded FFN: gate and up in bf16, no fp32 h at all) into hb, kept for the
   // backward.
   const int F = c.n_ff;
-  if (folded_ffn(e)) {
-    TRY(lin_forward(e, err, lin(e, il, VZ_W_GATE), nullptr, w.g16, w.xn2, xc, ld, w.lu[VZ_W_GATE], n));
-    TRY(lin_forward(e, err, lin(e, il, VZ_W_UP), nullptr, w.u16, w.xn2, xc, ld, w.lu[VZ_W_UP], n));
-    ld = operand_ld(e, F);
-    TRY(k_swiglu_fwd_ops(e, err, w.hb, ld, F, w.g16, w.u16, (size_t)n * F));
-    xc = w.hb;
-  } else {
-    TRY(lin_forward(e, err, lin(e, il, VZ_W_GATE), w.g, nullptr, w.xn2, xc, ld, w.lu[VZ_W_GATE], n));
-    TRY(lin_forward(e, err, lin(e, il, VZ_W_UP), w.u, nullptr, w.xn2, xc, ld, w.lu[VZ_W_UP], n));
-    const bool bf16 = e->wtype == CUDA_R_16BF;
-    ld = operand_ld(e, F);
-    TRY(k_swiglu_fwd(e, err, w.h, bf16 ? w.slot : nullptr, F, ld, w.g, w.u, (size_t)n * F));
-    xc = bf16 ? (const void *)w.slot : (const void *)w.h;
-  }
+  const size_t nF = (size_t)n * F;
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_GATE), w.g, w.g16, w.xn2, xc, ld, w.lu[VZ_W_GATE], n));
+  TRY(lin_forward(e, err, lin(e, il, VZ_W_UP), w.u, w.u16, w.xn2, xc, ld, w.lu[VZ_W_UP], n));
+  ld = operand_ld(e, F);
+  __nv_bfloat16 *hb = folded_ffn(e) ? w.hb : bf16 ? w.slot : nullptr;
+  if (folded_ffn(e)) TRY(k_swiglu_fwd(e, err, nullptr, hb, F, ld, w.g16, w.u16, nF));
+  else TRY(k_swiglu_fwd(e, err, w.h, hb, F, ld, w.g, w.u, nF));
+  xc = bf16 ? (const void *)hb : (const void *)w.h;
   TRY(lin_forward(e, err, lin(e, il, VZ_W_DOWN), y, nullptr, w.h, xc, ld, w.lu[VZ_W_DOWN], n));
   TRY(k_add(e, err, y, w.x2, (size_t)n * E));
   prof_mark(e, P_FWD_LIN);
@@ -205,8 +198,9 @@ int layer_restore(vz_engine *e, Err &err, int il, const float *x) {
   int n = w.n, E = c.n_embd;
   TRY(k_rmsnorm_fwd(e, err, w.xn1, w.rstd1, x, L.attn_norm, n, E));
   TRY(k_rmsnorm_fwd(e, err, w.xn2, w.rstd2, w.x2, L.ffn_norm, n, E));
-  if (folded_ffn(e)) TRY(k_swiglu_fwd_ops(e, err, w.hb, operand_ld(e, c.n_ff), c.n_ff, w.g16, w.u16, (size_t)n * c.n_ff));
-  else TRY(k_swiglu_fwd(e, err, w.h, nullptr, c.n_ff, c.n_ff, w.g, w.u, (size_t)n * c.n_ff));
+  const size_t nF = (size_t)n * c.n_ff;
+  if (folded_ffn(e)) TRY(k_swiglu_fwd(e, err, nullptr, w.hb, c.n_ff, operand_ld(e, c.n_ff), w.g16, w.u16, nF));
+  else TRY(k_swiglu_fwd(e, err, w.h, nullptr, c.n_ff, c.n_ff, w.g, w.u, nF));
   return 0;
 }
 
@@ -224,12 +218,12 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
   if (folded_ffn(e)) {  // h, dh, dg, du as bf16 operands only
     const int ldF = operand_ld(e, c.n_ff);
     TRY(lin_backward(e, err, lin(e, il, VZ_W_DOWN), nullptr, w.dhb, false, f32(dy), ops(w.hb, ldF), w.lu[VZ_W_DOWN], n));
-    TRY(k_swiglu_bwd_ops(e, err, w.dgb, w.dub, ldF, w.dhb, w.g16, w.u16, c.n_ff, nF));
+    TRY(k_swiglu_bwd(e, err, w.dgb, w.dub, c.n_ff, ldF, w.dhb, w.g16, w.u16, nF));
     TRY(lin_backward(e, err, lin(e, il, VZ_W_GATE), w.dxn, nullptr, false, ops(w.dgb, ldF), f32(w.xn2), w.lu[VZ_W_GATE], n));
     TRY(lin_backward(e, err, lin(e, il, VZ_W_UP), w.dxn, nullptr, true, ops(w.dub, ldF), f32(w.xn2), w.lu[VZ_W_UP], n));
   } else {
     TRY(lin_backward(e, err, lin(e, il, VZ_W_DOWN), w.dh, nullptr, false, f32(dy), f32(w.h), w.lu[VZ_W_DOWN], n));
-    TRY(k_swiglu_bwd(e, err, w.dg, w.du, w.dh, w.g, w.u, nF));
+    TRY(k_swiglu_bwd(e, err, w.dg, w.du, c.n_ff, c.n_ff, w.dh, w.g, w.u, nF));
     TRY(lin_backward(e, err, lin(e, il, VZ_W_GATE), w.dxn, nullptr, false, f32(w.dg), f32(w.xn2), w.lu[VZ_W_GATE], n));
     TRY(lin_backward(e, err, lin(e, il, VZ_W_UP), w.dxn, nullptr, true, f32(w.du), f32(w.xn2), w.lu[VZ_W_UP], n));
   }

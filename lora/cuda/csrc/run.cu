@@ -15,24 +15,6 @@
 #include <algorithm>
 #include <cstring>
 
-namespace {
-
-int check_weights(const vz_engine *e, Err &err) {
-  for (int il = 0; il < e->c.n_layer; il++) {
-    const LayerW &L = e->layers[il];
-    for (int t = 0; t < VZ_NTARGET; t++)
-      if (!L.w[t] && !L.raw[t]) return vz_seterr(err, VZ_ERR_ARG, "weight kind %d of layer %d was never uploaded", t, il);
-    if (!L.attn_norm || !L.ffn_norm) return vz_seterr(err, VZ_ERR_ARG, "norms of layer %d were never uploaded", il);
-    if (e->c.has_qkv_bias && (!L.bq || !L.bk || !L.bv))
-      return vz_seterr(err, VZ_ERR_ARG, "q/k/v biases of layer %d were never uploaded", il);
-  }
-  if (!e->out_norm || !e->output) return vz_seterr(err, VZ_ERR_ARG, "output norm or head was never uploaded");
-  return 0;
-}
-
-
-}  // namespace
-
 int plan_batch(const vz_engine *e, const vz_batch *b, Plan *pl, Err &err) {
   if (b == nullptr || b->n <= 0) return vz_seterr(err, VZ_ERR_ARG, "batch has no rows");
   if (b->n_seg <= 0 || b->seg == nullptr) return vz_seterr(err, VZ_ERR_ARG, "batch has no segments");
@@ -62,6 +44,19 @@ int plan_batch(const vz_engine *e, const vz_batch *b, Plan *pl, Err &err) {
 }
 
 namespace {
+
+int check_weights(const vz_engine *e, Err &err) {
+  for (int il = 0; il < e->c.n_layer; il++) {
+    const LayerW &L = e->layers[il];
+    for (int t = 0; t < VZ_NTARGET; t++)
+      if (!L.w[t] && !L.raw[t]) return vz_seterr(err, VZ_ERR_ARG, "weight kind %d of layer %d was never uploaded", t, il);
+    if (!L.attn_norm || !L.ffn_norm) return vz_seterr(err, VZ_ERR_ARG, "norms of layer %d were never uploaded", il);
+    if (e->c.has_qkv_bias && (!L.bq || !L.bk || !L.bv))
+      return vz_seterr(err, VZ_ERR_ARG, "q/k/v biases of layer %d were never uploaded", il);
+  }
+  if (!e->out_norm || !e->output) return vz_seterr(err, VZ_ERR_ARG, "output norm or head was never uploaded");
+  return 0;
+}
 
 // keep_count is how many blocks keep their activations for this batch: the configured number, or
 // with keep = -1 as many as fit in the device memory free now (the current slab counted as free,
@@ -161,14 +156,14 @@ int enqueue(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool back
   // Head: chunks of R unique scored rows; logits never exist for more rows than that.
   if (backward) CUDA_CK(cudaMemsetAsync(w.dxf, 0, nE * 4, st));
   float it = b->inv_temp > 0 ? b->inv_temp : 1.f;
+  // The gradient of the logits is the backward GEMM's operand: fp32 in place, or bf16 in the slot.
+  const bool bf16 = e->wtype == CUDA_R_16BF;
   for (int c0 = 0; c0 < nu; c0 += w.R) {
     int m = std::min(w.R, nu - c0);
     const void *xc;
     TRY(k_gather_rows(e, err, w.xb, w.xf, w.urow + c0, m, E));
     TRY(to_compute(e, err, w.xb, (size_t)m * E, w.slot, &xc));
     TRY(gemm(e, err, false, true, m, V, E, it, xc, E, e->output, E, 0.f, w.logits, V, e->wtype));
-    // The gradient of the logits is the backward GEMM's operand: fp32 in place, or bf16 in the slot.
-    const bool bf16 = e->wtype == CUDA_R_16BF;
     TRY(k_head(e, err, w.logits, m, V, w.ustart, c0, w.t_tok, w.t_w, w.logp, backward, bf16 ? w.slot : nullptr));
     if (backward) {
       const void *gc = bf16 ? (const void *)w.slot : (const void *)w.logits;
@@ -202,7 +197,6 @@ int enqueue(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool back
   return 0;
 }
 
-// drain waits for both streams, returning the first error.
 // drain waits for every stream, returning the first error.
 int drain(vz_engine *e, Err &err) {
   cudaError_t ce = cudaSuccess;
@@ -297,6 +291,7 @@ int run_wait_layer(vz_engine *e, Err &err, int layer) {
 int run_end(vz_engine *e, Err &err, float *logp) {
   if (!e->run.on) return vz_seterr(err, VZ_ERR_ARG, "end of a pass: no pass in flight");
   TRY(drain(e, err));  // kernel faults surface here
+  if (e->run.n_target > 0 && logp == nullptr) return vz_seterr(err, VZ_ERR_ARG, "end of a pass: nowhere to write %d log-probs", e->run.n_target);
   if (e->run.n_target > 0) memcpy(logp, e->host_logp, (size_t)e->run.n_target * 4);
   prof_mark(e, P_DOWNLOAD);
   prof_report(e, e->run.rows);

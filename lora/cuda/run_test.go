@@ -120,14 +120,7 @@ func TestSharedTargets(t *testing.T) {
 	ref := cpuBackward(t, m, ad, b, w, 4)
 	for _, prec := range []Precision{F32, BF16} {
 		tol := tolerances["tiny"][prec]
-		e := openEngine(t, m, prec)
-		if err := e.SetAdapter(ad); err != nil {
-			t.Fatal(err)
-		}
-		res, err := e.Backward(b, w)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, _, _ := backwardOn(t, m, Options{Precision: prec}, ad, b, w)
 		d := diffResults(res, ref)
 		t.Logf("%s: %s", prec, d)
 		if !(d.lossRel <= tol.loss) || !(d.grad <= tol.grad) {

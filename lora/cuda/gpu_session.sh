@@ -9,6 +9,9 @@
 #                           memcheck on the tiny model's parity, folded-LoRA and pass-protocol tests
 #   gpu_session.sh check-flash  compute-sanitizer memcheck and racecheck on the flash kernels
 #   gpu_session.sh bench    BenchmarkCUDABackward (the CUDA engine, bf16-resident weights)
+#   gpu_session.sh profile  every kernel, GEMM and copy of a 7B step timed (VZLOCAL_CUDA_PROFILE=2;
+#                           default rows: seq 4096 and the GRPO group, flash, keep -1); the last
+#                           pass's table of each row into $OUT/profile.txt
 #   gpu_session.sh bench-q  BenchmarkCUDAQuantized7B (7B GRPO step, Q4_K_M-like layers kept
 #                           quantized: the 16 GB target)
 #   gpu_session.sh rollout  BenchmarkCUDARollout (llama.cpp on ggml's CUDA backend, G = 8,
@@ -49,6 +52,18 @@ check-flash)
 bench)
   bin/gpu/bench.test -test.v -test.run '^$' -test.bench CUDABackward -test.benchtime 1x -test.timeout 9m 2>&1 | tee "$out/bench_cuda.log"
   ;;
+profile)
+  sel=${VZLOCAL_PROFILE_BENCH:-CUDABackward/qwen2.5-7b/(seq=4096|group)}
+  VZLOCAL_CUDA_PROFILE=2 VZLOCAL_BENCH_ATTN=${VZLOCAL_BENCH_ATTN:-flash} VZLOCAL_BENCH_KEEP=${VZLOCAL_BENCH_KEEP:--1} \
+    bin/gpu/bench.test -test.v -test.run '^$' -test.bench "$sel" -test.benchtime 1x -test.timeout 9m > "$out/profile_full.log" 2>&1
+  rc=$?
+  # Each pass prints its table (largest rows first); keep the top of the last one before each
+  # row's result line.
+  awk '/^vz_run operations/ {buf = ""; n = 0} /^vz_run/ {if (n++ < 60) buf = buf $0 "\n"; next}
+       /^cuda\t/ {printf "%s%s\n\n", buf, $0; buf = ""}' "$out/profile_full.log" | tee "$out/profile.txt"
+  grep -E '^(--- FAIL|FAIL|panic)' "$out/profile_full.log"
+  echo "profile rc=$rc"
+  ;;
 bench-q)
   bin/gpu/bench.test -test.v -test.run '^$' -test.bench CUDAQuantized7B -test.benchtime 1x -test.timeout 9m 2>&1 | tee "$out/bench_cuda_q.log"
   ;;
@@ -69,7 +84,7 @@ ggml)
   echo "ggml CUDA build started (pid $!); tail bin/ggml-build.log in a later call"
   ;;
 *)
-  echo "usage: $0 unpack|check|check-flash|bench|bench-q|rollout|peft|ggml" >&2
+  echo "usage: $0 unpack|check|check-flash|bench|profile|bench-q|rollout|peft|ggml" >&2
   exit 2
   ;;
 esac

@@ -215,7 +215,7 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
   e->wtype = wtype;
   e->layers.resize(c.n_layer);
   e->debug_sync = env_is("VZLOCAL_CUDA_SYNC", '1');
-  e->prof.on = env_is("VZLOCAL_CUDA_PROFILE", '1');
+  e->prof.level = env_is("VZLOCAL_CUDA_PROFILE", '1') ? 1 : env_is("VZLOCAL_CUDA_PROFILE", '2') ? 2 : 0;
   int rc = 0;
   cudaError_t ce = cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking);
   if (ce != cudaSuccess) {
@@ -252,6 +252,7 @@ void vz_destroy(vz_engine *e) {
   dfree(e, e->out_norm, weight_bytes(e, VZ_W_OUT_NORM));
   dfree(e, e->output, weight_bytes(e, VZ_W_OUTPUT));
   if (e->blas) cublasDestroy(e->blas);
+  prof_release(e);
   if (e->stream) cudaStreamDestroy(e->stream);
   delete e;
 }

@@ -42,7 +42,7 @@ int forward(vz_engine *e, Err &err) {
     int r0 = w.seg[3 * s], m = w.seg[3 * s + 1] - r0, p = w.seg[3 * s + 2];
     flash::flash_fwd<HD, W><<<flash::fwd_grid(m, c.n_head, W), 32 * W, flash::Smem<HD>::fwd(W), e->stream>>>(
         w.qb, w.kb, w.vb, w.ao, w.lse, w.n, e->qd, e->kvd, c.n_head / c.n_head_kv, r0, m, p, scale);
-    LAUNCH_CK();
+    LAUNCH_CK_AS("flash_fwd");
   }
   return 0;
 }
@@ -60,7 +60,7 @@ int backward(vz_engine *e, Err &err) {
     flash::flash_bwd<HD, kBwdMinBlocks><<<flash::bwd_grid(m, p, c.n_head), flash::kThreads, flash::Smem<HD>::bwd, e->stream>>>(
         w.qb, w.kb, w.vb, (const __nv_bfloat16 *)doc, w.lse, w.D, w.dq, w.dk, w.dv, w.n, e->qd, e->kvd,
         c.n_head / c.n_head_kv, r0, m, p, scale);
-    LAUNCH_CK();
+    LAUNCH_CK_AS("flash_bwd");
   }
   return 0;
 }

@@ -8,6 +8,17 @@
 #include "internal.cuh"
 
 namespace {
+// gemm_op names a GEMM for the operation profile (VZLOCAL_CUDA_PROFILE=2) by its shape, transposes
+// and types, so that each projection's GEMMs are one row with their rate.
+void gemm_op(vz_engine *e, bool ta, bool tb, int M, int N, int K, int batch, cudaDataType t, cudaDataType ct) {
+  if (e->prof.level < 2) return;
+  char name[96];
+  snprintf(name, sizeof name, "gemm %c%c %dx%dx%d%s%s %s", ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K,
+           batch > 1 ? " batched x" : "", batch > 1 ? std::to_string(batch).c_str() : "",
+           t == CUDA_R_16BF ? (ct == CUDA_R_16BF ? "bf16->bf16" : "bf16->f32") : "f32");
+  prof_op_at(e, name, 2.0 * M * N * K * batch, nullptr);
+}
+
 int gemm_to(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float alpha, const void *A, int lda,
             const void *B, int ldb, float beta, void *C, cudaDataType ct, int ldc, cudaDataType t) {
   if (M == 0 || N == 0 || K == 0) return 0;  // callers never rely on beta scaling with K = 0
@@ -15,6 +26,7 @@ int gemm_to(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, float
                        &alpha, B, t, ldb, A, t, lda, &beta, C, ct, ldc, CUBLAS_COMPUTE_32F,
                        CUBLAS_GEMM_DEFAULT));
   if (e->debug_sync) CUDA_CK(cudaStreamSynchronize(e->stream));
+  gemm_op(e, ta, tb, M, N, K, 1, t, ct);
   return 0;
 }
 }  // namespace
@@ -37,6 +49,7 @@ int gemm_batched(vz_engine *e, Err &err, bool ta, bool tb, int M, int N, int K, 
                                      N, M, K, &alpha, B, t, ldb, sB, A, t, lda, sA, &beta, C, CUDA_R_32F,
                                      ldc, sC, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   if (e->debug_sync) CUDA_CK(cudaStreamSynchronize(e->stream));
+  gemm_op(e, ta, tb, M, N, K, batch, t, CUDA_R_32F);
   return 0;
 }
 

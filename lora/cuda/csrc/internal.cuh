@@ -13,6 +13,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "vz_cuda.h"
@@ -45,11 +46,14 @@ int vz_seterr(Err &err, int code, const char *fmt, ...);
 
 // LAUNCH_CK checks a kernel launch (configuration errors; faults surface at the next sync, or
 // right here when VZLOCAL_CUDA_SYNC=1 makes every launch synchronous to find a faulting kernel).
-#define LAUNCH_CK()                                                                                \
+// The operation profile names the launch after its launcher, or `name` with LAUNCH_CK_AS.
+#define LAUNCH_CK_AS(name)                                                                         \
   do {                                                                                             \
     CUDA_CK(cudaGetLastError());                                                                   \
     if (e->debug_sync) CUDA_CK(cudaStreamSynchronize(e->stream));                                  \
+    PROF_OP(name, 0, nullptr);                                                                     \
   } while (0)
+#define LAUNCH_CK() LAUNCH_CK_AS(__func__)
 
 #define TRY(call)                                                                                  \
   do {                                                                                             \
@@ -119,20 +123,45 @@ struct Work {
   float *dkv;  // [G][keys][head_dim]: one kv group's per-head dK or dV before attn_sum_heads
 };
 
-// Profile times the phases of a pass (run.cu) when VZLOCAL_CUDA_PROFILE=1: each mark synchronizes the
+// Profile: VZLOCAL_CUDA_PROFILE=1 times the phases of a pass (run.cu): each mark synchronizes the
 // stream and charges the wall time since the previous mark to a phase (a diagnostic: the
-// synchronizations cost a little). vz_run_end prints the totals to stderr.
+// synchronizations cost a little). VZLOCAL_CUDA_PROFILE=2 times every kernel, GEMM, copy and
+// cross-stream wait instead, with no synchronization: an event is recorded after each (prof_op),
+// an operation's time is the gap to the previous event on its stream, and the phase marks become
+// events that tell which phase the operations before them belong to. vz_run_end prints the totals
+// to stderr (level 2: a table by phase and operation, GEMMs by shape with their TFLOP/s). It
+// needs no hardware counters, so it works where ncu cannot read them.
 enum ProfPhase { P_UPLOAD, P_FWD_ATTN, P_FWD_LIN, P_FWD_OTHER, P_HEAD, P_BWD_ATTN, P_BWD_LIN, P_BWD_OTHER,
                  P_DOWNLOAD, P_NPHASE };
+struct ProfOp {
+  cudaStream_t stream;
+  int name;      // index into Profile::names; -1: a phase mark
+  ProfPhase phase;  // a phase mark's phase
+  double flops;
+};
 struct Profile {
-  bool on = false;
+  int level = 0;
+  bool active = false;  // level 2: between prof_start and prof_report
   double ms[P_NPHASE] = {};
   double last = 0;  // host clock at the previous mark, ms
+  // Level 2: the pass's operations in issue order, ops[i] recorded events[i] (a pool kept between
+  // passes), and the operations' names.
+  std::vector<ProfOp> ops;
+  std::vector<cudaEvent_t> events;
+  std::vector<std::string> names;
 };
 struct vz_engine;
 void prof_start(vz_engine *e);
 void prof_mark(vz_engine *e, ProfPhase p);
 void prof_report(vz_engine *e, int n_rows);
+// prof_op (level 2) marks the end of the operation just queued on stream (nullptr: the engine's
+// current stream); flops count GEMMs' work.
+void prof_op_at(vz_engine *e, const char *name, double flops, cudaStream_t stream);
+void prof_release(vz_engine *e);  // the event pool (engine destruction)
+#define PROF_OP(...)                                                                               \
+  do {                                                                                             \
+    if (e->prof.level >= 2) prof_op_at(e, __VA_ARGS__);                                            \
+  } while (0)
 
 struct vz_engine {
   vz_config c;
@@ -146,7 +175,7 @@ struct vz_engine {
   bool fold = false;                // bf16 mode: LoRA folded into the base GEMMs (fold.cu); VZLOCAL_CUDA_FOLD=0 turns it off
   int lrp = 0;                      // the target matrices' folded layout: rank rounded up to 8 (0: plain [out][in])
   bool broken = false;              // a relayout failed part way (out of memory): no more work
-  Profile prof;                     // VZLOCAL_CUDA_PROFILE=1: time the phases of a pass (profile.cu)
+  Profile prof;                     // VZLOCAL_CUDA_PROFILE=1|2: time a pass's phases or operations (profile.cu)
   std::vector<LayerW> layers;
   float *out_norm = nullptr;
   void *output = nullptr;  // [vocab][embd]

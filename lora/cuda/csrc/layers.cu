@@ -215,6 +215,7 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
   size_t nE = (size_t)n * E, nF = (size_t)n * c.n_ff, nQ = (size_t)n * e->qd, nKV = (size_t)n * e->kvd;
   cudaStream_t st = e->stream;
   CUDA_CK(cudaMemcpyAsync(w.dx2, dy, nE * 4, cudaMemcpyDeviceToDevice, st));
+  PROF_OP("copy dy", 0, nullptr);
   if (folded_ffn(e)) {  // h, dh, dg, du as bf16 operands only
     const int ldF = operand_ld(e, c.n_ff);
     TRY(lin_backward(e, err, lin(e, il, VZ_W_DOWN), nullptr, w.dhb, false, f32(dy), ops(w.hb, ldF), w.lu[VZ_W_DOWN], n));
@@ -232,6 +233,7 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
   CUDA_CK(cudaMemsetAsync(w.dq, 0, nQ * 4, st));
   CUDA_CK(cudaMemsetAsync(w.dk, 0, nKV * 4, st));
   CUDA_CK(cudaMemsetAsync(w.dv, 0, nKV * 4, st));
+  PROF_OP("zero dq dk dv", 0, nullptr);
   prof_mark(e, P_BWD_LIN);
   TRY(attention_backward(e, err));
   prof_mark(e, P_BWD_ATTN);
@@ -243,6 +245,7 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
   TRY(lin_backward(e, err, lin(e, il, VZ_W_V), dxn, nullptr, true, f32(w.dv), f32(w.xn1), w.lu[VZ_W_V], n));
   if (dx) {
     CUDA_CK(cudaMemcpyAsync(dx, w.dx2, nE * 4, cudaMemcpyDeviceToDevice, st));
+    PROF_OP("copy dx", 0, nullptr);
     TRY(k_rmsnorm_bwd(e, err, dx, dxn, x, L.attn_norm, w.rstd1, n, E));
   }
   prof_mark(e, P_BWD_LIN);

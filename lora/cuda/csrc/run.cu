@@ -104,7 +104,9 @@ int grads_down(vz_engine *e, Err &err, int il) {
   CUDA_CK(cudaEventRecord(e->bwd_done[il], e->stream));
   CUDA_CK(cudaStreamWaitEvent(e->copy_stream, e->bwd_done[il], 0));
   int64_t o = e->layer_off[il], m = e->layer_off[il + 1] - o;
+  PROF_OP("idle until the layer's backward", 0, e->copy_stream);
   if (m > 0) CUDA_CK(cudaMemcpyAsync(e->host_stage + o, e->grad_slab + o, (size_t)m * 4, cudaMemcpyDeviceToHost, e->copy_stream));
+  PROF_OP("gradients down", 0, e->copy_stream);
   CUDA_CK(cudaEventRecord(e->copied[il], e->copy_stream));
   return 0;
 }
@@ -155,6 +157,7 @@ int enqueue(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool back
   prof_mark(e, P_FWD_OTHER);
   // Head: chunks of R unique scored rows; logits never exist for more rows than that.
   if (backward) CUDA_CK(cudaMemsetAsync(w.dxf, 0, nE * 4, st));
+  PROF_OP("zero", 0, nullptr);
   float it = b->inv_temp > 0 ? b->inv_temp : 1.f;
   // The gradient of the logits is the backward GEMM's operand: fp32 in place, or bf16 in the slot.
   const bool bf16 = e->wtype == CUDA_R_16BF;
@@ -172,11 +175,13 @@ int enqueue(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool back
     }
   }
   if (b->n_target > 0) CUDA_CK(cudaMemcpyAsync(e->host_logp, w.logp, (size_t)b->n_target * 4, cudaMemcpyDeviceToHost, st));
+  PROF_OP("log-probs down", 0, nullptr);
   prof_mark(e, P_HEAD);
   if (!backward) return 0;
   CUDA_CK(cudaMemsetAsync(e->grad_slab, 0, (size_t)e->n_flat * 4, st));
   float *dy = w.dy, *dx = w.dx;
   CUDA_CK(cudaMemsetAsync(dy, 0, nE * 4, st));
+  PROF_OP("zero", 0, nullptr);
   TRY(k_rmsnorm_bwd(e, err, dy, w.dxf, xlast, e->out_norm, w.rstdf, n, E));
   for (int il = L - 1; il >= 0; il--) {
     use_acts(w, il);

@@ -36,6 +36,7 @@ int fill(vz_engine *e, Err &err, int il, int *slot) {
     }
   const int s = 1 - e->deq_cur;
   CUDA_CK(cudaStreamWaitEvent(e->deq_stream, e->deq_free[s], 0));
+  PROF_OP("idle until the slot's last use", 0, e->deq_stream);
   e->deq_layer[s] = -1;  // until every matrix is queued
   {
     OnStream on(e, e->deq_stream);
@@ -66,6 +67,7 @@ int prepare_layer(vz_engine *e, Err &err, int il, int next) {
     e->deq_cur = s;
   }
   CUDA_CK(cudaStreamWaitEvent(e->stream, e->deq_ready[s], 0));
+  PROF_OP("wait for the dequantization", 0, nullptr);
   if (e->prefetch && next >= 0 && next < e->c.n_layer) TRY(fill(e, err, next, &s));
   return 0;
 }

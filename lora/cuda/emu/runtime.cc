@@ -14,9 +14,12 @@
 // missing cudaStreamWaitEvent shows as a copy of data not yet computed, and host memory read
 // before its copy was waited for holds stale values. As in CUDA, a copy from pageable host memory
 // takes its source when issued, one from pinned memory (cudaMallocHost) when it runs.
+#include <atomic>
+#include <chrono>
 #include <cstdarg>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -196,6 +199,7 @@ struct CUstream_st {
 struct CUevent_st {
   cudaStream_t s = nullptr;
   uint64_t at = 0;  // the event completes once its stream has run this many operations
+  std::shared_ptr<std::atomic<int64_t>> stamp = std::make_shared<std::atomic<int64_t>>(-1);  // ns when it completed
 };
 
 namespace {
@@ -309,8 +313,21 @@ cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t s) {
   if (ev == nullptr) return cudaErrorInvalidValue;
   std::lock_guard<std::recursive_mutex> l(qs().mu);
   ev->s = resolve(s);
+  // The latest record's time stamp: a fresh cell, so that a queued stamp of an earlier record
+  // cannot overwrite it.
+  ev->stamp = std::make_shared<std::atomic<int64_t>>(-1);
+  emu::enqueue(ev->s, [stamp = ev->stamp] {
+    stamp->store(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+  });
   ev->at = ev->s->issued;
   return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+  if (a == nullptr || b == nullptr || a->s == nullptr || b->s == nullptr) return cudaErrorInvalidValue;
+  run_until(a->s, a->at);
+  run_until(b->s, b->at);
+  *ms = (float)((double)(b->stamp->load() - a->stamp->load()) / 1e6);
+  return check_all();
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t ev) {
   if (ev == nullptr) return cudaErrorInvalidValue;

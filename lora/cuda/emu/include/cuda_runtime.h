@@ -39,6 +39,7 @@ using cudaStream_t = CUstream_st *;
 constexpr unsigned cudaStreamNonBlocking = 1;
 struct CUevent_st;
 using cudaEvent_t = CUevent_st *;
+constexpr unsigned cudaEventDefault = 0;
 constexpr unsigned cudaEventDisableTiming = 2;
 
 struct cudaDeviceProp {
@@ -76,6 +77,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *ev, unsigned flags);
 cudaError_t cudaEventDestroy(cudaEvent_t ev);
 cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t s = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t ev);
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
 
 namespace emu {
 cudaError_t func_get_attributes(cudaFuncAttributes *a, const void *fn);

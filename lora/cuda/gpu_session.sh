@@ -16,6 +16,9 @@
 #                           quantized: the 16 GB target)
 #   gpu_session.sh rollout  BenchmarkCUDARollout (llama.cpp on ggml's CUDA backend, G = 8,
 #                           Q4_K_M-like and Q8_0 7B; needs the ggml build done)
+#   gpu_session.sh train    training with the CUDA engine: TestToyRewardLearnsOnGPU (the reward
+#                           must rise) and TestTrainOnGPU (`vzlocal train --engine cuda`); the
+#                           rollouts on the GPU too once the ggml build is installed
 #   gpu_session.sh peft     bench/peft_bench.py (PyTorch + PEFT, same workloads)
 #   gpu_session.sh ggml     start ggml's CUDA backend build in the background (setsid; it
 #                           outlives the call while the machine stays held); log in bin/ggml-build.log
@@ -76,6 +79,19 @@ rollout)
   fi
   bin/gpu/bench.test -test.v -test.run '^$' -test.bench CUDARollout -test.benchtime 3x -test.timeout 9m 2>&1 | tee "$out/bench_rollout.log"
   ;;
+train)
+  eval "$(lora/cuda/env.sh)"
+  if [ -z "$OLLAMA_LIBRARY_PATH" ] || [ ! -e "$OLLAMA_LIBRARY_PATH/libggml-cuda.so" ]; then
+    echo "note: ggml's CUDA backend is not installed (run '$0 ggml'): the rollouts run on the CPU"
+  fi
+  rc=0
+  for t in "train.test TestToyRewardLearnsOnGPU" "vzlocal.test TestTrainOnGPU"; do
+    set -- $t
+    bin/gpu/$1 -test.v -test.run "^$2\$" -test.timeout 4m > "$out/$2.log" 2>&1 || rc=1
+    grep -v '"level":"debug"' "$out/$2.log" | tail -25
+  done
+  echo "train rc=$rc"
+  ;;
 peft)
   PYTHONUNBUFFERED=1 python3 bench/peft_bench.py "${@:2}" 2>&1 | tee "$out/bench_peft.log"
   ;;
@@ -84,7 +100,7 @@ ggml)
   echo "ggml CUDA build started (pid $!); tail bin/ggml-build.log in a later call"
   ;;
 *)
-  echo "usage: $0 unpack|check|check-flash|bench|profile|bench-q|rollout|peft|ggml" >&2
+  echo "usage: $0 unpack|check|check-flash|bench|profile|bench-q|rollout|train|peft|ggml" >&2
   exit 2
   ;;
 esac

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/vzlocal/vzlocal/llm"
 	"github.com/vzlocal/vzlocal/llm/testmodel"
 	"github.com/vzlocal/vzlocal/lora"
+	"github.com/vzlocal/vzlocal/lora/cuda"
 	"github.com/vzlocal/vzlocal/optim"
 	"github.com/vzlocal/vzlocal/selfplay"
 )
@@ -173,6 +175,35 @@ func trainDigit(t *testing.T, model *llm.Model, engine lora.Engine, cfg Config, 
 // CPU gradient engine, PG weights, AdamW, in-place adapter swap) must raise a verifiable reward
 // well above its start with fixed seeds.
 func TestToyRewardLearns(t *testing.T) {
+	toyRewardLearns(t, func(files testmodel.Files) lora.Engine {
+		e, err := lora.LoadCPU(files.Text, lora.Options{Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	})
+}
+
+// TestToyRewardLearnsOnGPU: the same run with the CUDA engine as `vzlocal train --engine cuda`
+// opens it (bf16, the base kept as the file's blocks, kept activations given back after each
+// update) and, where ggml's CUDA backend is installed, the rollouts on the same GPU.
+func TestToyRewardLearnsOnGPU(t *testing.T) {
+	if ok, msg := cuda.Available(); !ok {
+		t.Skipf("needs libvzlocal_cuda.so and a GPU: %s", msg)
+	}
+	toyRewardLearns(t, func(files testmodel.Files) lora.Engine {
+		e, err := openEngine("cuda", "auto", -1, files.Text, 1, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, ok := e.(io.Closer); ok {
+			t.Cleanup(func() { c.Close() })
+		}
+		return e
+	})
+}
+
+func toyRewardLearns(t *testing.T, open func(testmodel.Files) lora.Engine) {
 	// Weights of std 0.1 (not the default 0.02) give the tied output head enough reach for a
 	// rank-8 adapter to move the next-token distribution far; the default model's logits are
 	// nearly flat and can move by about one nat at most.
@@ -180,9 +211,13 @@ func TestToyRewardLearns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	model, engine := openTiny(t, files)
+	model, err := llm.Load(files.Text, files.MMProj, llm.Options{Threads: 1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { model.Close() })
 	cfg, game := digitRun(t, 24, 8, 8)
-	ms, run := trainDigit(t, model, engine, cfg, game)
+	ms, run := trainDigit(t, model, open(files), cfg, game)
 	first := (ms[0].RewardMean + ms[1].RewardMean + ms[2].RewardMean) / 3
 	last := (ms[len(ms)-1].RewardMean + ms[len(ms)-2].RewardMean + ms[len(ms)-3].RewardMean) / 3
 	t.Logf("digit fraction: first 3 steps %.3f, last 3 steps %.3f", first, last)

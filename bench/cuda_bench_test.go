@@ -157,7 +157,11 @@ func BenchmarkCUDABackward(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	folds, err := benchFolds(os.Getenv("VZLOCAL_BENCH_FOLD")) // e.g. "0,1"; 1 by default
+	folds, err := benchSwitch("VZLOCAL_BENCH_FOLD", "1") // e.g. "0,1"
+	if err != nil {
+		b.Fatal(err)
+	}
+	pfs, err := benchSwitch("VZLOCAL_BENCH_FLASH_PF", "0") // e.g. "0,1"
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -172,10 +176,11 @@ func BenchmarkCUDABackward(b *testing.B) {
 			kind               string
 			n, g, p, completed int
 		}{{"seq=1024", "seq", 1024, 0, 0, 0}, {"seq=4096", "seq", 4096, 0, 0, 0}, {"group=8x512+1024", "group", 0, 8, 1024, 512}} {
-			for _, v := range benchVariants(attns, keeps, folds) {
+			for _, v := range benchVariants(attns, keeps, folds, pfs) {
 				attn, keep := v.attn, v.keep
 				b.Run(sz.name+"/"+wl.name+"/"+v.name, func(b *testing.B) {
 					b.Setenv("VZLOCAL_CUDA_FOLD", v.fold) // read when the engine is created
+					b.Setenv("VZLOCAL_CUDA_FLASH_PREFETCH", v.pf)
 					// A fresh engine per workload, so that its peak memory is this workload's alone.
 					t0 := time.Now()
 					if m == nil {
@@ -236,17 +241,20 @@ func benchKeeps(s string) ([]int, error) {
 	return out, nil
 }
 
-// benchFolds reads VZLOCAL_BENCH_FOLD: comma-separated 0/1, whether the LoRA products run inside
-// the base GEMMs (the engine's VZLOCAL_CUDA_FOLD; default 1 alone).
-func benchFolds(s string) ([]string, error) {
+// benchSwitch reads a comma-separated list of 0/1 from the variable name (def alone when unset):
+// VZLOCAL_BENCH_FOLD, whether the LoRA products run inside the base GEMMs (the engine's
+// VZLOCAL_CUDA_FOLD; default 1), VZLOCAL_BENCH_FLASH_PF, whether the flash backward loads the next
+// query tile ahead (VZLOCAL_CUDA_FLASH_PREFETCH; default 0).
+func benchSwitch(name, def string) ([]string, error) {
+	s := os.Getenv(name)
 	if s == "" {
-		return []string{"1"}, nil
+		return []string{def}, nil
 	}
 	var out []string
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
 		if f != "0" && f != "1" {
-			return nil, fmt.Errorf("VZLOCAL_BENCH_FOLD: %q: want 0 or 1", f)
+			return nil, fmt.Errorf("%s: %q: want 0 or 1", name, f)
 		}
 		out = append(out, f)
 	}
@@ -258,14 +266,23 @@ type benchVariant struct {
 	attn cuda.Attention
 	keep int
 	fold string // VZLOCAL_CUDA_FOLD for the engine
+	pf   string // VZLOCAL_CUDA_FLASH_PREFETCH (flash only)
 }
 
-func benchVariants(attns []cuda.Attention, keeps []int, folds []string) []benchVariant {
+func benchVariants(attns []cuda.Attention, keeps []int, folds, pfs []string) []benchVariant {
 	var out []benchVariant
 	for _, a := range attns {
 		for _, k := range keeps {
 			for _, f := range folds {
-				out = append(out, benchVariant{fmt.Sprintf("attn=%s,keep=%d,fold=%s", a, k, f), a, k, f})
+				for i, pf := range pfs {
+					name := fmt.Sprintf("attn=%s,keep=%d,fold=%s", a, k, f)
+					if a == cuda.AttnFlash {
+						name += ",pf=" + pf
+					} else if i > 0 {
+						continue // the GEMM attention has no flash backward
+					}
+					out = append(out, benchVariant{name, a, k, f, pf})
+				}
 			}
 		}
 	}

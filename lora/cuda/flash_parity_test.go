@@ -13,7 +13,8 @@ import (
 // than one 64-row tile. Flash and GEMM round P differently (flash rounds exp(s - running max)
 // before the division by the row sum), so flash is held to "no further from the CPU than 3x the
 // GEMM path", not to bit equality. Also: the flash workspace holds no score matrices, so it must
-// be smaller than the GEMM one for this batch.
+// be smaller than the GEMM one for this batch. The flash backward runs both ways: with the next
+// query tile's loads ahead (VZLOCAL_CUDA_FLASH_PREFETCH=1, swizzled tiles) and without.
 func TestFlashParity(t *testing.T) {
 	needGPU(t)
 	for _, v := range []struct {
@@ -36,6 +37,10 @@ func TestFlashParity(t *testing.T) {
 				diffs[attn] = diffResults(res, ref)
 				t.Logf("%s vs CPU: %s; workspace estimate %.2f MiB", attn, diffs[attn], mb(workspace[attn]))
 			}
+			t.Setenv("VZLOCAL_CUDA_FLASH_PREFETCH", "1") // read when the engine is created
+			res, _, _ := backwardOn(t, m, Options{Precision: BF16, Attention: AttnFlash}, ad, b, w)
+			pf := diffResults(res, ref)
+			t.Logf("flash, loads ahead, vs CPU: %s", pf)
 			// The GEMM path within the 0.5B model's BF16 tolerances; flash no further from the CPU
 			// than 3x the GEMM path's error, or than a floor if larger: the tiny model's BF16
 			// tolerances, and 3e-4 for the loss (a sum over ~500 completion tokens, each off by
@@ -47,9 +52,11 @@ func TestFlashParity(t *testing.T) {
 					tol.lpRel, tol.loss, tol.grad)
 			}
 			bound := func(gemm, floor float64) float64 { return math.Max(3*gemm, floor) }
-			if !(f.lpRel <= bound(g.lpRel, tiny.lpRel)) || !(f.lossRel <= bound(g.lossRel, 3e-4)) ||
-				!(f.grad <= bound(g.grad, tiny.grad)) {
-				t.Errorf("flash is further from the CPU than 3x the gemm path (flash: %s)", f)
+			for _, f := range []resultDiff{f, pf} {
+				if !(f.lpRel <= bound(g.lpRel, tiny.lpRel)) || !(f.lossRel <= bound(g.lossRel, 3e-4)) ||
+					!(f.grad <= bound(g.grad, tiny.grad)) {
+					t.Errorf("flash is further from the CPU than 3x the gemm path (flash: %s)", f)
+				}
 			}
 			if workspace[AttnFlash] >= workspace[AttnGEMM] {
 				t.Errorf("flash workspace %d >= gemm workspace %d", workspace[AttnFlash], workspace[AttnGEMM])

@@ -208,6 +208,7 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
   e->keep = c.keep_layers;
   e->fold = wtype == CUDA_R_16BF && !env_is("VZLOCAL_CUDA_FOLD", '0');
   e->prefetch = !env_is("VZLOCAL_CUDA_PREFETCH", '0');
+  e->flash_prefetch = env_is("VZLOCAL_CUDA_FLASH_PREFETCH", '1');
   if (e->c.head_chunk <= 0) e->c.head_chunk = 256;
   e->qd = c.n_head * c.head_dim;
   e->kvd = c.n_head_kv * c.head_dim;

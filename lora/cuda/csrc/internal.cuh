@@ -171,6 +171,7 @@ struct vz_engine {
   cudaDataType wtype = CUDA_R_32F;  // type of the base matrices and GEMM operands
   bool debug_sync = false;          // VZLOCAL_CUDA_SYNC=1: synchronize after every kernel and GEMM
   bool flash = false;               // attention through flash.cuh's kernels (vz_config.attention)
+  bool flash_prefetch = false;      // VZLOCAL_CUDA_FLASH_PREFETCH=1: the flash backward loads the next query tile ahead (untimed)
   int keep = 0;                     // vz_config.keep_layers
   bool fold = false;                // bf16 mode: LoRA folded into the base GEMMs (fold.cu); VZLOCAL_CUDA_FOLD=0 turns it off
   int lrp = 0;                      // the target matrices' folded layout: rank rounded up to 8 (0: plain [out][in])

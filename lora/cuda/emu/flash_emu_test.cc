@@ -35,8 +35,11 @@ Err compare(const std::vector<float> &got, const std::vector<double> &want) {
   return Err{std::sqrt(num / std::max(den, 1e-300)), mx};
 }
 
+// run_case checks the forward with W warps per block and the backward with (prefetch) or without
+// the next query tile's loads in flight.
 template <int HD, int W = 8>
-int run_case(const std::string &name, int n_head, int n_head_kv, const std::vector<Seg> &segs, unsigned seed) {
+int run_case(const std::string &name, int n_head, int n_head_kv, const std::vector<Seg> &segs, unsigned seed,
+             bool prefetch = true) {
   using flash::bf16;
   const int n = segs.back().r1, G = n_head / n_head_kv, Q = n_head * HD, KV = n_head_kv * HD;
   const float scale = (float)(1.0 / std::sqrt((double)HD));
@@ -95,16 +98,17 @@ int run_case(const std::string &name, int n_head, int n_head_kv, const std::vect
   std::vector<float> gq((size_t)n * Q, 0.f), gk((size_t)n * KV, 0.f), gv((size_t)n * KV, 0.f);
   for (const Seg &s : segs) {
     int m = s.r1 - s.r0;
-    emu::launch(flash::fwd_grid(m, n_head, W), dim3(32 * W), flash::Smem<HD>::fwd(W), flash::flash_fwd<HD, W>,
+    emu::launch(flash::fwd_grid(m, n_head, W), dim3(32 * W), flash::FwdSmem<HD>::fwd(W), flash::flash_fwd<HD, W>,
                 (const bf16 *)q.data(), (const bf16 *)k.data(), (const bf16 *)v.data(), o.data(), ls.data(), n, Q, KV,
                 G, s.r0, m, s.p, scale);
   }
   for (const Seg &s : segs) {
     int m = s.r1 - s.r0;
-    emu::launch(flash::bwd_grid(m, s.p, n_head), dim3(flash::kThreads), flash::Smem<HD>::bwd,
-                flash::flash_bwd<HD, 1>, (const bf16 *)q.data(), (const bf16 *)k.data(), (const bf16 *)v.data(),
-                (const bf16 *)dO.data(), (const float *)ls.data(), (const float *)Df.data(), gq.data(), gk.data(),
-                gv.data(), n, Q, KV, G, s.r0, m, s.p, scale);
+    auto kernel = prefetch ? flash::flash_bwd<HD, 1, true> : flash::flash_bwd<HD, 1, false>;
+    emu::launch(flash::bwd_grid(m, s.p, n_head), dim3(flash::kThreads), prefetch ? flash::bwd_smem<HD, true>() : flash::bwd_smem<HD, false>(), kernel,
+                (const bf16 *)q.data(), (const bf16 *)k.data(), (const bf16 *)v.data(), (const bf16 *)dO.data(),
+                (const float *)ls.data(), (const float *)Df.data(), gq.data(), gk.data(), gv.data(), n, Q, KV, G, s.r0,
+                m, s.p, scale);
   }
   struct {
     const char *what;
@@ -143,6 +147,11 @@ int main() {
   // The forward with 4 warps (64 query rows) per block.
   bad += run_case<64, 4>("hd64 gqa prompt+2 (4 warps)", 4, 2, {{0, 70, 0}, {70, 107, 70}, {107, 207, 70}}, 6);
   bad += run_case<128, 4>("hd128 gqa long+1 (4 warps)", 2, 1, {{0, 130, 0}, {130, 150, 130}}, 7);
+  // The backward's query tiles through both buffer pairs several times (5 tiles), and the backward
+  // without the loads ahead.
+  bad += run_case<64>("hd64 gqa long (5 query tiles)", 2, 1, {{0, 300, 0}}, 8);
+  bad += run_case<64>("hd64 gqa prompt+2, no prefetch", 4, 2, {{0, 70, 0}, {70, 107, 70}, {107, 207, 70}}, 1, false);
+  bad += run_case<128>("hd128 gqa long+1, no prefetch", 2, 1, {{0, 130, 0}, {130, 150, 130}}, 2, false);
   if (bad) std::printf("FAIL: %d comparisons out of tolerance\n", bad);
   else std::printf("ok\n");
   return bad ? 1 : 0;

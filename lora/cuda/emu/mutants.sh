@@ -11,16 +11,19 @@ trap 'rm -rf "$tmp"' EXIT
 
 # name|perl substitution applied to flash.cuh (-0: the whole file is one string)
 mutants=(
-  'a_off lane fields swapped|s/\(r \+ lane % 16\) \* ld \+ c \+ lane \/ 16 \* 8/(r + lane \/ 16) * ld + c + lane % 16 * 8/'
-  'b_off lane fields swapped|s/lane \/ 8 % 2 \* 8 \+ lane % 8\) \* ld \+ c \+ lane \/ 16 \* 8/lane \/ 16 * 8 + lane % 8) * ld + c + lane \/ 8 % 2 * 8/'
+  'a_off lane fields swapped|s/L::at\(r \+ lane % 16, c \+ lane \/ 16 \* 8\)/L::at(r + lane \/ 16, c + lane % 16 * 8)/'
+  'b_off lane fields swapped|s/L::at\(r \+ lane \/ 8 % 2 \* 8 \+ lane % 8, c \+ lane \/ 16 \* 8\)/L::at(r + lane \/ 16 * 8 + lane % 8, c + lane \/ 8 % 2 * 8)/'
   'forward waits one group too few|s/issue\(t \+ 1\);\n      mma::cp_async_wait<1>\(\);/issue(t + 1);\n      mma::cp_async_wait<2>();/'
   'forward end-of-tile barrier missing|s/    __syncthreads\(\);  \/\/ tile t.s buffers are refilled[^\n]*\n//'
   'P registers swapped|s/pack_bf16\(pr\[0\]\[2\], pr\[0\]\[3\]\), pack_bf16\(pr\[1\]\[0\], pr\[1\]\[1\]\)/pack_bf16(pr[1][0], pr[1][1]), pack_bf16(pr[0][2], pr[0][3])/'
-  'dV reads the Q tile|s/ldsm_x4_t\(b, dOs \+ b_off/ldsm_x4_t(b, Qs + b_off/'
+  'dV reads the Q tile|s/ldsm_x4_t\(bb, dOs \+ b_off/ldsm_x4_t(bb, Qs + b_off/'
   'lse in log2 units|s/mrow\[u\] \* kLn2 \+ logf/mrow[u] + logf/'
   'backward barrier after P, dS missing|s/    __syncthreads\(\);\n    \/\/ dV \+= P\^T dO/    \/\/ dV += P^T dO/'
   'backward tile-start barrier missing|s/    __syncthreads\(\);  \/\/ the previous query tile[^\n]*\n//'
   'causal mask off by one|s/j0 \+ c <= i\)/j0 + c <= i + 1)/'
+  'backward with loads ahead waits one group too few|s/mma::cp_async_wait<1>\(\);  \/\/ all but/mma::cp_async_wait<2>();  \/\/ all but/'
+  'swizzle missing in the tile copies|s/dst \+ Lay<HD, Swz>::at\(r, c\)/dst + r * HD + c/'
+  'the next tile statistics taken for this one|s/stats\(i0 \+ kBwdRows, lse_r, D_r\)/stats(i0, lse_r, D_r)/'
 )
 
 survivors=0

@@ -259,7 +259,9 @@ int k_convert_bf16_ld(vz_engine *e, Err &err, __nv_bfloat16 *dst, int ldd, const
 // k_rmsnorm_fwd: yb (may be null) also gets y in bf16 with row stride ldb (a GEMM operand).
 int k_rmsnorm_fwd(vz_engine *e, Err &err, float *y, float *rstd, const float *x, const float *w, int n, int d,
                   __nv_bfloat16 *yb = nullptr, int ldb = 0);
-int k_rmsnorm_bwd(vz_engine *e, Err &err, float *dx, const float *dy, const float *x, const float *w,
+// k_rmsnorm_bwd: dx = res + the norm's input gradient for output gradient dy (res may be dx, or
+// nullptr for none): the residual stream's sum without a copy.
+int k_rmsnorm_bwd(vz_engine *e, Err &err, float *dx, const float *res, const float *dy, const float *x, const float *w,
                   const float *rstd, int n, int d);
 int k_rope(vz_engine *e, Err &err, float *x, int n, int heads, bool inverse);
 // k_attn_operand: dst = bf16(rope(x + bias)) (rope only if asked; bias may be null) for [n][heads*head_dim].

@@ -83,8 +83,10 @@ __global__ void rmsnorm_fwd(float *y, __nv_bfloat16 *yb, int ldb, float *rstd, c
   }
 }
 
-// rmsnorm_bwd: dx += r * (dy*w - xh * mean(dy*w*xh)), xh = x*r (lora.rmsnormBackward).
-__global__ void rmsnorm_bwd(float *dx, const float *dy, const float *x, const float *w, const float *rstd, int d) {
+// rmsnorm_bwd: dx = res + r * (dy*w - xh * mean(dy*w*xh)), xh = x*r (lora.rmsnormBackward); res is
+// the residual stream's gradient (nullptr: none), which may be dx itself.
+__global__ void rmsnorm_bwd(float *dx, const float *res, const float *dy, const float *x, const float *w,
+                            const float *rstd, int d) {
   size_t off = (size_t)blockIdx.x * d;
   float r = rstd[blockIdx.x];
   double dot = 0;
@@ -93,7 +95,7 @@ __global__ void rmsnorm_bwd(float *dx, const float *dy, const float *x, const fl
   float m = (float)(dot / d);
   for (int j = threadIdx.x; j < d; j += blockDim.x) {
     float xh = x[off + j] * r;
-    dx[off + j] += r * (dy[off + j] * w[j] - xh * m);
+    dx[off + j] = (res ? res[off + j] : 0.f) + r * (dy[off + j] * w[j] - xh * m);
   }
 }
 
@@ -337,10 +339,10 @@ int k_rmsnorm_fwd(vz_engine *e, Err &err, float *y, float *rstd, const float *x,
   return 0;
 }
 
-int k_rmsnorm_bwd(vz_engine *e, Err &err, float *dx, const float *dy, const float *x, const float *w,
+int k_rmsnorm_bwd(vz_engine *e, Err &err, float *dx, const float *res, const float *dy, const float *x, const float *w,
                   const float *rstd, int n, int d) {
   if (n == 0) return 0;
-  rmsnorm_bwd<<<n, kBlock, 0, e->stream>>>(dx, dy, x, w, rstd, d);
+  rmsnorm_bwd<<<n, kBlock, 0, e->stream>>>(dx, res, dy, x, w, rstd, d);
   LAUNCH_CK();
   return 0;
 }

@@ -212,10 +212,8 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
   Work &w = e->w;
   LayerW &L = e->layers[il];
   int n = w.n, E = c.n_embd;
-  size_t nE = (size_t)n * E, nF = (size_t)n * c.n_ff, nQ = (size_t)n * e->qd, nKV = (size_t)n * e->kvd;
+  size_t nF = (size_t)n * c.n_ff, nQ = (size_t)n * e->qd, nKV = (size_t)n * e->kvd;
   cudaStream_t st = e->stream;
-  CUDA_CK(cudaMemcpyAsync(w.dx2, dy, nE * 4, cudaMemcpyDeviceToDevice, st));
-  PROF_OP("copy dy", 0, nullptr);
   if (folded_ffn(e)) {  // h, dh, dg, du as bf16 operands only
     const int ldF = operand_ld(e, c.n_ff);
     TRY(lin_backward(e, err, lin(e, il, VZ_W_DOWN), nullptr, w.dhb, false, f32(dy), ops(w.hb, ldF), w.lu[VZ_W_DOWN], n));
@@ -228,7 +226,7 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
     TRY(lin_backward(e, err, lin(e, il, VZ_W_GATE), w.dxn, nullptr, false, f32(w.dg), f32(w.xn2), w.lu[VZ_W_GATE], n));
     TRY(lin_backward(e, err, lin(e, il, VZ_W_UP), w.dxn, nullptr, true, f32(w.du), f32(w.xn2), w.lu[VZ_W_UP], n));
   }
-  TRY(k_rmsnorm_bwd(e, err, w.dx2, w.dxn, w.x2, L.ffn_norm, w.rstd2, n, E));
+  TRY(k_rmsnorm_bwd(e, err, w.dx2, dy, w.dxn, w.x2, L.ffn_norm, w.rstd2, n, E));  // dx2 = dy + the FFN's
   TRY(lin_backward(e, err, lin(e, il, VZ_W_O), w.dao, nullptr, false, f32(w.dx2), f32(w.ao), w.lu[VZ_W_O], n));
   CUDA_CK(cudaMemsetAsync(w.dq, 0, nQ * 4, st));
   CUDA_CK(cudaMemsetAsync(w.dk, 0, nKV * 4, st));
@@ -243,11 +241,7 @@ int layer_backward(vz_engine *e, Err &err, int il, const float *x, const float *
   TRY(lin_backward(e, err, lin(e, il, VZ_W_Q), dxn, nullptr, false, f32(w.dq), f32(w.xn1), w.lu[VZ_W_Q], n));
   TRY(lin_backward(e, err, lin(e, il, VZ_W_K), dxn, nullptr, true, f32(w.dk), f32(w.xn1), w.lu[VZ_W_K], n));
   TRY(lin_backward(e, err, lin(e, il, VZ_W_V), dxn, nullptr, true, f32(w.dv), f32(w.xn1), w.lu[VZ_W_V], n));
-  if (dx) {
-    CUDA_CK(cudaMemcpyAsync(dx, w.dx2, nE * 4, cudaMemcpyDeviceToDevice, st));
-    PROF_OP("copy dx", 0, nullptr);
-    TRY(k_rmsnorm_bwd(e, err, dx, dxn, x, L.attn_norm, w.rstd1, n, E));
-  }
+  if (dx) TRY(k_rmsnorm_bwd(e, err, dx, w.dx2, dxn, x, L.attn_norm, w.rstd1, n, E));  // dx = dx2 + attention's
   prof_mark(e, P_BWD_LIN);
   return 0;
 }

@@ -180,9 +180,7 @@ int enqueue(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool back
   if (!backward) return 0;
   CUDA_CK(cudaMemsetAsync(e->grad_slab, 0, (size_t)e->n_flat * 4, st));
   float *dy = w.dy, *dx = w.dx;
-  CUDA_CK(cudaMemsetAsync(dy, 0, nE * 4, st));
-  PROF_OP("zero", 0, nullptr);
-  TRY(k_rmsnorm_bwd(e, err, dy, w.dxf, xlast, e->out_norm, w.rstdf, n, E));
+  TRY(k_rmsnorm_bwd(e, err, dy, nullptr, w.dxf, xlast, e->out_norm, w.rstdf, n, E));
   for (int il = L - 1; il >= 0; il--) {
     use_acts(w, il);
     TRY(prepare_layer(e, err, il, il - 1));

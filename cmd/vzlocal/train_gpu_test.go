@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/vzlocal/vzlocal/llm"
 	"github.com/vzlocal/vzlocal/llm/testmodel"
-	"github.com/vzlocal/vzlocal/lora"
 	"github.com/vzlocal/vzlocal/lora/cuda"
-	"github.com/vzlocal/vzlocal/selfplay/train"
 )
 
 // TestTrainOnGPU runs `vzlocal train --engine cuda` for a few steps with the trainer's defaults
@@ -63,40 +59,5 @@ func TestTrainOnGPU(t *testing.T) {
 			t.Errorf("ggml's CUDA backend is installed but the rollouts did not use it: %v", rollouts)
 		}
 	}
-	f, err := os.Open(filepath.Join(run, train.MetricsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var m struct{ Step int }
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil || m.Step != n {
-			t.Fatalf("metrics line %d %q: %v", n, sc.Text(), err)
-		}
-		n++
-	}
-	if n != steps {
-		t.Fatalf("%d steps recorded, want %d", n, steps)
-	}
-	cfg, err := lora.ReadConfig(files.Text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adapter := filepath.Join(run, train.AdapterFile)
-	if _, err := lora.ReadAdapterGGUF(adapter, cfg); err != nil {
-		t.Fatal(err)
-	}
-	m, err := llm.Load(files.Text, "", llm.Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	a, err := m.LoadAdapter(adapter)
-	if err != nil {
-		t.Fatalf("llama.cpp refuses the adapter: %v", err)
-	}
-	a.Free()
+	checkRunLeft(t, files, run, steps)
 }

@@ -64,12 +64,25 @@ func TestTrainKillAndResume(t *testing.T) {
 	if out, err := resume.CombinedOutput(); err != nil {
 		t.Fatalf("resume: %v\n%s", err, out)
 	}
+	checkRunLeft(t, files, run, 6)
+	entries, _ := os.ReadDir(filepath.Join(run, "checkpoints"))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".tmp") {
+			t.Fatalf("temporary checkpoint %s left after resume", e.Name())
+		}
+	}
+}
+
+// checkRunLeft checks what a finished run left: metrics.jsonl with steps 0..steps-1, none lost
+// or repeated, and an adapter that the gradient engine reads and llama.cpp loads.
+func checkRunLeft(t *testing.T, files testmodel.Files, run string, steps int) {
+	t.Helper()
 	f, err := os.Open(filepath.Join(run, train.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var steps []int
+	var got []int
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -77,15 +90,15 @@ func TestTrainKillAndResume(t *testing.T) {
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("metrics line %q: %v", sc.Text(), err)
 		}
-		steps = append(steps, m.Step)
+		got = append(got, m.Step)
 	}
-	for i, s := range steps {
+	for i, s := range got {
 		if s != i {
-			t.Fatalf("steps in metrics.jsonl %v: lost or repeated", steps)
+			t.Fatalf("steps in metrics.jsonl %v: lost or repeated", got)
 		}
 	}
-	if len(steps) != 6 {
-		t.Fatalf("%d steps recorded, want 6", len(steps))
+	if len(got) != steps {
+		t.Fatalf("%d steps recorded, want %d", len(got), steps)
 	}
 	cfg, err := lora.ReadConfig(files.Text)
 	if err != nil {
@@ -105,12 +118,6 @@ func TestTrainKillAndResume(t *testing.T) {
 		t.Fatalf("llama.cpp refuses the adapter left on disk: %v", err)
 	}
 	a.Free()
-	entries, _ := os.ReadDir(filepath.Join(run, "checkpoints"))
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".tmp") {
-			t.Fatalf("temporary checkpoint %s left after resume", e.Name())
-		}
-	}
 }
 
 // TestTrainEvalAndReport trains a short run with a scheduled evaluation every step, then renders

@@ -107,16 +107,28 @@ func (g *digitGame) Play(ctx context.Context, step int, pols map[string]selfplay
 
 func openTiny(t *testing.T, f testmodel.Files) (*llm.Model, *lora.CPU) {
 	t.Helper()
+	return loadTiny(t, f), cpuEngine(t, f)
+}
+
+// loadTiny loads the tiny model into llama.cpp for rollouts (closed when the test ends).
+func loadTiny(t *testing.T, f testmodel.Files) *llm.Model {
+	t.Helper()
 	m, err := llm.Load(f.Text, f.MMProj, llm.Options{Threads: 1, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// cpuEngine opens the CPU gradient engine on the tiny model.
+func cpuEngine(t *testing.T, f testmodel.Files) *lora.CPU {
+	t.Helper()
 	e, err := lora.LoadCPU(f.Text, lora.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m, e
+	return e
 }
 
 func readMetrics(t *testing.T, runDir string) []selfplay.StepMetrics {
@@ -175,13 +187,7 @@ func trainDigit(t *testing.T, model *llm.Model, engine lora.Engine, cfg Config, 
 // CPU gradient engine, PG weights, AdamW, in-place adapter swap) must raise a verifiable reward
 // well above its start with fixed seeds.
 func TestToyRewardLearns(t *testing.T) {
-	toyRewardLearns(t, func(files testmodel.Files) lora.Engine {
-		e, err := lora.LoadCPU(files.Text, lora.Options{Threads: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	})
+	toyRewardLearns(t, func(files testmodel.Files) lora.Engine { return cpuEngine(t, files) })
 }
 
 // TestToyRewardLearnsOnGPU: the same run with the CUDA engine as `vzlocal train --engine cuda`
@@ -211,13 +217,8 @@ func toyRewardLearns(t *testing.T, open func(testmodel.Files) lora.Engine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	model, err := llm.Load(files.Text, files.MMProj, llm.Options{Threads: 1, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { model.Close() })
 	cfg, game := digitRun(t, 24, 8, 8)
-	ms, run := trainDigit(t, model, open(files), cfg, game)
+	ms, run := trainDigit(t, loadTiny(t, files), open(files), cfg, game)
 	first := (ms[0].RewardMean + ms[1].RewardMean + ms[2].RewardMean) / 3
 	last := (ms[len(ms)-1].RewardMean + ms[len(ms)-2].RewardMean + ms[len(ms)-3].RewardMean) / 3
 	t.Logf("digit fraction: first 3 steps %.3f, last 3 steps %.3f", first, last)

@@ -156,8 +156,10 @@ int enqueue(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool back
   TRY(k_rmsnorm_fwd(e, err, w.xf, w.rstdf, xlast, e->out_norm, n, E));
   prof_mark(e, P_FWD_OTHER);
   // Head: chunks of R unique scored rows; logits never exist for more rows than that.
-  if (backward) CUDA_CK(cudaMemsetAsync(w.dxf, 0, nE * 4, st));
-  PROF_OP("zero", 0, nullptr);
+  if (backward) {
+    CUDA_CK(cudaMemsetAsync(w.dxf, 0, nE * 4, st));
+    PROF_OP("zero the head's input gradient", 0, nullptr);
+  }
   float it = b->inv_temp > 0 ? b->inv_temp : 1.f;
   // The gradient of the logits is the backward GEMM's operand: fp32 in place, or bf16 in the slot.
   const bool bf16 = e->wtype == CUDA_R_16BF;
@@ -179,6 +181,7 @@ int enqueue(vz_engine *e, Err &err, const vz_batch *b, const Plan &pl, bool back
   prof_mark(e, P_HEAD);
   if (!backward) return 0;
   CUDA_CK(cudaMemsetAsync(e->grad_slab, 0, (size_t)e->n_flat * 4, st));
+  PROF_OP("zero the LoRA gradients", 0, nullptr);
   float *dy = w.dy, *dx = w.dx;
   TRY(k_rmsnorm_bwd(e, err, dy, nullptr, w.dxf, xlast, e->out_norm, w.rstdf, n, E));
   for (int il = L - 1; il >= 0; il--) {

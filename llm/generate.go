@@ -90,14 +90,15 @@ type slot struct {
 // decodeSlots samples every slot's first token from its prompt's logits, then decodes all
 // unfinished slots together, one token each per llama_decode, until every one has stopped.
 func (m *Model) decodeSlots(ctx context.Context, slots []slot) error {
-	dist := &distribution{}
+	all := make([]int, len(slots))
+	rows := make([][]float32, len(slots))
+	for i := range slots {
+		all[i], rows[i] = i, slots[i].first
+	}
+	m.sampleRows(slots, all, rows)
 	active := make([]int, 0, len(slots))
 	for i := range slots {
-		sl := &slots[i]
-		tok, lp := sampleToken(dist, sl.first, sl.s, sl.rng)
-		sl.c.Tokens = append(sl.c.Tokens, tok)
-		sl.c.LogProbs = append(sl.c.LogProbs, lp)
-		if !m.finished(sl.c, sl.s) {
+		if !m.finished(slots[i].c, slots[i].s) {
 			active = append(active, i)
 		}
 	}
@@ -114,13 +115,14 @@ func (m *Model) decodeSlots(ctx context.Context, slots []slot) error {
 		if err := m.decode(b); err != nil {
 			return err
 		}
+		rows = rows[:0]
+		for k := range active {
+			rows = append(rows, m.logitsAt(k))
+		}
+		m.sampleRows(slots, active, rows)
 		still := active[:0]
-		for k, i := range active {
-			sl := &slots[i]
-			tok, lp := sampleToken(dist, m.logitsAt(k), sl.s, sl.rng)
-			sl.c.Tokens = append(sl.c.Tokens, tok)
-			sl.c.LogProbs = append(sl.c.LogProbs, lp)
-			if !m.finished(sl.c, sl.s) {
+		for _, i := range active {
+			if !m.finished(slots[i].c, slots[i].s) {
 				still = append(still, i)
 			}
 		}
@@ -135,6 +137,18 @@ func (m *Model) decodeSlots(ctx context.Context, slots []slot) error {
 	}
 	log.Debug().Int("completions", len(slots)).Msg("llm: decoded")
 	return nil
+}
+
+// sampleRows draws the next token of slots[which[k]] from rows[k], every k, on several cores
+// (m.rows). The rows are fetched beforehand on the caller's goroutine: llama_get_logits_ith
+// reorders llama.cpp's output buffer on its first call after a decode.
+func (m *Model) sampleRows(slots []slot, which []int, rows [][]float32) {
+	m.rows.each(len(which), m.info.NVocab, func(d *distribution, k int) {
+		sl := &slots[which[k]]
+		tok, lp := sampleToken(d, rows[k], sl.s, sl.rng)
+		sl.c.Tokens = append(sl.c.Tokens, tok)
+		sl.c.LogProbs = append(sl.c.LogProbs, lp)
+	})
 }
 
 // finished sets c.Finish and reports whether c is complete.

@@ -88,6 +88,7 @@ type Model struct {
 	scale   float32
 	epoch   uint64 // bumped whenever the weights in effect change; invalidates cached prompt KV
 	cached  cachedPrompt
+	rows    rowSampler // samples and scores a decode's logits rows on several cores
 }
 
 // Info describes a loaded model.

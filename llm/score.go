@@ -38,13 +38,14 @@ func (m *Model) Score(ctx context.Context, p *Prompt, completions [][]int32, s S
 		}
 	}
 	out := make([][]float32, len(completions))
-	dist := &distribution{}
 	for j, c := range completions {
 		out[j] = make([]float32, len(c))
-		if len(c) > 0 {
-			out[j][0] = tokenLogProb(dist, last, c[0], s)
-		}
 	}
+	m.rows.each(len(completions), m.info.NVocab, func(d *distribution, j int) {
+		if c := completions[j]; len(c) > 0 {
+			out[j][0] = tokenLogProb(d, last, c[0], s)
+		}
+	})
 	// Completions go in sequences 1..Parallel, as many at a time as fit the free cells; their
 	// tokens are packed into batches of up to BatchSize entries.
 	free := m.info.ContextSize - len(p.Tokens)
@@ -57,7 +58,7 @@ func (m *Model) Score(ctx context.Context, p *Prompt, completions [][]int32, s S
 			cells += len(completions[end])
 			end++
 		}
-		if err := m.scoreWave(p, completions[start:end], out[start:end], s, dist); err != nil {
+		if err := m.scoreWave(p, completions[start:end], out[start:end], s); err != nil {
 			return nil, err
 		}
 		start = end
@@ -65,7 +66,7 @@ func (m *Model) Score(ctx context.Context, p *Prompt, completions [][]int32, s S
 	return out, nil
 }
 
-func (m *Model) scoreWave(p *Prompt, comps [][]int32, out [][]float32, s Sampling, dist *distribution) error {
+func (m *Model) scoreWave(p *Prompt, comps [][]int32, out [][]float32, s Sampling) error {
 	mem := m.memory()
 	defer func() {
 		for i := range comps {
@@ -78,6 +79,7 @@ func (m *Model) scoreWave(p *Prompt, comps [][]int32, out [][]float32, s Samplin
 	type entry struct{ comp, t int }
 	b := newTokenBatch(&m.batch, m.opts.BatchSize)
 	entries := make([]entry, 0, m.opts.BatchSize)
+	rows := make([][]float32, 0, maxOutputRows)
 	flush := func() error {
 		if b.n() == 0 {
 			return nil
@@ -85,9 +87,15 @@ func (m *Model) scoreWave(p *Prompt, comps [][]int32, out [][]float32, s Samplin
 		if err := m.decode(b); err != nil {
 			return err
 		}
-		for k, e := range entries {
-			out[e.comp][e.t+1] = tokenLogProb(dist, m.logitsAt(k), comps[e.comp][e.t+1], s)
+		// fetched here, not in the goroutines: llama_get_logits_ith reorders the output buffer
+		rows = rows[:0]
+		for k := range entries {
+			rows = append(rows, m.logitsAt(k))
 		}
+		m.rows.each(len(entries), m.info.NVocab, func(d *distribution, k int) {
+			e := entries[k]
+			out[e.comp][e.t+1] = tokenLogProb(d, rows[k], comps[e.comp][e.t+1], s)
+		})
 		b.clear()
 		entries = entries[:0]
 		return nil

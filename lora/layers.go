@@ -60,12 +60,21 @@ type ropeTable struct {
 	cos, sin []float32 // [n][half]
 }
 
-// newRopeTable computes theta = pos * freq_scale * base^(-2i/n_rot) / freq_factor[i], as ggml's rope
-// (the power is built by repeated multiplication in float32 like ggml, so angles match to rounding).
-// base and scale are the layer's (gemma3's sliding-window layers use their own).
+// newRopeTable is the CPU engine's table of RopeAngles.
 func newRopeTable(c Config, pos []int32, base, scale float32) *ropeTable {
+	t := &ropeTable{half: c.NRot / 2}
+	t.cos, t.sin = RopeAngles(c, pos, base, scale)
+	return t
+}
+
+// RopeAngles returns cos and sin [len(pos)][NRot/2] of theta = pos * freq_scale *
+// base^(-2i/n_rot) / freq_factor[i], as ggml's rope (the power is built by repeated multiplication
+// in float32 like ggml, so angles match to rounding). base and scale are the layer's (gemma3's
+// sliding-window layers use their own). The CUDA engine uploads the same table, so both engines
+// rotate by the same numbers.
+func RopeAngles(c Config, pos []int32, base, scale float32) (cos, sin []float32) {
 	half := c.NRot / 2
-	t := &ropeTable{half: half, cos: make([]float32, len(pos)*half), sin: make([]float32, len(pos)*half)}
+	cos, sin = make([]float32, len(pos)*half), make([]float32, len(pos)*half)
 	thetaScale := float32(math.Pow(float64(base), -2.0/float64(c.NRot)))
 	for r, p := range pos {
 		theta := float32(p) * scale
@@ -74,12 +83,12 @@ func newRopeTable(c Config, pos []int32, base, scale float32) *ropeTable {
 			if c.RopeFreqs != nil {
 				th /= c.RopeFreqs[i]
 			}
-			t.cos[r*half+i] = float32(math.Cos(float64(th)))
-			t.sin[r*half+i] = float32(math.Sin(float64(th)))
+			cos[r*half+i] = float32(math.Cos(float64(th)))
+			sin[r*half+i] = float32(math.Sin(float64(th)))
 			theta *= thetaScale
 		}
 	}
-	return t
+	return cos, sin
 }
 
 // newMRopeTable is ggml_rope_multi's angle table (ggml_mrope_cache_init, non-interleaved): pair i

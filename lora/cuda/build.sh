@@ -42,7 +42,20 @@ build_lib() { # $1 = output .so
   [ -n "$nvcc" ] || { echo "build.sh: no nvcc (install the CUDA toolkit, or set NVCC)" >&2; exit 1; }
   mkdir -p "$(dirname "$1")"
   echo "nvcc: $("$nvcc" --version | tail -1); arch sm_$arch"
-  (cd "$here/csrc" && "$nvcc" "${flags[@]}" -shared -o "$1.tmp" "${srcs[@]}" -lcublas)
+  # One nvcc per source, all at once, then one link: a single nvcc call compiles its sources one
+  # after another, and the GPU session's build time counts against its device minutes.
+  local tmp f pids=() objs=() rc=0
+  tmp=$(mktemp -d)
+  for f in "${srcs[@]}"; do
+    (cd "$here/csrc" && "$nvcc" "${flags[@]}" -c -o "$tmp/$f.o" "$f") &
+    pids+=($!) objs+=("$tmp/$f.o")
+  done
+  for f in "${pids[@]}"; do wait "$f" || rc=1; done
+  if [ "$rc" = 0 ]; then
+    "$nvcc" "${flags[@]}" -shared -o "$1.tmp" "${objs[@]}" -lcublas || rc=1
+  fi
+  rm -rf "$tmp"
+  [ "$rc" = 0 ] || { echo "build.sh: nvcc failed" >&2; exit 1; }
   mv "$1.tmp" "$1"
 }
 

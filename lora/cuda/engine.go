@@ -307,7 +307,7 @@ func (e *Engine) pack(b *lora.Batch, weights [][]float32) (*packed, error) {
 	if err != nil {
 		return nil, err
 	}
-	pk.cos, pk.sin = ropeTable(e.m.Cfg, pk.pos)
+	pk.cos, pk.sin = lora.RopeAngles(e.m.Cfg, pk.pos, e.m.Cfg.RopeBase, e.m.Cfg.RopeScale)
 	return pk, nil
 }
 

@@ -22,6 +22,12 @@
 #   gpu_session.sh peft     bench/peft_bench.py (PyTorch + PEFT, same workloads)
 #   gpu_session.sh ggml     start ggml's CUDA backend build in the background (setsid; it
 #                           outlives the call while the machine stays held); log in bin/ggml-build.log
+#   gpu_session.sh quick    the whole session in one call, for a 15-minute device budget: unpack,
+#                           build, then steps in priority order (every GPU test, the 7B timings,
+#                           PEFT's 7B twin, the 7B profile, memcheck, 3B, the quantized step, the
+#                           training tests), each started only while QUICK_BUDGET seconds (default
+#                           390) leave room for it; $OUT/quick.txt lists each step's status and
+#                           seconds and every timing row (docs/cuda.md, "Running the GPU checks")
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-bin/out}
@@ -95,12 +101,59 @@ train)
 peft)
   PYTHONUNBUFFERED=1 python3 bench/peft_bench.py "${@:2}" 2>&1 | tee "$out/bench_peft.log"
   ;;
+quick)
+  t0=$SECONDS
+  budget=${QUICK_BUDGET:-390}
+  summary=$out/quick.txt
+  : > "$summary"
+  # step NAME SECONDS CMD...: runs CMD (output to $out/NAME.log) if SECONDS (its expected length)
+  # still fit the budget, under a timeout of what is left; records the status either way.
+  step() {
+    local name=$1 est=$2 left rc
+    shift 2
+    left=$((budget - (SECONDS - t0)))
+    if [ "$left" -lt "$est" ]; then
+      echo "$name: skipped (${left}s left, needs ~${est}s)" | tee -a "$summary"
+      return 1
+    fi
+    local s0=$SECONDS
+    timeout --kill-after=10 "$left" "$@" > "$out/$name.log" 2>&1
+    rc=$?
+    echo "$name: rc=$rc in $((SECONDS - s0))s" | tee -a "$summary"
+    return $rc
+  }
+  { nvidia-smi -L; nvcc --version | tail -1; date -u; } | tee -a "$summary"
+  [ -x bin/gpu/cuda.test ] || step unpack 20 python3 -m tarfile -e bin/gpu-bundle.tar.xz bin/ || exit 1
+  step build 90 lora/cuda/build.sh lib || { tail -30 "$out/build.log"; exit 1; }
+  step tests 150 bin/gpu/cuda.test -test.v -test.timeout 150s -test.skip 'TestFlashKernelsOnCPU|TestEngineOnCPUEmulation'
+  grep -E '^(--- FAIL|FAIL|panic|ok|PASS)|Available' "$out/tests.log" | tee -a "$summary"
+  bench7=(env VZLOCAL_BENCH_SIZES=qwen2.5-7b VZLOCAL_BENCH_ATTN=flash VZLOCAL_BENCH_KEEP=-1 VZLOCAL_BENCH_FOLD=0,1
+    VZLOCAL_BENCH_FLASH_PF=0,1 bin/gpu/bench.test -test.v -test.run '^$' -test.benchtime 1x)
+  step bench7b 120 "${bench7[@]}" -test.bench 'CUDABackward/qwen2.5-7b/(seq=4096|group)'
+  step peft7b 75 env PYTHONUNBUFFERED=1 python3 bench/peft_bench.py --sizes qwen2.5-7b --workloads seq=4096 --checkpointing off
+  step profile7b 40 env VZLOCAL_CUDA_PROFILE=2 VZLOCAL_BENCH_SIZES=qwen2.5-7b VZLOCAL_BENCH_ATTN=flash VZLOCAL_BENCH_KEEP=-1 \
+    bin/gpu/bench.test -test.run '^$' -test.benchtime 1x -test.bench 'CUDABackward/qwen2.5-7b/seq=4096'
+  step memcheck 90 env GODEBUG=asyncpreemptoff=1 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 \
+    bin/gpu/cuda.test -test.short -test.run 'TestParity$|TestFoldedLoRA|TestPassProtocol'
+  grep -E 'ERROR SUMMARY|LEAK SUMMARY' "$out/memcheck.log" | tee -a "$summary"
+  step bench3b 60 env VZLOCAL_BENCH_SIZES=qwen2.5-3b "${bench7[@]:2}" -test.bench 'CUDABackward/qwen2.5-3b/seq=4096'
+  step peft3b 50 env PYTHONUNBUFFERED=1 python3 bench/peft_bench.py --sizes qwen2.5-3b --workloads seq=4096 --checkpointing off
+  step benchq 90 bin/gpu/bench.test -test.v -test.run '^$' -test.bench CUDAQuantized7B -test.benchtime 1x
+  step train 120 "$0" train
+  echo "--- timings" >> "$summary"
+  cat "$out"/bench*.log | grep -E '^cuda	|^BenchmarkCUDA' >> "$summary"
+  cat "$out"/peft*.log | grep -E '^\{' >> "$summary"
+  awk '/^vz_run operations/ {buf = ""; n = 0} /^vz_run/ {if (n++ < 60) buf = buf $0 "\n"; next}
+       /^cuda\t/ {printf "%s%s\n\n", buf, $0; buf = ""}' "$out/profile7b.log" > "$out/profile.txt" 2>/dev/null
+  echo "total $((SECONDS - t0))s" >> "$summary"
+  cat "$summary"
+  ;;
 ggml)
   setsid nohup lora/cuda/build.sh ggml > bin/ggml-build.log 2>&1 < /dev/null &
   echo "ggml CUDA build started (pid $!); tail bin/ggml-build.log in a later call"
   ;;
 *)
-  echo "usage: $0 unpack|check|check-flash|bench|profile|bench-q|rollout|train|peft|ggml" >&2
+  echo "usage: $0 quick|unpack|check|check-flash|bench|profile|bench-q|rollout|train|peft|ggml" >&2
   exit 2
   ;;
 esac

@@ -2,7 +2,6 @@ package cuda
 
 import (
 	"fmt"
-	"math"
 	"runtime"
 
 	"github.com/vzlocal/vzlocal/internal/parallel"
@@ -78,26 +77,4 @@ func layoutBatch(b *lora.Batch, c lora.Config, weights [][]float32) (*packed, *l
 		pk.tIdx = append(pk.tIdx, t.Idx)
 	}
 	return pk, l, nil
-}
-
-// ropeTable returns cos and sin [n][NRot/2] of every row's angles, computed exactly as the CPU
-// engine's newRopeTable (float32 repeated multiplication like ggml), so both engines rotate by
-// the same numbers.
-func ropeTable(c lora.Config, pos []int32) (cos, sin []float32) {
-	half := c.NRot / 2
-	cos, sin = make([]float32, len(pos)*half), make([]float32, len(pos)*half)
-	thetaScale := float32(math.Pow(float64(c.RopeBase), -2.0/float64(c.NRot)))
-	for r, p := range pos {
-		theta := float32(p) * c.RopeScale
-		for i := 0; i < half; i++ {
-			th := theta
-			if c.RopeFreqs != nil {
-				th /= c.RopeFreqs[i]
-			}
-			cos[r*half+i] = float32(math.Cos(float64(th)))
-			sin[r*half+i] = float32(math.Sin(float64(th)))
-			theta *= thetaScale
-		}
-	}
-	return cos, sin
 }

@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/vzlocal/vzlocal/lora"
@@ -318,5 +319,15 @@ func TestErrors(t *testing.T) {
 	}
 	if res.Grads != nil {
 		t.Error("gradients without an adapter")
+	}
+	// cuBLAS's workspace size: a mistyped value is refused at Open, naming the variable; 0 (cuBLAS's
+	// own pool) runs.
+	t.Setenv("VZLOCAL_CUDA_BLAS_WS_MIB", "lots")
+	if _, err := Open(m, Options{Precision: F32}); err == nil || !strings.Contains(err.Error(), "VZLOCAL_CUDA_BLAS_WS_MIB") {
+		t.Errorf("VZLOCAL_CUDA_BLAS_WS_MIB=lots: %v", err)
+	}
+	t.Setenv("VZLOCAL_CUDA_BLAS_WS_MIB", "0")
+	if _, err := openEngine(t, m, F32).Backward(b, w); err != nil {
+		t.Errorf("VZLOCAL_CUDA_BLAS_WS_MIB=0: %v", err)
 	}
 }

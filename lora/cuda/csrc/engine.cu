@@ -166,6 +166,26 @@ int vz_probe(int *n_dev, char *name, int name_len, int *cc_major, int *cc_minor,
   return 0;
 }
 
+// blas_workspace gives cuBLAS a workspace of its own, after cublasSetStream (which resets a
+// handle to the default pool): the size cuBLAS's documentation recommends, 32 MiB on Hopper and
+// later, 4 MiB before (PyTorch, so PEFT, sets the same). VZLOCAL_CUDA_BLAS_WS_MIB overrides it
+// for timing; 0 leaves cuBLAS its default pool.
+int blas_workspace(vz_engine *e, int cc_major, Err &err) {
+  size_t mib = cc_major >= 9 ? 32 : 4;
+  if (const char *v = getenv("VZLOCAL_CUDA_BLAS_WS_MIB")) {
+    char *end = nullptr;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end != 0 || n < 0 || n > 1024)
+      return vz_seterr(err, VZ_ERR_ARG, "VZLOCAL_CUDA_BLAS_WS_MIB=%s: want a number of MiB from 0 to 1024", v);
+    mib = (size_t)n;
+  }
+  if (mib == 0) return 0;
+  TRY(dalloc(e, &e->blas_ws, mib << 20, err));
+  e->blas_ws_bytes = mib << 20;
+  BLAS_CK(cublasSetWorkspace(e->blas, e->blas_ws, e->blas_ws_bytes));
+  return 0;
+}
+
 int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
   Err err{errbuf, errlen};
   *out = nullptr;
@@ -228,6 +248,7 @@ int vz_create(const vz_config *cfg, vz_engine **out, char *errbuf, int errlen) {
     if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(e->blas, e->stream);
     if (bs != CUBLAS_STATUS_SUCCESS) rc = vz_seterr(err, VZ_ERR_CUBLAS, "cublasCreate/SetStream: status %d", (int)bs);
   }
+  if (rc == 0) rc = blas_workspace(e, p.major, err);
   if (rc == 0) rc = create_streams(e, err);
   if (rc != 0) {
     vz_destroy(e);
@@ -253,6 +274,7 @@ void vz_destroy(vz_engine *e) {
   dfree(e, e->out_norm, weight_bytes(e, VZ_W_OUT_NORM));
   dfree(e, e->output, weight_bytes(e, VZ_W_OUTPUT));
   if (e->blas) cublasDestroy(e->blas);
+  dfree(e, e->blas_ws, e->blas_ws_bytes);  // after the handle that uses it
   prof_release(e);
   if (e->stream) cudaStreamDestroy(e->stream);
   delete e;

@@ -168,6 +168,8 @@ struct vz_engine {
   int qd = 0, kvd = 0, half = 0;  // n_head*head_dim, n_head_kv*head_dim, n_rot/2
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
+  void *blas_ws = nullptr;  // cuBLAS's workspace (blas_workspace in engine.cu)
+  size_t blas_ws_bytes = 0;
   cudaDataType wtype = CUDA_R_32F;  // type of the base matrices and GEMM operands
   bool debug_sync = false;          // VZLOCAL_CUDA_SYNC=1: synchronize after every kernel and GEMM
   bool flash = false;               // attention through flash.cuh's kernels (vz_config.attention)

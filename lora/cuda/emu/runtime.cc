@@ -431,6 +431,8 @@ void set_launch_error(const char *what) {
 
 struct cublasContext {
   cudaStream_t stream = nullptr;
+  const void *ws = nullptr;  // the user workspace (cublasSetWorkspace), nullptr: cuBLAS's own pool
+  size_t ws_bytes = 0;
 };
 
 cublasStatus_t cublasCreate(cublasHandle_t *h) {
@@ -444,6 +446,18 @@ cublasStatus_t cublasDestroy(cublasHandle_t h) {
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
   if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   h->stream = s;
+  h->ws = nullptr;  // as cuBLAS documents: setting the stream resets the workspace to the default pool
+  h->ws_bytes = 0;
+  return CUBLAS_STATUS_SUCCESS;
+}
+// cublasSetWorkspace: device memory, 256-byte aligned, as cuBLAS requires; every GEMM checks that
+// it is still allocated (a workspace freed before its handle's last GEMM would be overwritten).
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *ws, size_t bytes) {
+  if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (bytes > 0 && ((uintptr_t)ws % 256 != 0 || !check_range("cublasSetWorkspace", "workspace", ws, bytes)))
+    return CUBLAS_STATUS_INVALID_VALUE;
+  h->ws = bytes > 0 ? ws : nullptr;
+  h->ws_bytes = bytes;
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -491,6 +505,8 @@ cublasStatus_t gemm(const char *call, cublasHandle_t h, cublasOperation_t ta, cu
     report("%s: type combination not supported by the emulation", call);
     return CUBLAS_STATUS_NOT_SUPPORTED;
   }
+  if (h->ws != nullptr && !check_range(call, "the handle's workspace", h->ws, h->ws_bytes))
+    return CUBLAS_STATUS_EXECUTION_FAILED;
   if (m == 0 || n == 0 || batch == 0) return CUBLAS_STATUS_SUCCESS;
   const double al = *(const float *)alpha, be = *(const float *)beta;
   // Every operand's extent must be device memory (what a GPU would fault on, or silently read).

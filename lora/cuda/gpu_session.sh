@@ -134,6 +134,9 @@ quick)
   step peft7b 75 env PYTHONUNBUFFERED=1 python3 bench/peft_bench.py --sizes qwen2.5-7b --workloads seq=4096 --checkpointing off
   step profile7b 40 env VZLOCAL_CUDA_PROFILE=2 VZLOCAL_BENCH_SIZES=qwen2.5-7b VZLOCAL_BENCH_ATTN=flash VZLOCAL_BENCH_KEEP=-1 \
     bin/gpu/bench.test -test.run '^$' -test.benchtime 1x -test.bench 'CUDABackward/qwen2.5-7b/seq=4096'
+  # The same 7B row as bench7b's fold=1,pf=0 on cuBLAS's default workspace pool (engine.cu blas_workspace)
+  step bench7b-ws0 25 env VZLOCAL_CUDA_BLAS_WS_MIB=0 VZLOCAL_BENCH_SIZES=qwen2.5-7b VZLOCAL_BENCH_ATTN=flash VZLOCAL_BENCH_KEEP=-1 \
+    bin/gpu/bench.test -test.run '^$' -test.benchtime 1x -test.bench 'CUDABackward/qwen2.5-7b/seq=4096'
   step memcheck 90 env GODEBUG=asyncpreemptoff=1 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 \
     bin/gpu/cuda.test -test.short -test.run 'TestParity$|TestFoldedLoRA|TestPassProtocol'
   [ -f "$out/memcheck.log" ] && grep -E 'ERROR SUMMARY|LEAK SUMMARY' "$out/memcheck.log" | tee -a "$summary"
@@ -143,8 +146,7 @@ quick)
   step train 120 "$0" train
   {
     echo "--- timings (bench*.log, peft*.log; the 7B profile in profile.txt)"
-    cat "$out"/bench*.log 2>/dev/null | grep -E '^cuda(-q4km)?	'
-    cat "$out"/peft*.log 2>/dev/null | grep -E '^[{#]'
+    (cd "$out" && grep -E '^cuda(-q4km)?	' bench*.log; grep -E '^[{#]' peft*.log) 2>/dev/null
     echo "total $((SECONDS - t0))s"
   } | tee -a "$summary"
   awk '/^vz_run operations/ {buf = ""; n = 0} /^vz_run/ {if (n++ < 60) buf = buf $0 "\n"; next}

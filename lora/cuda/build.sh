@@ -44,13 +44,13 @@ build_lib() { # $1 = output .so
   echo "nvcc: $("$nvcc" --version | tail -1); arch sm_$arch"
   # One nvcc per source, all at once, then one link: a single nvcc call compiles its sources one
   # after another, and the GPU session's build time counts against its device minutes.
-  local tmp f pids=() objs=() rc=0
+  local tmp f p pids=() objs=() rc=0
   tmp=$(mktemp -d)
   for f in "${srcs[@]}"; do
     (cd "$here/csrc" && "$nvcc" "${flags[@]}" -c -o "$tmp/$f.o" "$f") &
     pids+=($!) objs+=("$tmp/$f.o")
   done
-  for f in "${pids[@]}"; do wait "$f" || rc=1; done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
   if [ "$rc" = 0 ]; then
     "$nvcc" "${flags[@]}" -shared -o "$1.tmp" "${objs[@]}" -lcublas || rc=1
   fi

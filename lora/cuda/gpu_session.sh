@@ -42,8 +42,9 @@ unpack)
 check)
   nvidia-smi -L; nvcc --version | tail -2
   lora/cuda/build.sh lib 2>&1 | tee "$out/build.log" || exit 1
-  # Every test of the package, less the two that emulate the GPU on the CPU (they build with g++).
-  bin/gpu/cuda.test -test.v -test.timeout 8m -test.skip 'TestFlashKernelsOnCPU|TestEngineOnCPUEmulation' 2>&1 | tee "$out/parity.log"
+  # Every test of the package, less those that run here: the two that emulate the GPU on the CPU
+  # (they build with g++) and the scripts check (it reads the package folder).
+  bin/gpu/cuda.test -test.v -test.timeout 8m -test.skip 'TestFlashKernelsOnCPU|TestEngineOnCPUEmulation|TestGPUScripts' 2>&1 | tee "$out/parity.log"
   rc=${PIPESTATUS[0]}
   GODEBUG=asyncpreemptoff=1 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 \
     bin/gpu/cuda.test -test.short -test.v -test.run 'TestParity$|TestFoldedLoRA|TestPassProtocol' 2>&1 | tee "$out/memcheck.log" | tail -30
@@ -125,24 +126,25 @@ quick)
   { nvidia-smi -L; nvcc --version | tail -1; date -u; } | tee -a "$summary"
   [ -x bin/gpu/cuda.test ] || step unpack 20 python3 -m tarfile -e bin/gpu-bundle.tar.xz bin/ || exit 1
   step build 90 lora/cuda/build.sh lib || { tail -30 "$out/build.log"; exit 1; }
-  step tests 90 bin/gpu/cuda.test -test.v -test.timeout 150s -test.skip 'TestFlashKernelsOnCPU|TestEngineOnCPUEmulation'
+  step tests 90 bin/gpu/cuda.test -test.v -test.timeout 150s -test.skip 'TestFlashKernelsOnCPU|TestEngineOnCPUEmulation|TestGPUScripts'
   [ -f "$out/tests.log" ] && { echo "tests: $(grep -c '^\s*--- PASS' "$out/tests.log") passed, $(grep -c '^\s*--- SKIP' "$out/tests.log") skipped"
     grep -E '^\s*--- FAIL|^(FAIL|panic)|Available: ' "$out/tests.log"; } | tee -a "$summary"
-  bench7=(env VZLOCAL_BENCH_SIZES=qwen2.5-7b VZLOCAL_BENCH_ATTN=flash VZLOCAL_BENCH_KEEP=-1 VZLOCAL_BENCH_FOLD=0,1
-    VZLOCAL_BENCH_FLASH_PF=0,1 bin/gpu/bench.test -test.v -test.run '^$' -test.benchtime 1x)
-  step bench7b 120 "${bench7[@]}" -test.bench 'CUDABackward/qwen2.5-7b/(seq=4096|group)'
+  # The CUDA bench's rows: flash, keep -1, one engine per row; the -test.bench pattern picks the
+  # size and workload, the variables the variants (fold and flash prefetch lists: 4 rows each).
+  cudabench=(bin/gpu/bench.test -test.v -test.run '^$' -test.benchtime 1x)
+  variants=(env VZLOCAL_BENCH_ATTN=flash VZLOCAL_BENCH_KEEP=-1 VZLOCAL_BENCH_FOLD=0,1 VZLOCAL_BENCH_FLASH_PF=0,1)
+  one=(env VZLOCAL_BENCH_ATTN=flash VZLOCAL_BENCH_KEEP=-1)  # the defaults: fold=1, pf=0
+  step bench7b 120 "${variants[@]}" "${cudabench[@]}" -test.bench 'CUDABackward/qwen2.5-7b/(seq=4096|group)'
   step peft7b 75 env PYTHONUNBUFFERED=1 python3 bench/peft_bench.py --sizes qwen2.5-7b --workloads seq=4096 --checkpointing off
-  step profile7b 40 env VZLOCAL_CUDA_PROFILE=2 VZLOCAL_BENCH_SIZES=qwen2.5-7b VZLOCAL_BENCH_ATTN=flash VZLOCAL_BENCH_KEEP=-1 \
-    bin/gpu/bench.test -test.run '^$' -test.benchtime 1x -test.bench 'CUDABackward/qwen2.5-7b/seq=4096'
+  step profile7b 40 "${one[@]}" VZLOCAL_CUDA_PROFILE=2 "${cudabench[@]}" -test.bench 'CUDABackward/qwen2.5-7b/seq=4096'
   # The same 7B row as bench7b's fold=1,pf=0 on cuBLAS's default workspace pool (engine.cu blas_workspace)
-  step bench7b-ws0 25 env VZLOCAL_CUDA_BLAS_WS_MIB=0 VZLOCAL_BENCH_SIZES=qwen2.5-7b VZLOCAL_BENCH_ATTN=flash VZLOCAL_BENCH_KEEP=-1 \
-    bin/gpu/bench.test -test.run '^$' -test.benchtime 1x -test.bench 'CUDABackward/qwen2.5-7b/seq=4096'
+  step bench7b-ws0 25 "${one[@]}" VZLOCAL_CUDA_BLAS_WS_MIB=0 "${cudabench[@]}" -test.bench 'CUDABackward/qwen2.5-7b/seq=4096'
   step memcheck 90 env GODEBUG=asyncpreemptoff=1 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 \
     bin/gpu/cuda.test -test.short -test.run 'TestParity$|TestFoldedLoRA|TestPassProtocol'
   [ -f "$out/memcheck.log" ] && grep -E 'ERROR SUMMARY|LEAK SUMMARY' "$out/memcheck.log" | tee -a "$summary"
-  step bench3b 60 env VZLOCAL_BENCH_SIZES=qwen2.5-3b "${bench7[@]:2}" -test.bench 'CUDABackward/qwen2.5-3b/seq=4096'
+  step bench3b 60 "${variants[@]}" "${cudabench[@]}" -test.bench 'CUDABackward/qwen2.5-3b/seq=4096'
   step peft3b 50 env PYTHONUNBUFFERED=1 python3 bench/peft_bench.py --sizes qwen2.5-3b --workloads seq=4096 --checkpointing off
-  step benchq 90 bin/gpu/bench.test -test.v -test.run '^$' -test.bench CUDAQuantized7B -test.benchtime 1x
+  step benchq 90 "${cudabench[@]}" -test.bench CUDAQuantized7B
   step train 120 "$0" train
   {
     echo "--- timings (bench*.log, peft*.log; the 7B profile in profile.txt)"

@@ -12,9 +12,8 @@ const minParallelVocab = 4096
 
 // rowSampler works through the logits rows of one llama_decode (one per completion being sampled,
 // or one per token being scored) on several cores. A row's softmax over a 152k vocabulary takes
-// about 0.3 ms (BenchmarkSampleToken): row after row, the 8 completions of a GRPO group cost
-// about 2 ms of host time per decode step, and a 64-row scoring batch about 18 ms, while the GPU
-// waits. Each goroutine has its own distribution buffer; rows never share state, and each
+// 0.2-0.3 ms: row after row, the 8 completions of a GRPO group cost 1.4-2 ms of host time per
+// decode step, and a 64-row scoring batch 13-18 ms (BenchmarkSampleRows), while the GPU waits. Each goroutine has its own distribution buffer; rows never share state, and each
 // completion keeps its own random stream, so the results are those of the serial order.
 type rowSampler struct {
 	workers int // 0 = GOMAXPROCS
